@@ -1,0 +1,250 @@
+/**
+ * One connection: it owns its socket, checks every inbound frame (type, size, rate) before parsing
+ * it once, and sends with a byte budget.
+ *
+ * Ownership: the client is the only reader of its socket and the only caller of `socket.send`
+ * (through `trySend`, which the hub's flush calls). The hub owns membership and names; the client
+ * only reports frames and its own end to its {@linkcode ClientHandler}.
+ *
+ * The send budget is the socket's `bufferedAmount` (bytes handed to the runtime and not yet
+ * written to the kernel) plus the frame about to be sent. There is no second queue in JS: frames go
+ * straight to the socket, so the runtime's buffer is the queue and the budget bounds it.
+ */
+import {
+  CloseCode,
+  type Command,
+  type ErrorCode,
+  errorLine,
+  type Hello,
+  parseCommand,
+  parseHello,
+  type ParseLimits,
+} from "./protocol.ts";
+import { FloodWindow, type Rate, TokenBucket } from "./rate_limit.ts";
+
+/** What the client needs of a WebSocket; a fake in unit tests. */
+export interface SocketLike {
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+/** Receives what a client hears; the hub implements it. */
+export interface ClientHandler {
+  /** A well-formed hello arrived (once per connection). */
+  hello(client: Client, hello: Hello): void;
+  /** A well-formed command arrived after the hello, within the rate limits. */
+  command(client: Client, command: Command): void;
+  /** The client refused a frame with an error (counted, not fatal). */
+  rejected(client: Client, code: ErrorCode): void;
+  /** The client is gone, for whatever reason; called once. */
+  closed(client: Client, reason: DisconnectReason): void;
+}
+
+/** Why a client left, named for logs and metrics. */
+export type DisconnectReason =
+  | "client"
+  | "idle"
+  | "bad_handshake"
+  | "binary_frame"
+  | "frame_too_large"
+  | "slow_consumer"
+  | "name_taken"
+  | "replaced"
+  | "rate_limited"
+  | "unauthorized"
+  | "shutdown";
+
+/** How many refusals within a minute mark a client as flooding. */
+export const FLOOD_REJECTIONS = 100;
+export const FLOOD_WINDOW_MS = 60_000;
+/** Control commands (join, leave, rooms, history, typing) may come this many times faster than messages. */
+export const CONTROL_RATE_FACTOR = 5;
+
+/** Options for {@linkcode Client}. */
+export interface ClientOptions extends ParseLimits {
+  /** Bytes the socket may hold unsent before the client counts as slow. */
+  sendQueueBytes: number;
+  /** Largest inbound frame in UTF-8 bytes. */
+  maxFrameBytes: number;
+  /** Message rate (say, dm); null turns every rate limit off. */
+  rate: Rate | null;
+  /** Time allowed for the hello, in ms. */
+  handshakeTimeoutMs: number;
+  /** The peer's address, for logs and per-address limits. */
+  address: string;
+  /** @default Date.now */
+  now?: () => number;
+}
+
+/** One WebSocket connection and its per-connection state. */
+export class Client {
+  readonly socket: SocketLike;
+  readonly address: string;
+  /** The registered name; null until the hub accepts the hello. Set only by the hub. */
+  name: string | null = null;
+  /** The name's collision key (see `nameKey`). Set only by the hub. */
+  key = "";
+  /** Rooms this client is in. Owned by the hub: only the hub adds and removes. */
+  readonly rooms = new Set<string>();
+  /** Rooms with a join in progress (waiting for the store). Owned by the hub. */
+  readonly joining = new Set<string>();
+  /** Last typing relay per room, in ms. Owned by the hub. */
+  readonly lastTyping = new Map<string, number>();
+
+  #handler: ClientHandler;
+  #options: ClientOptions;
+  #messages: TokenBucket | null;
+  #control: TokenBucket | null;
+  #flood: FloodWindow;
+  #handshakeTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  #greeted = false;
+
+  constructor(socket: SocketLike, handler: ClientHandler, options: ClientOptions) {
+    this.socket = socket;
+    this.address = options.address;
+    this.#handler = handler;
+    this.#options = options;
+    const now = options.now ?? Date.now;
+    const rate = options.rate;
+    this.#messages = rate ? new TokenBucket(rate, now) : null;
+    this.#control = rate
+      ? new TokenBucket(
+        {
+          perSecond: rate.perSecond * CONTROL_RATE_FACTOR,
+          burst: rate.burst * CONTROL_RATE_FACTOR,
+        },
+        now,
+      )
+      : null;
+    this.#flood = new FloodWindow(FLOOD_REJECTIONS, FLOOD_WINDOW_MS, now);
+    this.#handshakeTimer = setTimeout(() => {
+      this.#handshakeTimer = undefined;
+      this.close(CloseCode.badHandshake, "no hello in time", "bad_handshake");
+    }, options.handshakeTimeoutMs);
+  }
+
+  /** True once the client is closed or closing; it then receives nothing more. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Sends a frame if it fits the byte budget; false when it does not, and the caller then evicts
+   * the client as a slow consumer. Sending to a closed client is a no-op that reports success.
+   */
+  trySend(frame: string, bytes: number): boolean {
+    if (this.#closed) return true;
+    if (this.socket.bufferedAmount + bytes > this.#options.sendQueueBytes) return false;
+    this.socket.send(frame);
+    return true;
+  }
+
+  /** Handles one inbound frame from the socket. */
+  receive(data: unknown): void {
+    if (this.#closed) return;
+    if (typeof data !== "string") {
+      this.close(CloseCode.binaryFrame, "binary frames are not accepted", "binary_frame");
+      return;
+    }
+    if (frameTooLarge(data, this.#options.maxFrameBytes)) {
+      this.close(
+        CloseCode.frameTooLarge,
+        `frame over ${this.#options.maxFrameBytes} bytes`,
+        "frame_too_large",
+      );
+      return;
+    }
+    if (!this.#greeted) {
+      const hello = parseHello(data);
+      if (!hello.ok) {
+        this.close(CloseCode.badHandshake, hello.message.slice(0, 120), "bad_handshake");
+        return;
+      }
+      this.#greeted = true;
+      clearTimeout(this.#handshakeTimer);
+      this.#handshakeTimer = undefined;
+      this.#handler.hello(this, hello.value);
+      return;
+    }
+    const parsed = parseCommand(data, this.#options);
+    if (!parsed.ok) {
+      this.refuse(parsed.code, parsed.message, parsed.cid);
+      return;
+    }
+    const command = parsed.value;
+    const isMessage = command.type === "say" || command.type === "dm";
+    const bucket = isMessage ? this.#messages : this.#control;
+    if (bucket !== null && !bucket.take()) {
+      const cid = isMessage ? command.cid : undefined;
+      this.refuse("rate_limited", `Cannot ${command.type}: over the rate limit, slow down`, cid);
+      if (!this.#closed && this.#flood.record()) {
+        this.close(CloseCode.flooding, "kept flooding", "rate_limited");
+      }
+      return;
+    }
+    this.#handler.command(this, command);
+  }
+
+  /** Sends an error reply and reports it; the connection stays open. */
+  refuse(code: ErrorCode, message: string, cid?: string): void {
+    this.#handler.rejected(this, code);
+    const line = errorLine(code, message, cid);
+    if (!this.trySend(line, utf8Length(line))) {
+      this.close(CloseCode.slowConsumer, "slow consumer", "slow_consumer");
+    }
+  }
+
+  /**
+   * Closes the socket with a code and tells the handler once. Safe to call twice. The handler
+   * hears at once, not at the socket's close event, because a closing socket can stay in CLOSING
+   * for a long time and must not hold membership or a name meanwhile.
+   */
+  close(code: number, reason: string, why: DisconnectReason): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = undefined;
+    try {
+      this.socket.close(code, reason);
+    } catch {
+      // The socket may already be closed by the peer; the outcome is the same.
+    }
+    this.#handler.closed(this, why);
+  }
+
+  /** The socket closed from the other side (or idled out); tells the handler once. */
+  socketClosed(why: DisconnectReason): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = undefined;
+    this.#handler.closed(this, why);
+  }
+}
+
+/** True when `text` is longer than `maxBytes` in UTF-8, counting only when length alone cannot tell. */
+export function frameTooLarge(text: string, maxBytes: number): boolean {
+  // UTF-8 needs at least one byte and at most three per UTF-16 code unit.
+  if (text.length > maxBytes) return true;
+  if (text.length * 3 <= maxBytes) return false;
+  return utf8Length(text) > maxBytes;
+}
+
+/** Bytes `text` takes in UTF-8, without encoding it. */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) bytes += 1;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      // A surrogate pair is 2 code units and 4 bytes: add 2 across the pair.
+      bytes += 1;
+    } else if (c >= 0xdc00 && c <= 0xdfff) bytes += 1;
+    else bytes += 2;
+  }
+  return bytes;
+}

@@ -1,0 +1,325 @@
+/**
+ * Command-line flags: one table holds each flag's name, default and help line, so `--help` always
+ * shows the defaults the server really uses. Parsing is pure (args and environment in, a Config or
+ * an error out) so every rule is tested without starting a process.
+ */
+import { parseArgs } from "node:util";
+import { parseRate, type Rate } from "./rate_limit.ts";
+import type { RetentionPolicy } from "./store.ts";
+import denoJson from "./deno.json" with { type: "json" };
+
+/** The server's version, from deno.json, so `deno compile` embeds it. */
+export const VERSION: string = denoJson.version;
+
+/** Default limits, named by meaning and unit; `--help` prints them. */
+export const DEFAULTS = {
+  host: "127.0.0.1",
+  port: 8000,
+  rateLimit: "10/s,20",
+  /** Bytes a client may have waiting (socket buffer plus queue) before it is dropped as slow. */
+  sendQueueBytes: 1024 * 1024,
+  /** Largest inbound frame, in bytes (UTF-8). */
+  maxFrameBytes: 16 * 1024,
+  /** Longest message text, in characters. */
+  maxTextChars: 4000,
+  maxRoomsPerClient: 32,
+  maxConnections: 10_000,
+  /** Seconds without a pong before a peer is dropped; proxies must wait longer than this. */
+  idleTimeoutSeconds: 30,
+  /** Seconds a new connection has to send its hello. */
+  handshakeTimeoutSeconds: 10,
+  data: "chat.db",
+  synchronous: "full",
+} as const;
+
+/** Everything the server needs to know from its flags. */
+export interface Config {
+  host: string;
+  port: number;
+  /** null when rate limiting is off. */
+  rateLimit: Rate | null;
+  sendQueueBytes: number;
+  maxFrameBytes: number;
+  maxTextChars: number;
+  maxRoomsPerClient: number;
+  /** Extra origins allowed to open /ws; "*" allows every origin. */
+  allowOrigins: string[];
+  maxConnections: number;
+  idleTimeoutSeconds: number;
+  handshakeTimeoutMs: number;
+  /** SQLite file for history, or ":memory:" to keep nothing. */
+  data: string;
+  synchronous: "full" | "normal";
+  retention: RetentionPolicy;
+}
+
+/** What the command line asked for. */
+export type ParsedArgs =
+  | { kind: "run"; config: Config }
+  | { kind: "help"; text: string }
+  | { kind: "version"; text: string }
+  | { kind: "error"; message: string };
+
+interface Flag {
+  name: string;
+  value: string;
+  help: string;
+  multiple?: boolean;
+}
+
+const FLAGS: Flag[] = [
+  {
+    name: "host",
+    value: "HOST",
+    help: `address to listen on (default ${DEFAULTS.host}; 0.0.0.0 for a LAN)`,
+  },
+  {
+    name: "port",
+    value: "PORT",
+    help: `port to listen on, 0 for any free port (default ${DEFAULTS.port})`,
+  },
+  {
+    name: "data",
+    value: "PATH",
+    help: `SQLite file holding history (default ${DEFAULTS.data} in the working directory; ` +
+      `":memory:" keeps nothing). Back it up while running with: sqlite3 chat.db "VACUUM INTO 'backup.db'"`,
+  },
+  {
+    name: "synchronous",
+    value: "full|normal",
+    help: `SQLite durability (default ${DEFAULTS.synchronous}): full survives power loss, ` +
+      "normal survives process crashes only and commits faster",
+  },
+  {
+    name: "retain",
+    value: "N|AGE|N,AGE",
+    help:
+      "history to keep per room: a message count, an age (30d, 12h, 90m), or both (default: everything)",
+  },
+  {
+    name: "rate-limit",
+    value: "R/s,B|off",
+    help:
+      `messages per second and burst per client (default ${DEFAULTS.rateLimit}); off for benchmarks`,
+  },
+  {
+    name: "send-queue-bytes",
+    value: "BYTES",
+    help:
+      `bytes waiting for a client before it is dropped as a slow consumer (default ${DEFAULTS.sendQueueBytes})`,
+  },
+  {
+    name: "max-frame-bytes",
+    value: "BYTES",
+    help: `largest inbound frame (default ${DEFAULTS.maxFrameBytes})`,
+  },
+  {
+    name: "max-text-chars",
+    value: "N",
+    help: `longest message text (default ${DEFAULTS.maxTextChars})`,
+  },
+  {
+    name: "max-rooms",
+    value: "N",
+    help: `rooms one client may be in (default ${DEFAULTS.maxRoomsPerClient})`,
+  },
+  {
+    name: "allow-origin",
+    value: "URL,...",
+    help: "extra browser origins allowed to connect, or * for any (default: same host only)",
+    multiple: true,
+  },
+  {
+    name: "max-connections",
+    value: "N",
+    help: `open connections at most (default ${DEFAULTS.maxConnections})`,
+  },
+  {
+    name: "idle-timeout",
+    value: "SECONDS",
+    help: `drop a peer that answers no ping for this long (default ${DEFAULTS.idleTimeoutSeconds})`,
+  },
+  {
+    name: "handshake-timeout",
+    value: "SECONDS",
+    help: `time a new connection has to say hello (default ${DEFAULTS.handshakeTimeoutSeconds})`,
+  },
+];
+
+/** The text `--help` prints. */
+export function helpText(): string {
+  const rows = FLAGS.map((f) => `  --${f.name} ${f.value}\n      ${f.help}`);
+  return [
+    `chat ${VERSION}: a self-hosted group chat server in one executable.`,
+    "",
+    "Usage: chat [flags]   then open the printed address in a browser.",
+    "",
+    "Flags:",
+    ...rows,
+    "  --help       print this help",
+    "  --version    print the version",
+    "",
+  ].join("\n");
+}
+
+function positiveInt(
+  text: string | undefined,
+  flag: string,
+  fallback: number,
+  min = 1,
+): number | string {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || Number(text) < min || !Number.isSafeInteger(Number(text))) {
+    return `Cannot read --${flag}: expected a whole number ≥ ${min}, got "${text}"`;
+  }
+  return Number(text);
+}
+
+function seconds(text: string | undefined, flag: string, fallback: number): number | string {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0)) {
+    return `Cannot read --${flag}: expected seconds > 0, got "${text}"`;
+  }
+  return n;
+}
+
+const AGE_UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses `--retain`: "5000", "30d", "5000,30d" (either order). */
+export function parseRetention(text: string): RetentionPolicy | null {
+  const policy: RetentionPolicy = {};
+  for (const part of text.split(",")) {
+    const count = /^(\d+)$/.exec(part);
+    const age = /^(\d+)([smhd])$/.exec(part);
+    if (count && policy.maxMessagesPerRoom === undefined && Number(count[1]) >= 1) {
+      policy.maxMessagesPerRoom = Number(count[1]);
+    } else if (age && policy.maxAgeMs === undefined && Number(age[1]) >= 1) {
+      policy.maxAgeMs = Number(age[1]) * AGE_UNITS_MS[age[2]];
+    } else return null;
+  }
+  return policy;
+}
+
+/** Parses the command line; never throws and never exits. */
+export function parseConfig(args: string[]): ParsedArgs {
+  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
+    help: { type: "boolean" },
+    version: { type: "boolean" },
+  };
+  for (const f of FLAGS) {
+    options[f.name] = f.multiple ? { type: "string", multiple: true } : { type: "string" };
+  }
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  try {
+    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (e) {
+    return { kind: "error", message: `Cannot start: ${(e as Error).message}. See --help.` };
+  }
+  if (values.help) return { kind: "help", text: helpText() };
+  if (values.version) return { kind: "version", text: VERSION };
+  const str = (name: string): string | undefined => {
+    const v = values[name];
+    return typeof v === "string" ? v : undefined;
+  };
+
+  const port = positiveInt(str("port"), "port", DEFAULTS.port, 0);
+  const sendQueueBytes = positiveInt(
+    str("send-queue-bytes"),
+    "send-queue-bytes",
+    DEFAULTS.sendQueueBytes,
+  );
+  const maxFrameBytes = positiveInt(
+    str("max-frame-bytes"),
+    "max-frame-bytes",
+    DEFAULTS.maxFrameBytes,
+    64,
+  );
+  const maxTextChars = positiveInt(str("max-text-chars"), "max-text-chars", DEFAULTS.maxTextChars);
+  const maxRooms = positiveInt(str("max-rooms"), "max-rooms", DEFAULTS.maxRoomsPerClient);
+  const maxConnections = positiveInt(
+    str("max-connections"),
+    "max-connections",
+    DEFAULTS.maxConnections,
+  );
+  const idle = seconds(str("idle-timeout"), "idle-timeout", DEFAULTS.idleTimeoutSeconds);
+  const handshake = seconds(
+    str("handshake-timeout"),
+    "handshake-timeout",
+    DEFAULTS.handshakeTimeoutSeconds,
+  );
+  for (
+    const v of [
+      port,
+      sendQueueBytes,
+      maxFrameBytes,
+      maxTextChars,
+      maxRooms,
+      maxConnections,
+      idle,
+      handshake,
+    ]
+  ) {
+    if (typeof v === "string") return { kind: "error", message: v };
+  }
+  if ((port as number) > 65535) {
+    return { kind: "error", message: "Cannot read --port: must be 0-65535" };
+  }
+
+  const rateText = str("rate-limit") ?? DEFAULTS.rateLimit;
+  const rate = parseRate(rateText);
+  if (rate === null) {
+    return {
+      kind: "error",
+      message: `Cannot read --rate-limit: expected like 10/s,20 or off, got "${rateText}"`,
+    };
+  }
+  const synchronous = str("synchronous") ?? DEFAULTS.synchronous;
+  if (synchronous !== "full" && synchronous !== "normal") {
+    return {
+      kind: "error",
+      message: `Cannot read --synchronous: expected full or normal, got "${synchronous}"`,
+    };
+  }
+  const retainText = str("retain");
+  const retention = retainText === undefined ? {} : parseRetention(retainText);
+  if (retention === null) {
+    return {
+      kind: "error",
+      message: `Cannot read --retain: expected like 5000, 30d or 5000,30d, got "${retainText}"`,
+    };
+  }
+  const allowOrigins: string[] = [];
+  const origins = values["allow-origin"];
+  for (const entry of Array.isArray(origins) ? origins.filter((o) => typeof o === "string") : []) {
+    for (const o of entry.split(",").map((s) => s.trim()).filter(Boolean)) {
+      if (o !== "*" && !/^https?:\/\/[^/\s]+$/.test(o)) {
+        return {
+          kind: "error",
+          message: `Cannot read --allow-origin: expected like https://chat.example.com, got "${o}"`,
+        };
+      }
+      allowOrigins.push(o === "*" ? o : o.toLowerCase());
+    }
+  }
+
+  return {
+    kind: "run",
+    config: {
+      host: str("host") ?? DEFAULTS.host,
+      port: port as number,
+      rateLimit: rate === "off" ? null : rate,
+      sendQueueBytes: sendQueueBytes as number,
+      maxFrameBytes: maxFrameBytes as number,
+      maxTextChars: maxTextChars as number,
+      maxRoomsPerClient: maxRooms as number,
+      allowOrigins,
+      maxConnections: maxConnections as number,
+      idleTimeoutSeconds: idle as number,
+      handshakeTimeoutMs: (handshake as number) * 1000,
+      data: str("data") ?? DEFAULTS.data,
+      synchronous,
+      retention,
+    },
+  };
+}

@@ -1,0 +1,780 @@
+/**
+ * The hub keeps the connected clients, their names, the rooms and their members, and fans messages
+ * out. It is the one owner of membership and names.
+ *
+ * Fan-out, by design:
+ * 1. `say` only queues the message in `#pending` and schedules one flush on the next macrotask.
+ * 2. The flush hands every pending message to the store in ONE `append` (one transaction: group
+ *    commit). The store assigns seqs. Nothing is echoed before the commit, so an echo is an
+ *    acknowledgement that the message is durable.
+ * 3. Each stored message is serialised once and queued on its room's outbox along with any join,
+ *    leave and typing events; then each dirty room joins its outbox into ONE frame (lines separated
+ *    by "\n") and sends that same string to every member. Under light load a frame carries one
+ *    message and leaves at once; under load, messages pile up while a flush runs and the next frame
+ *    carries them all, sharing the per-send cost.
+ * 4. A member whose send budget would overflow is evicted (4008) during the flush; the others are
+ *    not slowed. Slow-consumer checks happen only here, at send time.
+ *
+ * Joins see exactly one copy of every message: `joined` carries history up to the room's committed
+ * seq at the instant the client becomes a member, and every later commit reaches it live.
+ * When the store answers asynchronously, commits are serialised (one in flight) and messages that
+ * arrive meanwhile form the next batch.
+ */
+import { Client, type ClientHandler, type DisconnectReason, utf8Length } from "./client.ts";
+import {
+  type ChatMessage,
+  CloseCode,
+  type Command,
+  DEFAULT_HISTORY_LIMIT,
+  type ErrorCode,
+  errorLine,
+  type Hello,
+  messageLine,
+  nameKey,
+} from "./protocol.ts";
+import type { NewMessage, ReadRange, Store } from "./store.ts";
+
+/** How long a disconnected name stays reserved for its token holder, in ms. */
+export const NAME_RESERVATION_MS = 60_000;
+/** How long an accepted cid blocks a resend with the same cid, in ms. */
+export const RESEND_WINDOW_MS = 10 * 60_000;
+/** Most cids remembered at once; the oldest are forgotten first. Bounds memory under any load. */
+export const RESEND_GUARD_ENTRIES = 200_000;
+/** Most messages one `joined` reply carries when the client asks with `since`. */
+export const MAX_JOIN_SINCE_MESSAGES = 1000;
+/** Committed messages kept in memory per active room, so joins and resumes rarely read the store. */
+export const ROOM_CACHE_MESSAGES = 1000;
+/** At most one typing event per client per room in this many ms is relayed. */
+export const TYPING_INTERVAL_MS = 2000;
+/** How often the hub sweeps expired reservations and cids and applies retention, in ms. */
+export const SWEEP_INTERVAL_MS = 10_000;
+
+/** Counters the hub keeps; metrics read them at scrape time. Plain numbers: the hot path only adds. */
+export interface HubStats {
+  messagesReceived: number;
+  /** Messages delivered to clients, counting each recipient (a frame of k messages to n members adds k·n). */
+  messagesDelivered: number;
+  framesSent: number;
+  disconnects: Map<DisconnectReason, number>;
+  rejected: Map<ErrorCode, number>;
+}
+
+/** Observers for timings; each is optional. */
+export interface HubObservers {
+  /** One flush (commit excluded) took this long, in seconds. */
+  flushSeconds?(seconds: number): void;
+  /** One store commit took this long, in seconds. */
+  commitSeconds?(seconds: number): void;
+  /** A named event for the log; never carries message text. */
+  event?(
+    level: "info" | "warn" | "error",
+    event: string,
+    fields: Record<string, string | number>,
+  ): void;
+}
+
+/** Options for {@linkcode Hub}. */
+export interface HubOptions {
+  store: Store;
+  maxRoomsPerClient: number;
+  /** Extra limits reported in the welcome. */
+  welcomeLimits: Record<string, unknown>;
+  version: string;
+  /** @default Date.now */
+  now?: () => number;
+  /** Runs `fn` on the next macrotask. @default setTimeout(fn, 0) */
+  schedule?: (fn: () => void) => void;
+  /** Makes a resume token. @default 256 random bits, base64url */
+  makeToken?: () => string;
+  observers?: HubObservers;
+}
+
+interface Session {
+  name: string;
+  token: string;
+  client: Client | null;
+  /** When a disconnected session frees its name, in ms. */
+  releaseAt: number;
+}
+
+interface Pending {
+  message: NewMessage;
+  sender: Client;
+  guardKey: string | undefined;
+}
+
+interface OutboxLine {
+  line: string;
+  /** A member who must not receive this line (the joiner of its own join, the typist). */
+  except?: Client;
+}
+
+/** One room with members: who is in it, what was said recently, what is waiting to be sent. */
+class Room {
+  readonly name: string;
+  readonly members = new Set<Client>();
+  /** Highest committed seq known. */
+  latest = 0;
+  /** Recent committed messages and their serialised lines, oldest first, contiguous by seq. */
+  cache: ChatMessage[] = [];
+  cacheLines: string[] = [];
+  outbox: OutboxLine[] = [];
+  /** Joins waiting on the store; the room is kept while any are. */
+  joinsInFlight = 0;
+
+  constructor(name: string) {
+    this.name = name;
+  }
+
+  remember(m: ChatMessage, line: string): void {
+    // A gap (another instance's messages we missed) restarts the cache so it stays contiguous.
+    if (this.cache.length > 0 && m.seq !== this.cache[this.cache.length - 1].seq + 1) {
+      this.cache = [];
+      this.cacheLines = [];
+    }
+    this.cache.push(m);
+    this.cacheLines.push(line);
+    if (this.cache.length > ROOM_CACHE_MESSAGES * 2) {
+      this.cache = this.cache.slice(-ROOM_CACHE_MESSAGES);
+      this.cacheLines = this.cacheLines.slice(-ROOM_CACHE_MESSAGES);
+    }
+    if (m.seq > this.latest) this.latest = m.seq;
+  }
+
+  /**
+   * Lines of cached messages with seq in (after, before): the newest `limit` of them when `newest`,
+   * else the oldest `limit`. Null when the cache does not hold the whole answer.
+   */
+  cached(after: number, before: number, limit: number, newest: boolean): string[] | null {
+    const highest = Math.min(before - 1, this.latest);
+    if (highest <= after) return [];
+    const n = this.cache.length;
+    if (n === 0 || this.cache[n - 1].seq < highest) return null;
+    const first = this.cache[0].seq;
+    const lowest = newest ? Math.max(after + 1, highest - limit + 1) : after + 1;
+    if (lowest < first) return null;
+    const lo = lowest - first;
+    return this.cacheLines.slice(lo, Math.min(highest - first + 1, lo + limit));
+  }
+}
+
+/** Maintains the set of clients, their names and rooms, and broadcasts messages to room members. */
+export class Hub implements ClientHandler {
+  readonly stats: HubStats = {
+    messagesReceived: 0,
+    messagesDelivered: 0,
+    framesSent: 0,
+    disconnects: new Map(),
+    rejected: new Map(),
+  };
+
+  #store: Store;
+  #options: HubOptions;
+  #now: () => number;
+  #schedule: (fn: () => void) => void;
+  #makeToken: () => string;
+  #observers: HubObservers;
+  #clients = new Set<Client>();
+  #sessions = new Map<string, Session>();
+  #rooms = new Map<string, Room>();
+  #pending: Pending[] = [];
+  #dirty = new Set<Room>();
+  /** Accepted cids: guard key → stored message, in acceptance order. */
+  #resendGuard = new Map<string, ChatMessage>();
+  /** Guard keys of messages in the batch being committed or waiting for it. */
+  #pendingGuards = new Set<string>();
+  #flushScheduled = false;
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Set when shutdown begins: new messages are refused so the last commit can finish. */
+  #draining = false;
+  #committing: Promise<void> | null = null;
+  #sweepTimer: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
+  readonly #flushBound = () => this.#flush();
+
+  constructor(options: HubOptions) {
+    this.#store = options.store;
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#schedule = options.schedule ?? ((fn) => {
+      this.#flushTimer = setTimeout(fn, 0);
+    });
+    this.#makeToken = options.makeToken ?? randomToken;
+    this.#observers = options.observers ?? {};
+  }
+
+  /** Loads the resend guard from the store and starts the background sweep. */
+  async start(): Promise<void> {
+    for (const m of await this.#store.recentWithCid(this.#now() - RESEND_WINDOW_MS)) {
+      this.#resendGuard.set(guardKey(m.room, nameKey(m.from), m.cid!), m);
+    }
+    this.#sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+  }
+
+  /** Every open connection, greeted or not. */
+  get connections(): number {
+    return this.#clients.size;
+  }
+
+  /** Rooms with members now. */
+  get roomCount(): number {
+    return this.#rooms.size;
+  }
+
+  /** The fullest send budget among clients now, in bytes; read at scrape time, off the hot path. */
+  sendQueueBytesMax(): number {
+    let max = 0;
+    for (const c of this.#clients) max = Math.max(max, c.socket.bufferedAmount);
+    return max;
+  }
+
+  /** Members of a room by name, for tests and `joined`. */
+  members(room: string): string[] {
+    return [...(this.#rooms.get(room)?.members ?? [])].map((c) => c.name!);
+  }
+
+  /** True while the hub accepts connections. */
+  get accepting(): boolean {
+    return !this.#draining;
+  }
+
+  /** Registers a new connection, before its hello. */
+  add(client: Client): void {
+    this.#clients.add(client);
+  }
+
+  // ---- ClientHandler ----
+
+  hello(client: Client, hello: Hello): void {
+    if (this.#draining) return client.close(CloseCode.shutdown, "server shutting down", "shutdown");
+    const key = nameKey(hello.name);
+    const now = this.#now();
+    const existing = this.#sessions.get(key);
+    const tokenOk = existing !== undefined && hello.resume !== undefined &&
+      timingSafeEqual(hello.resume, existing.token);
+    let session: Session;
+    if (existing !== undefined && (existing.client !== null || now < existing.releaseAt)) {
+      if (!tokenOk) {
+        client.close(CloseCode.nameTaken, "name taken", "name_taken");
+        return;
+      }
+      // The token holder takes the name over at once; the old socket may be half-open.
+      if (existing.client !== null) {
+        existing.client.close(CloseCode.replaced, "replaced", "replaced");
+      }
+      session = existing;
+      session.name = hello.name;
+    } else {
+      session = { name: hello.name, token: this.#makeToken(), client: null, releaseAt: 0 };
+      this.#sessions.set(key, session);
+    }
+    session.client = client;
+    client.name = hello.name;
+    client.key = key;
+    this.#send(
+      client,
+      JSON.stringify({
+        type: "welcome",
+        name: hello.name,
+        resume: session.token,
+        limits: this.#options.welcomeLimits,
+        version: this.#options.version,
+      }),
+    );
+    this.#observers.event?.("info", "hello", { name: hello.name, address: client.address });
+  }
+
+  command(client: Client, command: Command): void {
+    switch (command.type) {
+      case "say":
+        return this.#say(client, command.room, command.text, command.cid);
+      case "join":
+        return void this.#join(client, command.room, command.since);
+      case "leave":
+        return this.#leave(client, command.room);
+      case "rooms":
+        return this.#send(client, this.#roomsLine());
+      case "history":
+        return void this.#history(client, command);
+      case "dm":
+        return this.#dm(client, command.to, command.text, command.cid);
+      case "typing":
+        return this.#typing(client, command.room);
+    }
+  }
+
+  rejected(_client: Client, code: ErrorCode): void {
+    this.stats.rejected.set(code, (this.stats.rejected.get(code) ?? 0) + 1);
+  }
+
+  closed(client: Client, reason: DisconnectReason): void {
+    if (!this.#clients.delete(client)) return;
+    this.stats.disconnects.set(reason, (this.stats.disconnects.get(reason) ?? 0) + 1);
+    const ts = this.#now();
+    for (const name of client.rooms) {
+      const room = this.#rooms.get(name);
+      if (room === undefined) continue;
+      room.members.delete(client);
+      this.#emit(room, { line: presenceLine("leave", name, client.name!, ts) });
+      this.#dropIfEmpty(room);
+    }
+    client.rooms.clear();
+    if (client.name !== null) {
+      const session = this.#sessions.get(client.key);
+      // A replaced client's session already belongs to its successor.
+      if (session !== undefined && session.client === client) {
+        session.client = null;
+        session.releaseAt = ts + NAME_RESERVATION_MS;
+      }
+      this.#observers.event?.("info", "disconnect", {
+        name: client.name,
+        address: client.address,
+        reason,
+      });
+    }
+  }
+
+  // ---- commands ----
+
+  #say(client: Client, roomName: string, text: string, cid: string | undefined): void {
+    if (!client.rooms.has(roomName)) {
+      return this.#refuse(client, "not_in_room", "Cannot say: join the room first", cid);
+    }
+    if (this.#draining) {
+      return this.#refuse(client, "unavailable", "Cannot say: the server is shutting down", cid);
+    }
+    this.stats.messagesReceived++;
+    let key: string | undefined;
+    if (cid !== undefined) {
+      key = guardKey(roomName, client.key, cid);
+      const earlier = this.#resendGuard.get(key);
+      if (earlier !== undefined && earlier.ts >= this.#now() - RESEND_WINDOW_MS) {
+        // A resend of an accepted message: the sender alone gets the original back.
+        return this.#send(client, messageLine(earlier));
+      }
+      // Already in the batch being committed: its echo will answer this resend too.
+      if (this.#pendingGuards.has(key)) return;
+      this.#pendingGuards.add(key);
+    }
+    const message: NewMessage = { room: roomName, from: client.name!, text, ts: this.#now() };
+    if (cid !== undefined) message.cid = cid;
+    this.#pending.push({ message, sender: client, guardKey: key });
+    this.#scheduleFlush();
+  }
+
+  async #join(client: Client, roomName: string, since: number | undefined): Promise<void> {
+    const already = client.rooms.has(roomName);
+    if (!already && client.joining.has(roomName)) return; // the first join's reply answers both
+    if (!already && client.rooms.size + client.joining.size >= this.#options.maxRoomsPerClient) {
+      return this.#refuse(
+        client,
+        "too_many_rooms",
+        `Cannot join: at most ${this.#options.maxRoomsPerClient} rooms`,
+      );
+    }
+    let room = this.#rooms.get(roomName);
+    const fresh = room === undefined;
+    if (room === undefined) this.#rooms.set(roomName, room = new Room(roomName));
+    room.joinsInFlight++;
+    client.joining.add(roomName);
+    try {
+      if (fresh) room.latest = Math.max(room.latest, (await this.#store.bounds(roomName)).latest);
+      const range: ReadRange = since === undefined
+        ? { limit: DEFAULT_HISTORY_LIMIT, newest: true }
+        : { after: since, limit: MAX_JOIN_SINCE_MESSAGES + 1 };
+      const page = await this.#readLines(room, range);
+      if (client.closed) return;
+      let more = false;
+      if (page.lines.length > MAX_JOIN_SINCE_MESSAGES) {
+        page.lines.length = MAX_JOIN_SINCE_MESSAGES;
+        more = true;
+      }
+      // Everything committed up to room.latest is in the history (or, with more, reachable by
+      // paging); everything committed from now on reaches the client live.
+      if (!already) {
+        room.members.add(client);
+        client.rooms.add(roomName);
+      }
+      const truncated = since !== undefined && page.truncated;
+      this.#send(
+        client,
+        `{"type":"joined","room":${JSON.stringify(roomName)},"members":${
+          JSON.stringify(this.members(roomName))
+        },"history":[${page.lines.join(",")}],"seq":${room.latest}${more ? ',"more":true' : ""}${
+          truncated ? ',"truncated":true' : ""
+        }}`,
+      );
+      if (!already) {
+        this.#emit(room, {
+          line: presenceLine("join", roomName, client.name!, this.#now()),
+          except: client,
+        });
+        this.#observers.event?.("info", "join", { name: client.name!, room: roomName });
+      }
+    } catch (e) {
+      this.#storeFailed(e);
+      this.#refuse(client, "unavailable", "Cannot join: history is unavailable, try again");
+    } finally {
+      client.joining.delete(roomName);
+      room.joinsInFlight--;
+      this.#dropIfEmpty(room);
+    }
+  }
+
+  #leave(client: Client, roomName: string): void {
+    const room = this.#rooms.get(roomName);
+    if (room === undefined || !client.rooms.has(roomName)) {
+      return this.#refuse(client, "not_in_room", "Cannot leave: not in that room");
+    }
+    room.members.delete(client);
+    client.rooms.delete(roomName);
+    client.lastTyping.delete(roomName);
+    this.#send(client, `{"type":"left","room":${JSON.stringify(roomName)}}`);
+    this.#emit(room, { line: presenceLine("leave", roomName, client.name!, this.#now()) });
+    this.#dropIfEmpty(room);
+  }
+
+  async #history(
+    client: Client,
+    command: { room: string; before?: number; after?: number; limit: number },
+  ): Promise<void> {
+    const room = this.#rooms.get(command.room);
+    if (room === undefined || !client.rooms.has(command.room)) {
+      return this.#refuse(client, "not_in_room", "Cannot read history: join the room first");
+    }
+    const range: ReadRange = { limit: command.limit };
+    if (command.after !== undefined) range.after = command.after;
+    else if (command.before !== undefined) range.before = command.before;
+    else range.newest = true;
+    try {
+      const page = await this.#readLines(room, range);
+      if (client.closed) return;
+      this.#send(
+        client,
+        `{"type":"history","room":${JSON.stringify(command.room)},"messages":[${
+          page.lines.join(",")
+        }]${page.truncated ? ',"truncated":true' : ""}}`,
+      );
+    } catch (e) {
+      this.#storeFailed(e);
+      this.#refuse(
+        client,
+        "unavailable",
+        "Cannot read history: the store is unavailable, try again",
+      );
+    }
+  }
+
+  #dm(client: Client, to: string, text: string, cid: string | undefined): void {
+    const target = this.#sessions.get(nameKey(to))?.client;
+    if (target == null) {
+      return this.#refuse(client, "unknown_user", `Cannot dm: ${to} is not online`, cid);
+    }
+    this.stats.messagesReceived++;
+    const dm: Record<string, unknown> = {
+      type: "dm",
+      from: client.name,
+      to: target.name,
+      text,
+      ts: this.#now(),
+    };
+    if (cid !== undefined) dm.cid = cid;
+    const line = JSON.stringify(dm);
+    this.#send(target, line);
+    if (target !== client) this.#send(client, line);
+  }
+
+  #typing(client: Client, roomName: string): void {
+    const room = this.#rooms.get(roomName);
+    if (room === undefined || !client.rooms.has(roomName)) {
+      return this.#refuse(client, "not_in_room", "Cannot type: join the room first");
+    }
+    const now = this.#now();
+    const last = client.lastTyping.get(roomName);
+    if (last !== undefined && now - last < TYPING_INTERVAL_MS) return;
+    client.lastTyping.set(roomName, now);
+    this.#emit(room, {
+      line: `{"type":"typing","room":${JSON.stringify(roomName)},"user":${
+        JSON.stringify(client.name)
+      }}`,
+      except: client,
+    });
+  }
+
+  // ---- history reads ----
+
+  /** Reads a range as serialised lines, from the room cache when it covers the range, else the store. */
+  async #readLines(room: Room, range: ReadRange): Promise<{ lines: string[]; truncated: boolean }> {
+    const after = range.after ?? 0;
+    const before = range.before ?? Number.MAX_SAFE_INTEGER;
+    const newest = range.after === undefined;
+    const hit = room.cached(after, before, range.limit, newest);
+    if (hit !== null) {
+      // The cache is contiguous, so if it reaches the asked range nothing in between was pruned.
+      return { lines: hit, truncated: false };
+    }
+    const [stored, bounds] = await Promise.all([
+      this.#store.read(room.name, range),
+      this.#store.bounds(room.name),
+    ]);
+    const lines = stored.map(messageLine);
+    // Messages committed while the read was in flight are in the cache; append the ones it missed.
+    if (range.before === undefined) {
+      const last = stored.length > 0 ? stored[stored.length - 1].seq : after;
+      if (stored.length < range.limit) {
+        const tail = room.cached(last, before, range.limit - stored.length, false);
+        if (tail !== null) lines.push(...tail);
+      }
+    }
+    // Truncated: the range reaches below the oldest message the store still holds.
+    const truncated = newest
+      ? lines.length < range.limit && bounds.oldest > 1 && Math.min(before, bounds.latest + 1) > 1
+      : after + 1 < bounds.oldest;
+    return { lines, truncated };
+  }
+
+  // ---- fan-out ----
+
+  #emit(room: Room, entry: OutboxLine): void {
+    if (room.members.size === 0) return;
+    room.outbox.push(entry);
+    this.#dirty.add(room);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#closed) return;
+    this.#flushScheduled = true;
+    this.#schedule(this.#flushBound);
+  }
+
+  /** Commits pending messages as one batch, then sends each dirty room's outbox as one frame. */
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#committing !== null) return; // the running commit reschedules when it ends
+    const batch = this.#pending;
+    if (batch.length === 0) return this.#sendOutboxes();
+    this.#pending = [];
+    const started = performance.now();
+    let result;
+    try {
+      result = this.#store.append(batch.map((p) => p.message));
+    } catch (e) {
+      return this.#commitFailed(batch, e);
+    }
+    if (result instanceof Promise) {
+      this.#committing = result.then(
+        (stored) => {
+          this.#observers.commitSeconds?.((performance.now() - started) / 1000);
+          this.#delivered(batch, stored);
+        },
+        (e) => this.#commitFailed(batch, e),
+      ).finally(() => {
+        this.#committing = null;
+        if (this.#pending.length > 0 || this.#dirty.size > 0) this.#scheduleFlush();
+      });
+      return;
+    }
+    this.#observers.commitSeconds?.((performance.now() - started) / 1000);
+    this.#delivered(batch, result);
+  }
+
+  /** Queues committed messages on their rooms and sends. */
+  #delivered(batch: Pending[], stored: ChatMessage[]): void {
+    for (let i = 0; i < batch.length; i++) {
+      const m = stored[i];
+      const { sender, guardKey: key } = batch[i];
+      const line = messageLine(m);
+      if (key !== undefined) {
+        this.#pendingGuards.delete(key);
+        this.#resendGuard.set(key, m);
+      }
+      const room = this.#rooms.get(m.room);
+      if (room !== undefined) {
+        room.remember(m, line);
+        if (room.members.size > 0) {
+          room.outbox.push({ line });
+          this.#dirty.add(room);
+        }
+      }
+      // A sender who left the room before the commit still gets its echo: it is the acknowledgement.
+      if (room === undefined || !room.members.has(sender)) this.#send(sender, line);
+    }
+    if (this.#resendGuard.size > RESEND_GUARD_ENTRIES) {
+      this.#trimGuard(this.#resendGuard.size - RESEND_GUARD_ENTRIES);
+    }
+    this.#sendOutboxes();
+  }
+
+  #commitFailed(batch: Pending[], error: unknown): void {
+    this.#storeFailed(error);
+    for (const p of batch) {
+      if (p.guardKey !== undefined) this.#pendingGuards.delete(p.guardKey);
+      this.#refuse(
+        p.sender,
+        "unavailable",
+        "Cannot say: the message could not be stored, send it again",
+        p.message.cid,
+      );
+    }
+    this.#sendOutboxes();
+  }
+
+  #sendOutboxes(): void {
+    if (this.#dirty.size === 0) return;
+    const started = performance.now();
+    const rooms = [...this.#dirty];
+    this.#dirty.clear();
+    for (const room of rooms) this.#sendOutbox(room);
+    this.#observers.flushSeconds?.((performance.now() - started) / 1000);
+  }
+
+  /** Sends a room's outbox as one frame to every member (members excluded from a line get a variant). */
+  #sendOutbox(room: Room): void {
+    const entries = room.outbox;
+    room.outbox = [];
+    if (entries.length === 0 || room.members.size === 0) return;
+    let excluded: Set<Client> | null = null;
+    const lines: string[] = new Array(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      lines[i] = entries[i].line;
+      const except = entries[i].except;
+      if (except !== undefined) (excluded ??= new Set()).add(except);
+    }
+    const frame = lines.join("\n");
+    const bytes = utf8Length(frame);
+    const count = entries.length;
+    let sent = 0;
+    // Iterating a Set while evicting from it is safe: deleted members are simply not visited.
+    for (const member of room.members) {
+      if (excluded !== null && excluded.has(member)) {
+        const own = entries.filter((e) => e.except !== member).map((e) => e.line);
+        if (own.length > 0) this.#send(member, own.join("\n"), own.length);
+        continue;
+      }
+      if (member.trySend(frame, bytes)) sent++;
+      else this.#evictSlow(member);
+    }
+    this.stats.framesSent += sent;
+    this.stats.messagesDelivered += sent * count;
+  }
+
+  /** Sends a line (or frame of `count` lines) to one client; evicts it if over budget. */
+  #send(client: Client, frame: string, count = 1): void {
+    if (client.trySend(frame, utf8Length(frame))) {
+      this.stats.framesSent++;
+      this.stats.messagesDelivered += count;
+    } else this.#evictSlow(client);
+  }
+
+  #evictSlow(client: Client): void {
+    this.#observers.event?.("warn", "slow_consumer", {
+      name: client.name ?? "",
+      address: client.address,
+    });
+    client.close(CloseCode.slowConsumer, "slow consumer", "slow_consumer");
+  }
+
+  #refuse(client: Client, code: ErrorCode, message: string, cid?: string): void {
+    this.rejected(client, code);
+    this.#send(client, errorLine(code, message, cid));
+  }
+
+  #roomsLine(): string {
+    const rooms = [...this.#rooms.values()]
+      .filter((r) => r.members.size > 0)
+      .map((r) => ({ room: r.name, members: r.members.size }))
+      .sort((a, b) => a.room < b.room ? -1 : 1);
+    return JSON.stringify({ type: "rooms", rooms });
+  }
+
+  #dropIfEmpty(room: Room): void {
+    if (
+      room.members.size === 0 && room.joinsInFlight === 0 && this.#rooms.get(room.name) === room
+    ) {
+      this.#rooms.delete(room.name);
+      this.#dirty.delete(room);
+    }
+  }
+
+  #storeFailed(error: unknown): void {
+    this.#observers.event?.("error", "store_failed", { error: String(error).slice(0, 200) });
+  }
+
+  #trimGuard(count: number): void {
+    for (const key of this.#resendGuard.keys()) {
+      if (count-- <= 0) break;
+      this.#resendGuard.delete(key);
+    }
+  }
+
+  /** Frees expired name reservations and resend-guard entries, and applies retention. */
+  sweep(): void {
+    const now = this.#now();
+    for (const [key, s] of this.#sessions) {
+      if (s.client === null && s.releaseAt <= now) this.#sessions.delete(key);
+    }
+    // The guard map is in acceptance order, so expired entries are at its front.
+    for (const [key, m] of this.#resendGuard) {
+      if (m.ts >= now - RESEND_WINDOW_MS) break;
+      this.#resendGuard.delete(key);
+    }
+    try {
+      const pruned = this.#store.prune(now);
+      if (pruned instanceof Promise) pruned.catch((e) => this.#storeFailed(e));
+    } catch (e) {
+      this.#storeFailed(e);
+    }
+  }
+
+  /**
+   * Finishes the current flush and commit, closes every socket with 1001, then closes the store.
+   * Safe to call twice.
+   */
+  async shutdown(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    // Commit what was accepted, so every echo the clients already saw is durable and the last
+    // batch is acknowledged before the sockets close.
+    while (this.#committing !== null || this.#pending.length > 0) {
+      if (this.#committing !== null) await this.#committing;
+      else this.#flush();
+    }
+    this.#sendOutboxes();
+    this.#closed = true;
+    clearTimeout(this.#flushTimer);
+    clearInterval(this.#sweepTimer);
+    for (const client of [...this.#clients]) {
+      client.close(CloseCode.shutdown, "server shutting down", "shutdown");
+    }
+    await this.#store.close();
+  }
+}
+
+function guardKey(room: string, fromKey: string, cid: string): string {
+  return `${room}\u0000${fromKey}\u0000${cid}`;
+}
+
+function presenceLine(type: "join" | "leave", room: string, user: string, ts: number): string {
+  return `{"type":"${type}","room":${JSON.stringify(room)},"user":${
+    JSON.stringify(user)
+  },"ts":${ts}}`;
+}
+
+/** 256 random bits, base64url. */
+export function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(
+    /=+$/,
+    "",
+  );
+}
+
+/** Compares two strings in time that depends only on their lengths, not on where they differ. */
+export function timingSafeEqual(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < x.length; i++) diff |= x[i] ^ (y[i % Math.max(1, y.length)] ?? 0);
+  return diff === 0;
+}

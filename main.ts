@@ -1,0 +1,82 @@
+/**
+ * Entry point: parses flags, wires the store, hub and HTTP handler, listens, and shuts down
+ * gracefully on SIGINT or SIGTERM (a second signal exits at once).
+ */
+import { assets } from "./assets.ts";
+import { type Config, parseConfig, VERSION } from "./config.ts";
+import { Hub } from "./hub.ts";
+import { createHandler } from "./server.ts";
+import { MemoryStore, type Store } from "./store.ts";
+import { MAX_HISTORY_LIMIT } from "./protocol.ts";
+
+/** Longest a graceful shutdown may take before the process exits anyway, in ms. */
+const SHUTDOWN_DEADLINE_MS = 5000;
+
+function openStore(config: Config): Store {
+  return new MemoryStore({ retention: config.retention });
+}
+
+/** The address to print: the first URL on the Listening line is one a browser can open. */
+function listeningLine(hostname: string, port: number, scheme: string): string {
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  const note = hostname === "0.0.0.0" || hostname === "::"
+    ? ` (all interfaces; open ${scheme}://localhost:${port}/)`
+    : "";
+  return `Listening on ${scheme}://${host}:${port}/${note}`;
+}
+
+async function main(): Promise<number> {
+  const parsed = parseConfig(Deno.args);
+  if (parsed.kind === "help" || parsed.kind === "version") {
+    console.log(parsed.text);
+    return 0;
+  }
+  if (parsed.kind === "error") {
+    console.error(parsed.message);
+    return 2;
+  }
+  const config = parsed.config;
+  const store = openStore(config);
+  const hub = new Hub({
+    store,
+    maxRoomsPerClient: config.maxRoomsPerClient,
+    version: VERSION,
+    welcomeLimits: {
+      maxTextChars: config.maxTextChars,
+      maxFrameBytes: config.maxFrameBytes,
+      maxRooms: config.maxRoomsPerClient,
+      historyLimit: MAX_HISTORY_LIMIT,
+      rate: config.rateLimit,
+    },
+  });
+  await hub.start();
+  const handler = createHandler({ hub, config, assets, version: VERSION });
+  const server = Deno.serve({
+    hostname: config.host,
+    port: config.port,
+    onListen: ({ hostname, port }) => console.log(listeningLine(hostname, port, "http")),
+  }, handler);
+
+  const { promise: stopped, resolve: stop } = Promise.withResolvers<void>();
+  let stopping = false;
+  const onSignal = () => {
+    if (stopping) Deno.exit(130); // a second signal: exit at once
+    stopping = true;
+    stop();
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+
+  await stopped;
+  const deadline = setTimeout(() => Deno.exit(0), SHUTDOWN_DEADLINE_MS);
+  // Stop accepting first, so no one joins while the hub closes everyone with 1001.
+  const closed = server.shutdown();
+  await hub.shutdown();
+  await closed;
+  clearTimeout(deadline);
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

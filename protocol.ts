@@ -1,0 +1,319 @@
+/**
+ * The wire format: every message a client may send, parsed once from untrusted text into a typed
+ * union, and the shapes the server sends back.
+ *
+ * Client → server: one JSON object per text frame. Server → client: one or more JSON objects per
+ * text frame, separated by "\n" (JSON.stringify never emits a raw newline, so splitting is safe).
+ * docs/protocol.md is the contract for other clients; tests/protocol_doc_test.ts holds it to this file.
+ */
+
+/** Longest user, room and client-id strings, in characters. */
+export const MAX_NAME_CHARS = 32;
+export const MAX_ROOM_CHARS = 32;
+export const MAX_CID_CHARS = 64;
+/** Largest page a `history` request may ask for, in messages. */
+export const MAX_HISTORY_LIMIT = 200;
+/** Default page size for `history` and the number of messages a plain `join` returns. */
+export const DEFAULT_HISTORY_LIMIT = 50;
+
+/** Error codes the server may send in `{"type":"error"}`; none closes the connection. */
+export type ErrorCode =
+  | "bad_request"
+  | "unknown_type"
+  | "too_long"
+  | "rate_limited"
+  | "not_in_room"
+  | "unknown_user"
+  | "room_invalid"
+  | "too_many_rooms"
+  | "unavailable";
+
+/** WebSocket close codes the server uses, by meaning. */
+export const CloseCode = {
+  shutdown: 1001,
+  binaryFrame: 1003,
+  frameTooLarge: 1009,
+  badHandshake: 4000,
+  unauthorized: 4001,
+  slowConsumer: 4008,
+  nameTaken: 4009,
+  replaced: 4010,
+  flooding: 4029,
+} as const;
+
+/** A message a client sends after its hello. */
+export type Command =
+  | { type: "join"; room: string; since?: number }
+  | { type: "leave"; room: string }
+  | { type: "rooms" }
+  | { type: "say"; room: string; text: string; cid?: string }
+  | { type: "history"; room: string; before?: number; after?: number; limit: number }
+  | { type: "dm"; to: string; text: string; cid?: string }
+  | { type: "typing"; room: string };
+
+/** The first frame a client sends. */
+export interface Hello {
+  type: "hello";
+  name: string;
+  resume?: string;
+  password?: string;
+  token?: string;
+}
+
+/** A room message as stored and as sent (`type` is added on the wire). */
+export interface ChatMessage {
+  room: string;
+  seq: number;
+  from: string;
+  text: string;
+  ts: number;
+  cid?: string;
+}
+
+/** A failed parse: the error code to send and a sentence saying why. */
+export interface ParseError {
+  ok: false;
+  code: ErrorCode;
+  message: string;
+  cid?: string;
+}
+
+/** The result of parsing one frame. */
+export type Parsed<T> = { ok: true; value: T } | ParseError;
+
+/** Limits that parsing enforces. */
+export interface ParseLimits {
+  /** Longest `text`, in characters (Unicode code points). @default 4000 */
+  maxTextChars: number;
+}
+
+const NAME_PATTERN = /^[\p{L}\p{N}_.\-]+$/u;
+const ROOM_PATTERN = /^[a-z0-9_-]+$/;
+
+/** Checks a user name: 1-32 Unicode letters, digits, `_`, `-` or `.`; returns why not, or null. */
+export function nameProblem(name: string): string | null {
+  const chars = codePointLength(name);
+  if (chars < 1 || chars > MAX_NAME_CHARS) return `name must be 1-${MAX_NAME_CHARS} characters`;
+  if (!NAME_PATTERN.test(name)) return "name may hold only letters, digits, _ - and .";
+  return null;
+}
+
+/** The key two names collide on: NFKC-normalised and lower-cased. */
+export function nameKey(name: string): string {
+  return name.normalize("NFKC").toLowerCase();
+}
+
+/** Lower-cases and checks a room name (1-32 of a-z 0-9 _ -); returns the room or null. */
+export function normalizeRoom(room: string): string | null {
+  if (room.length < 1 || room.length > MAX_ROOM_CHARS) return null;
+  const lower = room.toLowerCase();
+  return ROOM_PATTERN.test(lower) ? lower : null;
+}
+
+/** Counts Unicode code points, so an emoji is one character, as a person counts. */
+export function codePointLength(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // A high surrogate followed by a low one is one code point.
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+type Json = Record<string, unknown>;
+
+function fail(code: ErrorCode, message: string, cid?: string): ParseError {
+  return cid === undefined ? { ok: false, code, message } : { ok: false, code, message, cid };
+}
+
+function parseObject(text: string): Json | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  return value as Json; // checked just above: a plain JSON object
+}
+
+function optionalString(obj: Json, key: string): string | undefined | null {
+  const v = obj[key];
+  if (v === undefined) return undefined;
+  return typeof v === "string" ? v : null;
+}
+
+function optionalSeq(obj: Json, key: string): number | undefined | null {
+  const v = obj[key];
+  if (v === undefined) return undefined;
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : null;
+}
+
+/** Parses the first frame of a connection; anything but a well-formed hello is an error. */
+export function parseHello(text: string): Parsed<Hello> {
+  const obj = parseObject(text);
+  if (obj === null) return fail("bad_request", "Cannot parse hello: not a JSON object");
+  if (obj.type !== "hello") {
+    return fail("bad_request", "Cannot start: the first frame must be hello");
+  }
+  if (typeof obj.name !== "string") return fail("bad_request", "Cannot start: hello needs a name");
+  const problem = nameProblem(obj.name);
+  if (problem !== null) return fail("bad_request", `Cannot start: ${problem}`);
+  const hello: Hello = { type: "hello", name: obj.name };
+  for (const key of ["resume", "password", "token"] as const) {
+    const v = optionalString(obj, key);
+    if (v === null) return fail("bad_request", `Cannot start: ${key} must be a string`);
+    if (v !== undefined) hello[key] = v;
+  }
+  return { ok: true, value: hello };
+}
+
+/** Parses one frame sent after the hello into a command or an error to send back. */
+export function parseCommand(text: string, limits: ParseLimits): Parsed<Command> {
+  const obj = parseObject(text);
+  if (obj === null) return fail("bad_request", "Cannot parse frame: not a JSON object");
+  const rawCid = optionalString(obj, "cid");
+  // Echo a usable cid on every error so the sender can match it to what it sent.
+  const cid = typeof rawCid === "string" && rawCid.length <= MAX_CID_CHARS ? rawCid : undefined;
+  if (rawCid === null) return fail("bad_request", "Cannot parse frame: cid must be a string");
+  if (rawCid !== undefined && cid === undefined) {
+    return fail(
+      "bad_request",
+      `Cannot parse frame: cid must be at most ${MAX_CID_CHARS} characters`,
+    );
+  }
+  const type = obj.type;
+  if (typeof type !== "string") {
+    return fail("bad_request", "Cannot parse frame: type is missing", cid);
+  }
+
+  const room = (): string | ParseError => {
+    if (typeof obj.room !== "string") {
+      return fail("bad_request", `Cannot ${type}: room is missing`, cid);
+    }
+    return normalizeRoom(obj.room) ??
+      fail("room_invalid", `Cannot ${type}: room must be 1-${MAX_ROOM_CHARS} of a-z 0-9 _ -`, cid);
+  };
+  const messageText = (): string | ParseError => {
+    if (typeof obj.text !== "string") {
+      return fail("bad_request", `Cannot ${type}: text is missing`, cid);
+    }
+    // String length bounds the code point count from above, so most texts skip the count.
+    if (obj.text.length === 0) return fail("bad_request", `Cannot ${type}: text is empty`, cid);
+    if (obj.text.length > limits.maxTextChars && codePointLength(obj.text) > limits.maxTextChars) {
+      return fail(
+        "too_long",
+        `Cannot ${type}: text is over ${limits.maxTextChars} characters`,
+        cid,
+      );
+    }
+    return obj.text;
+  };
+
+  switch (type) {
+    case "join": {
+      const r = room();
+      if (typeof r !== "string") return r;
+      const since = optionalSeq(obj, "since");
+      if (since === null) {
+        return fail("bad_request", "Cannot join: since must be a seq (integer ≥ 0)", cid);
+      }
+      return {
+        ok: true,
+        value: since === undefined ? { type, room: r } : { type, room: r, since },
+      };
+    }
+    case "leave":
+    case "typing": {
+      const r = room();
+      if (typeof r !== "string") return r;
+      return { ok: true, value: { type, room: r } };
+    }
+    case "rooms":
+      return { ok: true, value: { type } };
+    case "say": {
+      const r = room();
+      if (typeof r !== "string") return r;
+      const t = messageText();
+      if (typeof t !== "string") return t;
+      const value: Command = { type, room: r, text: t };
+      if (cid !== undefined) value.cid = cid;
+      return { ok: true, value };
+    }
+    case "history": {
+      const r = room();
+      if (typeof r !== "string") return r;
+      const before = optionalSeq(obj, "before");
+      const after = optionalSeq(obj, "after");
+      if (before === null || after === null) {
+        return fail("bad_request", "Cannot read history: before and after must be seqs", cid);
+      }
+      if (before !== undefined && after !== undefined) {
+        return fail("bad_request", "Cannot read history: give before or after, not both", cid);
+      }
+      const rawLimit = obj.limit ?? DEFAULT_HISTORY_LIMIT;
+      if (
+        typeof rawLimit !== "number" || !Number.isSafeInteger(rawLimit) || rawLimit < 1 ||
+        rawLimit > MAX_HISTORY_LIMIT
+      ) {
+        return fail(
+          "bad_request",
+          `Cannot read history: limit must be 1-${MAX_HISTORY_LIMIT}`,
+          cid,
+        );
+      }
+      const value: Command = { type, room: r, limit: rawLimit };
+      if (before !== undefined) value.before = before;
+      if (after !== undefined) value.after = after;
+      return { ok: true, value };
+    }
+    case "dm": {
+      if (typeof obj.to !== "string") return fail("bad_request", "Cannot dm: to is missing", cid);
+      if (nameProblem(obj.to) !== null) {
+        return fail("unknown_user", "Cannot dm: no such user is online", cid);
+      }
+      const t = messageText();
+      if (typeof t !== "string") return t;
+      const value: Command = { type, to: obj.to, text: t };
+      if (cid !== undefined) value.cid = cid;
+      return { ok: true, value };
+    }
+    case "hello":
+      return fail("bad_request", "Cannot hello: this connection already said hello", cid);
+    default:
+      return fail(
+        "unknown_type",
+        `Cannot handle frame: unknown type ${JSON.stringify(type.slice(0, 32))}`,
+        cid,
+      );
+  }
+}
+
+/** Serialises a stored message for the wire, once, so every recipient gets the same string. */
+export function messageLine(m: ChatMessage): string {
+  return JSON.stringify(
+    m.cid === undefined
+      ? { type: "message", room: m.room, seq: m.seq, from: m.from, text: m.text, ts: m.ts }
+      : {
+        type: "message",
+        room: m.room,
+        seq: m.seq,
+        from: m.from,
+        text: m.text,
+        ts: m.ts,
+        cid: m.cid,
+      },
+  );
+}
+
+/** Serialises an error reply. */
+export function errorLine(code: ErrorCode, message: string, cid?: string): string {
+  return JSON.stringify(
+    cid === undefined ? { type: "error", code, message } : { type: "error", code, message, cid },
+  );
+}

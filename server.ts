@@ -1,0 +1,205 @@
+/**
+ * The HTTP handler: a plain `(Request, info) => Response` function that serves the embedded UI,
+ * `/healthz`, and upgrades `/ws` to a WebSocket after checking origin and capacity. `main.ts` wraps
+ * it in `Deno.serve`; tests call it with `new Request(...)` directly.
+ */
+import { Client, type DisconnectReason } from "./client.ts";
+import type { Config } from "./config.ts";
+import type { Hub } from "./hub.ts";
+
+/** One embedded static file. */
+export interface StaticAsset {
+  body: string;
+  type: string;
+}
+
+/** The subset of {@linkcode Config} the handler uses. */
+export type HandlerConfig = Pick<
+  Config,
+  | "allowOrigins"
+  | "maxConnections"
+  | "idleTimeoutSeconds"
+  | "sendQueueBytes"
+  | "maxFrameBytes"
+  | "maxTextChars"
+  | "rateLimit"
+  | "handshakeTimeoutMs"
+>;
+
+/** Options for {@linkcode createHandler}. */
+export interface HandlerOptions {
+  hub: Hub;
+  config: HandlerConfig;
+  /** Static files by URL path ("/" included). */
+  assets: ReadonlyMap<string, StaticAsset>;
+  version: string;
+  /** @default Date.now */
+  now?: () => number;
+}
+
+/** Where the connection came from, as Deno.serve reports it. */
+export interface ConnInfo {
+  remoteAddr: { hostname: string } | Deno.Addr;
+}
+
+/**
+ * Content-Security-Policy: only this origin, no inline code. `connect-src 'self'` also covers
+ * ws:// and wss:// to the same host (CSP Level 3).
+ */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "font-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+const SECURITY_HEADERS: Record<string, string> = {
+  "content-security-policy": CONTENT_SECURITY_POLICY,
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+};
+
+function text(status: number, body: string, extra: Record<string, string> = {}): Response {
+  return new Response(body, {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", ...SECURITY_HEADERS, ...extra },
+  });
+}
+
+/** FNV-1a over UTF-16 code units, hex: a cheap, stable ETag for embedded files. */
+function fnv1a(s: string): string {
+  let h1 = 0x811c9dc5, h2 = 0x01000193;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+  }
+  return (h1 >>> 0).toString(16).padStart(8, "0") + (h2 >>> 0).toString(16).padStart(8, "0");
+}
+
+function etagMatches(header: string | null, etag: string): boolean {
+  if (header === null) return false;
+  return header.split(",").some((t) => {
+    const tag = t.trim().replace(/^W\//, "");
+    return tag === etag || tag === "*";
+  });
+}
+
+/** True when the browser origin may open a socket: no Origin, same host, or listed. */
+export function originAllowed(
+  origin: string | null,
+  host: string | null,
+  allowed: readonly string[],
+): boolean {
+  if (origin === null) return true;
+  if (allowed.includes("*")) return true;
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return false;
+  }
+  if (host !== null && url.host === host.toLowerCase()) return true;
+  return allowed.includes(url.origin.toLowerCase());
+}
+
+/** Builds the request handler. */
+export function createHandler(
+  options: HandlerOptions,
+): (req: Request, info?: ConnInfo) => Response {
+  const { hub, config } = options;
+  const now = options.now ?? Date.now;
+  const startedAt = now();
+  const files = new Map<string, { asset: StaticAsset; etag: string }>();
+  for (const [path, asset] of options.assets) {
+    files.set(path, { asset, etag: `"${fnv1a(asset.body)}"` });
+  }
+
+  function upgrade(req: Request, info: ConnInfo | undefined): Response {
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return text(400, "This address takes WebSocket connections only.\n");
+    }
+    if (!originAllowed(req.headers.get("origin"), req.headers.get("host"), config.allowOrigins)) {
+      return text(403, "Cannot connect: origin not allowed.\n");
+    }
+    if (!hub.accepting) return text(503, "Cannot connect: the server is shutting down.\n");
+    if (hub.connections >= config.maxConnections) {
+      return text(503, "Cannot connect: the server is full.\n", { "retry-after": "5" });
+    }
+    // Read the peer address before upgrading: after the upgrade the request is closed.
+    const address = info && "hostname" in info.remoteAddr ? info.remoteAddr.hostname : "unknown";
+    let upgraded;
+    try {
+      upgraded = Deno.upgradeWebSocket(req, { idleTimeout: config.idleTimeoutSeconds });
+    } catch {
+      return text(400, "Cannot upgrade: malformed WebSocket request.\n");
+    }
+    const { socket, response } = upgraded;
+    const client = new Client(socket, hub, {
+      sendQueueBytes: config.sendQueueBytes,
+      maxFrameBytes: config.maxFrameBytes,
+      maxTextChars: config.maxTextChars,
+      rate: config.rateLimit,
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      address,
+      now,
+    });
+    hub.add(client);
+    socket.onmessage = (e) => client.receive(e.data);
+    socket.onclose = (e) => client.socketClosed(closeReason(e));
+    socket.onerror = () => {}; // a close event always follows
+    return response;
+  }
+
+  return function handler(req: Request, info?: ConnInfo): Response {
+    const url = new URL(req.url);
+    if (url.pathname === "/ws") {
+      if (req.method !== "GET") return text(405, "Method not allowed.\n", { allow: "GET" });
+      return upgrade(req, info);
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return text(405, "Method not allowed.\n", { allow: "GET, HEAD" });
+    }
+    if (url.pathname === "/healthz") {
+      const body = JSON.stringify({
+        status: "ok",
+        connections: hub.connections,
+        rooms: hub.roomCount,
+        uptimeSeconds: Math.floor((now() - startedAt) / 1000),
+        version: options.version,
+      });
+      return new Response(req.method === "HEAD" ? null : body, {
+        headers: {
+          "content-type": "application/json",
+          "cache-control": "no-store",
+          ...SECURITY_HEADERS,
+        },
+      });
+    }
+    const file = files.get(url.pathname);
+    if (file === undefined) return text(404, "Not found.\n");
+    const headers = {
+      "content-type": file.asset.type,
+      etag: file.etag,
+      // Revalidate every time: the ETag makes that a cheap 304, and an upgrade shows at once.
+      "cache-control": "no-cache",
+      ...SECURITY_HEADERS,
+    };
+    if (etagMatches(req.headers.get("if-none-match"), file.etag)) {
+      return new Response(null, { status: 304, headers });
+    }
+    return new Response(req.method === "HEAD" ? null : file.asset.body, { headers });
+  };
+}
+
+/** Names why a socket closed from the far side: 1006 after silence means the idle timeout fired. */
+function closeReason(e: CloseEvent): DisconnectReason {
+  return e.code === 1006 || e.code === 1011 ? "idle" : "client";
+}

@@ -1,0 +1,198 @@
+/**
+ * Test helpers shared by every suite: run the real server as a child process, and a small
+ * WebSocket client that splits batched frames into messages and waits for the ones a test expects.
+ */
+
+const ROOT = new URL("../", import.meta.url);
+
+/** A server child process and the address it printed. */
+export interface SpawnedServer {
+  /** `http://127.0.0.1:PORT/` (or https://) as printed on the Listening line. */
+  url: string;
+  port: number;
+  /** `ws://127.0.0.1:PORT/ws`. */
+  wsUrl: string;
+  process: Deno.ChildProcess;
+  /** Everything the server printed so far on stdout and stderr. */
+  output(): string;
+  /** Sends a signal and waits for exit; returns the exit code. */
+  stop(signal?: Deno.Signal): Promise<number>;
+}
+
+/** Options for {@linkcode spawnServer}. */
+export interface SpawnOptions {
+  /** Deno permission flags. @default ["-A"] */
+  permissions?: string[];
+  /** Working directory. @default the repository root */
+  cwd?: string | URL;
+  env?: Record<string, string>;
+  /** How long to wait for the Listening line, in ms. @default 15000 */
+  startTimeoutMs?: number;
+}
+
+/** Starts `main.ts` with `args` (add `--port 0` yourself) and resolves once it is listening. */
+export async function spawnServer(
+  args: string[],
+  options: SpawnOptions = {},
+): Promise<SpawnedServer> {
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...(options.permissions ?? ["-A"]), new URL("main.ts", ROOT).pathname, ...args],
+    cwd: options.cwd ?? ROOT,
+    env: options.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const process = command.spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  let resolveLine: (line: string) => void;
+  const line = new Promise<string>((r) => resolveLine = r);
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) {
+      text += decoder.decode(chunk, { stream: true });
+      const m = text.match(/Listening on (\S+)/);
+      if (m) resolveLine(m[1]);
+    }
+  };
+  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
+  const status = process.status;
+  let timer: number | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`Cannot start server: no Listening line within timeout\n${text}`)),
+      options.startTimeoutMs ?? 15_000,
+    );
+  });
+  const exited = status.then((s) => {
+    throw new Error(`Cannot start server: it exited with ${s.code}\n${text}`);
+  });
+  let url: string;
+  try {
+    url = await Promise.race([line, timeout, exited]);
+  } catch (e) {
+    try {
+      process.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await status;
+    await pumps;
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+  exited.catch(() => {}); // a later exit is reported by stop(), not as an unhandled rejection
+  const port = Number(new URL(url).port);
+  const wsUrl = url.replace(/^http/, "ws") + "ws";
+  let stopped: Promise<number> | undefined;
+  return {
+    url,
+    port,
+    wsUrl,
+    process,
+    output: () => text,
+    stop(signal: Deno.Signal = "SIGTERM") {
+      stopped ??= (async () => {
+        try {
+          process.kill(signal);
+        } catch { /* already exited */ }
+        const s = await status;
+        await pumps;
+        return s.code;
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** One JSON message the server sent. */
+// deno-lint-ignore no-explicit-any
+export type Msg = Record<string, any>;
+
+/** A WebSocket test client that records every message and can wait for one matching a predicate. */
+export class TestClient {
+  readonly socket: WebSocket;
+  /** Every message received, in order, batches split. */
+  readonly messages: Msg[] = [];
+  /** How many frames arrived (a frame may carry several messages). */
+  frames = 0;
+  #waiters: { match: (m: Msg) => boolean; resolve: (m: Msg) => void; from: number }[] = [];
+  readonly opened: Promise<void>;
+  readonly closed: Promise<CloseEvent>;
+
+  constructor(url: string, protocolsOrOptions?: { headers?: Record<string, string> }) {
+    // Deno accepts headers on the client constructor; browsers do not.
+    this.socket = protocolsOrOptions
+      ? new WebSocket(url, protocolsOrOptions as unknown as string[])
+      : new WebSocket(url);
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.addEventListener("open", () => resolve(), { once: true });
+      this.socket.addEventListener("error", () => reject(new Error("Cannot connect")), {
+        once: true,
+      });
+      this.socket.addEventListener("close", () => reject(new Error("Cannot connect: closed")), {
+        once: true,
+      });
+    });
+    this.opened.catch(() => {});
+    this.closed = new Promise((resolve) =>
+      this.socket.addEventListener("close", resolve, { once: true })
+    );
+    this.socket.addEventListener("message", (e) => {
+      if (typeof e.data !== "string") return;
+      this.frames++;
+      for (const line of e.data.split("\n")) {
+        const m = JSON.parse(line) as Msg;
+        this.messages.push(m);
+        this.#waiters = this.#waiters.filter((w) => {
+          if (!w.match(m)) return true;
+          w.resolve(m);
+          return false;
+        });
+      }
+    });
+  }
+
+  /** Opens a client, sends hello, and waits for welcome. */
+  static async connect(wsUrl: string, name: string, extra: Msg = {}): Promise<TestClient> {
+    const c = new TestClient(wsUrl);
+    await c.opened;
+    c.send({ type: "hello", name, ...extra });
+    await c.waitFor((m) => m.type === "welcome");
+    return c;
+  }
+
+  send(msg: Msg | string): void {
+    this.socket.send(typeof msg === "string" ? msg : JSON.stringify(msg));
+  }
+
+  /** Resolves with the first message matching `match` received after `from` (default: any so far). */
+  waitFor(match: (m: Msg) => boolean, timeoutMs = 5000, from = 0): Promise<Msg> {
+    const seen = this.messages.slice(from).find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`Timed out waiting; got ${JSON.stringify(this.messages.slice(-5))}`));
+      }, timeoutMs);
+      const done = (m: Msg) => {
+        clearTimeout(timer);
+        resolve(m);
+      };
+      this.#waiters.push({ match, resolve: done, from });
+    });
+  }
+
+  /** Sends `msg` and waits for the next message matching `match`. */
+  async request(msg: Msg, match: (m: Msg) => boolean): Promise<Msg> {
+    const from = this.messages.length;
+    this.send(msg);
+    return await this.waitFor(match, 5000, from);
+  }
+
+  /** Closes (if open) and waits for the close event. */
+  async close(): Promise<CloseEvent> {
+    if (this.socket.readyState === WebSocket.CONNECTING) await this.opened.catch(() => {});
+    if (this.socket.readyState < WebSocket.CLOSING) this.socket.close();
+    return await this.closed;
+  }
+}
