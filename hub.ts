@@ -187,6 +187,7 @@ export class Hub implements ClientHandler {
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   /** Set when shutdown begins: new messages are refused so the last commit can finish. */
   #draining = false;
+  #pruning = false;
   #committing: Promise<void> | null = null;
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -392,6 +393,12 @@ export class Hub implements ClientHandler {
       // Everything committed up to room.latest is in the history (or, with more, reachable by
       // paging); everything committed from now on reaches the client live.
       if (!already) {
+        // Events queued before this instant belong to the members who were there; send them first
+        // so the joiner never sees, for example, a join that its `members` list already includes.
+        if (room.outbox.length > 0) {
+          this.#dirty.delete(room);
+          this.#sendOutbox(room);
+        }
         room.members.add(client);
         client.rooms.add(roomName);
       }
@@ -719,11 +726,23 @@ export class Hub implements ClientHandler {
       if (m.ts >= now - RESEND_WINDOW_MS) break;
       this.#resendGuard.delete(key);
     }
+    if (!this.#pruning) void this.#prune(now);
+  }
+
+  /**
+   * Applies retention in the store's bounded chunks, yielding to the event loop between chunks so
+   * fan-out never waits behind a large deletion.
+   */
+  async #prune(now: number): Promise<void> {
+    this.#pruning = true;
     try {
-      const pruned = this.#store.prune(now);
-      if (pruned instanceof Promise) pruned.catch((e) => this.#storeFailed(e));
+      while (!this.#draining && (await this.#store.prune(now)) > 0) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
     } catch (e) {
       this.#storeFailed(e);
+    } finally {
+      this.#pruning = false;
     }
   }
 

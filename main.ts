@@ -6,14 +6,20 @@ import { assets } from "./assets.ts";
 import { type Config, parseConfig, VERSION } from "./config.ts";
 import { Hub } from "./hub.ts";
 import { createHandler } from "./server.ts";
+import { SqliteStore } from "./sqlite_store.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { MAX_HISTORY_LIMIT } from "./protocol.ts";
 
 /** Longest a graceful shutdown may take before the process exits anyway, in ms. */
 const SHUTDOWN_DEADLINE_MS = 5000;
 
+/** The history store: SQLite on disk by default, nothing kept with `--data :memory:`. */
 function openStore(config: Config): Store {
-  return new MemoryStore({ retention: config.retention });
+  if (config.data === ":memory:") return new MemoryStore({ retention: config.retention });
+  return SqliteStore.open(config.data, {
+    synchronous: config.synchronous,
+    retention: config.retention,
+  });
 }
 
 /** The address to print: the first URL on the Listening line is one a browser can open. */

@@ -57,7 +57,7 @@ export async function spawnServer(
   };
   const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
   const status = process.status;
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () => reject(new Error(`Cannot start server: no Listening line within timeout\n${text}`)),

@@ -1,0 +1,386 @@
+/** The hub, specified with fake sockets, a manual flush scheduler and an injected clock. */
+import assert from "node:assert/strict";
+import { Client, type SocketLike } from "../client.ts";
+import { Hub, NAME_RESERVATION_MS, RESEND_WINDOW_MS } from "../hub.ts";
+import type { ChatMessage } from "../protocol.ts";
+import { MemoryStore, type NewMessage, type Store } from "../store.ts";
+
+class FakeSocket implements SocketLike {
+  readyState = 1;
+  bufferedAmount = 0;
+  /** Every frame sent, as sent. */
+  frames: string[] = [];
+  closeCode: number | undefined;
+  closeReason: string | undefined;
+  /** When true, sent bytes stay buffered, like a peer that stopped reading. */
+  stalled = false;
+  send(data: string): void {
+    this.frames.push(data);
+    if (this.stalled) this.bufferedAmount += data.length;
+  }
+  close(code?: number, reason?: string): void {
+    this.closeCode = code;
+    this.closeReason = reason;
+    this.readyState = 2;
+  }
+  // deno-lint-ignore no-explicit-any
+  get messages(): any[] {
+    return this.frames.flatMap((f) => f.split("\n").map((l) => JSON.parse(l)));
+  }
+  // deno-lint-ignore no-explicit-any
+  of(type: string): any[] {
+    return this.messages.filter((m) => m.type === type);
+  }
+}
+
+interface Rig {
+  hub: Hub;
+  clock: { now: number };
+  /** Runs scheduled flushes until none is left. */
+  flush(): void;
+  connect(
+    name: string,
+    opts?: { sendQueueBytes?: number; resume?: string },
+  ): { client: Client; socket: FakeSocket };
+  done(): Promise<void>;
+}
+
+function rig(store: Store = new MemoryStore()): Rig {
+  const clock = { now: 1_000_000 };
+  const queue: (() => void)[] = [];
+  const hub = new Hub({
+    store,
+    maxRoomsPerClient: 3,
+    welcomeLimits: {},
+    version: "test",
+    now: () => clock.now,
+    schedule: (fn) => queue.push(fn),
+  });
+  const clients: Client[] = [];
+  return {
+    hub,
+    clock,
+    flush() {
+      while (queue.length > 0) queue.shift()!();
+    },
+    connect(name, opts = {}) {
+      const socket = new FakeSocket();
+      const client = new Client(socket, hub, {
+        sendQueueBytes: opts.sendQueueBytes ?? 1 << 20,
+        maxFrameBytes: 16384,
+        maxTextChars: 4000,
+        rate: null,
+        handshakeTimeoutMs: 60_000,
+        address: "test",
+        now: () => clock.now,
+      });
+      hub.add(client);
+      clients.push(client);
+      client.receive(
+        JSON.stringify({ type: "hello", name, ...(opts.resume ? { resume: opts.resume } : {}) }),
+      );
+      return { client, socket };
+    },
+    async done() {
+      await hub.shutdown();
+      for (const c of clients) c.close(1000, "test over", "client");
+    },
+  };
+}
+
+/** A store that delegates to a MemoryStore, with some methods replaced. */
+function wrapStore(inner: MemoryStore, overrides: Partial<Store>): Store {
+  return {
+    append: (b) => inner.append(b),
+    read: (room, range) => inner.read(room, range),
+    bounds: (room) => inner.bounds(room),
+    recentWithCid: (ts) => inner.recentWithCid(ts),
+    prune: (now) => inner.prune(now),
+    close: () => inner.close(),
+    ...overrides,
+  };
+}
+
+const say = (c: Client, text: string, cid?: string) =>
+  c.receive(JSON.stringify({ type: "say", room: "general", text, ...(cid ? { cid } : {}) }));
+const join = (c: Client, room = "general", since?: number) =>
+  c.receive(JSON.stringify({ type: "join", room, ...(since === undefined ? {} : { since }) }));
+/** Lets pending microtasks (async joins) finish. */
+const settle = () => new Promise((r) => setTimeout(r, 0));
+
+Deno.test("a burst said in one turn reaches each member as one frame, in order, with dense seqs", async () => {
+  const r = rig();
+  const a = r.connect("alice"), b = r.connect("bob");
+  join(a.client), join(b.client);
+  await settle();
+  r.flush();
+  const before = b.socket.frames.length;
+  for (let i = 0; i < 100; i++) say(a.client, `m${i}`);
+  r.flush();
+  const frames = b.socket.frames.slice(before);
+  assert.equal(frames.length, 1);
+  const lines = frames[0].split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((m) => m.text), Array.from({ length: 100 }, (_, i) => `m${i}`));
+  assert.deepEqual(lines.map((m) => m.seq), Array.from({ length: 100 }, (_, i) => i + 1));
+  // The sender gets the same frame: its echoes are its acknowledgements.
+  assert.equal(a.socket.frames.at(-1), frames[0]);
+  assert.equal(r.hub.stats.messagesDelivered >= 200, true);
+  await r.done();
+});
+
+Deno.test("nothing is echoed before the store commits, and a burst is one append", async () => {
+  const appends: number[] = [];
+  const store = new MemoryStore();
+  const counting = wrapStore(store, {
+    append(batch: readonly NewMessage[]) {
+      appends.push(batch.length);
+      return store.append(batch);
+    },
+  });
+  const r = rig(counting);
+  const a = r.connect("alice");
+  join(a.client);
+  await settle();
+  r.flush();
+  const before = a.socket.frames.length;
+  for (let i = 0; i < 10; i++) say(a.client, `m${i}`);
+  assert.equal(a.socket.frames.length, before, "no echo before the flush commits");
+  r.flush();
+  assert.deepEqual(appends, [10]);
+  await r.done();
+});
+
+Deno.test("the hub evicts a member whose send queue is over its budget, and the others keep receiving", async () => {
+  const r = rig();
+  const a = r.connect("alice"),
+    b = r.connect("bob"),
+    slow = r.connect("slow", { sendQueueBytes: 2000 });
+  for (const c of [a, b, slow]) join(c.client);
+  await settle();
+  r.flush();
+  slow.socket.stalled = true;
+  for (let round = 0; round < 20; round++) {
+    say(a.client, "x".repeat(200));
+    r.flush();
+  }
+  assert.equal(slow.socket.closeCode, 4008);
+  assert.equal(slow.socket.closeReason, "slow consumer");
+  assert.equal(slow.client.closed, true);
+  assert.deepEqual(r.hub.members("general").sort(), ["alice", "bob"]);
+  assert.equal(r.hub.stats.disconnects.get("slow_consumer"), 1);
+  assert.equal(b.socket.of("message").length, 20);
+  assert.deepEqual(b.socket.of("leave").map((m) => m.user), ["slow"]);
+  await r.done();
+});
+
+Deno.test("presence: others see join and leave; the joiner does not see its own join", async () => {
+  const r = rig();
+  const a = r.connect("alice"), b = r.connect("bob");
+  join(a.client);
+  await settle();
+  join(b.client);
+  await settle();
+  r.flush();
+  const joined = b.socket.of("joined")[0];
+  assert.deepEqual(joined.members, ["alice", "bob"]);
+  assert.deepEqual(a.socket.of("join").map((m) => m.user), ["bob"]);
+  assert.equal(b.socket.of("join").length, 0);
+  b.client.receive('{"type":"leave","room":"general"}');
+  r.flush();
+  assert.equal(b.socket.of("left").length, 1);
+  assert.deepEqual(a.socket.of("leave").map((m) => m.user), ["bob"]);
+  a.client.socketClosed("client");
+  assert.equal(r.hub.roomCount, 0, "an empty room is dropped from memory");
+  await r.done();
+});
+
+Deno.test("typing reaches the other members in the room's frame, not the typist", async () => {
+  const r = rig();
+  const a = r.connect("alice"), b = r.connect("bob");
+  join(a.client), join(b.client);
+  await settle();
+  r.flush();
+  say(a.client, "hello");
+  a.client.receive('{"type":"typing","room":"general"}');
+  r.flush();
+  assert.equal(b.socket.of("typing").length, 1);
+  assert.equal(a.socket.of("typing").length, 0);
+  assert.equal(
+    a.socket.of("message").length,
+    1,
+    "the typist still gets the message in its variant frame",
+  );
+  a.client.receive('{"type":"typing","room":"general"}');
+  r.flush();
+  assert.equal(b.socket.of("typing").length, 1, "a second typing within 2 s is dropped");
+  r.clock.now += 2000;
+  a.client.receive('{"type":"typing","room":"general"}');
+  r.flush();
+  assert.equal(b.socket.of("typing").length, 2);
+  await r.done();
+});
+
+Deno.test("a name is reserved for its token holder for 60 s after a disconnect, then free", async () => {
+  const r = rig();
+  const a = r.connect("alice");
+  const token = a.socket.of("welcome")[0].resume as string;
+  assert.match(token, /^[A-Za-z0-9_-]{43}$/, "256 bits, base64url");
+  a.client.socketClosed("client");
+  const stranger = r.connect("ALICE");
+  assert.equal(stranger.socket.closeCode, 4009);
+  const back = r.connect("alice", { resume: token });
+  assert.equal(back.socket.of("welcome")[0].resume, token);
+  back.client.socketClosed("client");
+  r.clock.now += NAME_RESERVATION_MS;
+  const later = r.connect("Alice");
+  assert.equal(later.socket.closeCode, undefined);
+  assert.notEqual(later.socket.of("welcome")[0].resume, token, "a new owner gets a new token");
+  await r.done();
+});
+
+Deno.test("a hello with the name's token replaces the live connection at once with 4010", async () => {
+  const r = rig();
+  const a = r.connect("alice");
+  join(a.client);
+  await settle();
+  const token = a.socket.of("welcome")[0].resume as string;
+  const wrong = r.connect("alice", { resume: "x".repeat(43) });
+  assert.equal(wrong.socket.closeCode, 4009);
+  const b = r.connect("alice", { resume: token });
+  assert.equal(a.socket.closeCode, 4010);
+  assert.equal(b.socket.of("welcome").length, 1);
+  assert.deepEqual(r.hub.members("general"), []);
+  await r.done();
+});
+
+Deno.test("a resent cid is not stored again: the sender alone gets the original back", async () => {
+  const r = rig();
+  const a = r.connect("alice"), b = r.connect("bob");
+  join(a.client), join(b.client);
+  await settle();
+  r.flush();
+  say(a.client, "once", "c1");
+  say(a.client, "once", "c1"); // in the same batch
+  r.flush();
+  say(a.client, "once", "c1"); // after the commit
+  r.flush();
+  assert.deepEqual(a.socket.of("message").map((m) => m.seq), [1, 1]);
+  assert.deepEqual(b.socket.of("message").map((m) => m.seq), [1]);
+  r.clock.now += RESEND_WINDOW_MS + 1;
+  say(a.client, "again", "c1");
+  r.flush();
+  assert.deepEqual(
+    b.socket.of("message").map((m) => m.seq),
+    [1, 2],
+    "after 10 minutes the cid is fresh",
+  );
+  await r.done();
+});
+
+Deno.test("when the store fails, senders get unavailable and nothing is delivered", async () => {
+  const store = new MemoryStore();
+  let failing = true;
+  const flaky = wrapStore(store, {
+    append(batch: readonly NewMessage[]) {
+      if (failing) throw new Error("disk full");
+      return store.append(batch);
+    },
+  });
+  const r = rig(flaky);
+  const a = r.connect("alice"), b = r.connect("bob");
+  join(a.client), join(b.client);
+  await settle();
+  r.flush();
+  say(a.client, "lost?", "c1");
+  r.flush();
+  assert.deepEqual(a.socket.of("error").map((e) => [e.code, e.cid]), [["unavailable", "c1"]]);
+  assert.equal(b.socket.of("message").length, 0);
+  failing = false;
+  say(a.client, "lost?", "c1");
+  r.flush();
+  assert.deepEqual(
+    b.socket.of("message").map((m) => m.seq),
+    [1],
+    "the retry with the same cid is accepted",
+  );
+  await r.done();
+});
+
+Deno.test("with an async store, messages said during a commit form the next batch, in order", async () => {
+  const store = new MemoryStore();
+  const batches: number[] = [];
+  const slow = wrapStore(store, {
+    async append(batch: readonly NewMessage[]): Promise<ChatMessage[]> {
+      batches.push(batch.length);
+      await new Promise((res) => setTimeout(res, 5));
+      return store.append(batch);
+    },
+  });
+  const r = rig(slow);
+  const a = r.connect("alice"), b = r.connect("bob");
+  join(a.client), join(b.client);
+  await settle();
+  say(a.client, "m0");
+  r.flush(); // commit 1 in flight
+  for (let i = 1; i < 5; i++) say(a.client, `m${i}`);
+  r.flush(); // waits for commit 1
+  while (b.socket.of("message").length < 5) {
+    await new Promise((res) => setTimeout(res, 2));
+    r.flush();
+  }
+  assert.deepEqual(batches, [1, 4]);
+  assert.deepEqual(b.socket.of("message").map((m) => m.text), ["m0", "m1", "m2", "m3", "m4"]);
+  await r.done();
+});
+
+Deno.test("join without since returns the last 50; with since exactly the messages after it", async () => {
+  const r = rig();
+  const a = r.connect("alice");
+  join(a.client);
+  await settle();
+  for (let i = 1; i <= 80; i++) say(a.client, `m${i}`);
+  r.flush();
+  const b = r.connect("bob");
+  join(b.client);
+  await settle();
+  const plain = b.socket.of("joined")[0];
+  assert.deepEqual(
+    plain.history.map((m: ChatMessage) => m.seq),
+    Array.from({ length: 50 }, (_, i) => i + 31),
+  );
+  assert.equal(plain.seq, 80);
+  const c = r.connect("carol");
+  join(c.client, "general", 75);
+  await settle();
+  assert.deepEqual(c.socket.of("joined")[0].history.map((m: ChatMessage) => m.seq), [
+    76,
+    77,
+    78,
+    79,
+    80,
+  ]);
+  await r.done();
+});
+
+Deno.test("a client may be in at most maxRoomsPerClient rooms", async () => {
+  const r = rig();
+  const a = r.connect("alice");
+  for (const room of ["a", "b", "c", "d"]) join(a.client, room);
+  await settle();
+  assert.equal(a.socket.of("joined").length, 3);
+  assert.deepEqual(a.socket.of("error").map((e) => e.code), ["too_many_rooms"]);
+  await r.done();
+});
+
+Deno.test("shutdown commits what was accepted, then closes every socket with 1001", async () => {
+  const r = rig();
+  const a = r.connect("alice");
+  join(a.client);
+  await settle();
+  say(a.client, "last words", "c1");
+  await r.hub.shutdown();
+  assert.deepEqual(a.socket.of("message").map((m) => m.text), ["last words"]);
+  assert.equal(a.socket.closeCode, 1001);
+  assert.equal(a.socket.closeReason, "server shutting down");
+  await r.done();
+});

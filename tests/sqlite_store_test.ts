@@ -1,0 +1,500 @@
+/**
+ * Specification of the history stores: one behavioural spec that MemoryStore and SqliteStore (on
+ * a file and on `:memory:`) must all meet, then what only the durable store promises: seqs
+ * survive a restart, a failed batch leaves no trace, pruning is bounded and gap-free, the file is
+ * in WAL mode and needs no permission beyond the data file.
+ */
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { MemoryStore, type NewMessage, type RetentionPolicy, type Store } from "../store.ts";
+import { DEFAULT_PRUNE_CHUNK_ROWS, SqliteStore } from "../sqlite_store.ts";
+import { nameKey } from "../protocol.ts";
+
+/** Makes a fresh, empty store; `dir` is a temporary directory it may put files in. */
+type StoreFactory = (dir: string, retention: RetentionPolicy) => Store;
+
+/** Runs `fn` against a fresh store, then closes it and removes its directory. */
+async function withStore(
+  factory: StoreFactory,
+  retention: RetentionPolicy,
+  fn: (store: Store, dir: string) => Promise<void> | void,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "store_test_" });
+  const store = factory(dir, retention);
+  try {
+    await fn(store, dir);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Runs `fn` with a temporary directory that is removed afterwards. */
+async function withDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "sqlite_store_test_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function msg(room: string, text: string, ts: number, cid?: string): NewMessage {
+  return cid === undefined ? { room, from: "ann", text, ts } : { room, from: "ann", text, ts, cid };
+}
+
+/** `n` messages to `room`, texts "t1".."tn", ts 1..n. */
+function many(room: string, n: number, ts = (i: number) => i): NewMessage[] {
+  return Array.from({ length: n }, (_, i) => msg(room, `t${i + 1}`, ts(i + 1)));
+}
+
+async function seqs(store: Store, room: string, range = { limit: 1000 }): Promise<number[]> {
+  return (await store.read(room, range)).map((m) => m.seq);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared spec.
+
+function storeSpec(label: string, factory: StoreFactory): void {
+  const test = (name: string, retention: RetentionPolicy, fn: (store: Store) => unknown) =>
+    Deno.test(`${label} ${name}`, () =>
+      withStore(factory, retention, async (s) => void await fn(s)));
+
+  test(
+    "append gives each room its next seq and returns the stored messages in batch order",
+    {},
+    async (store) => {
+      const stored = await store.append([
+        { room: "a", from: "Zoë", text: "first", ts: 1000, cid: "c1" },
+        { room: "b", from: "bob", text: "other room", ts: 1001 },
+        { room: "a", from: "bob", text: "second", ts: 1002 },
+      ]);
+      assert.deepEqual(stored, [
+        { room: "a", seq: 1, from: "Zoë", text: "first", ts: 1000, cid: "c1" },
+        { room: "b", seq: 1, from: "bob", text: "other room", ts: 1001 },
+        { room: "a", seq: 2, from: "bob", text: "second", ts: 1002 },
+      ]);
+      assert.equal("cid" in stored[1], false, "a message without cid has no cid key");
+      assert.deepEqual((await store.append([msg("a", "third", 1003)])).map((m) => m.seq), [3]);
+      assert.deepEqual(await store.append([]), []);
+    },
+  );
+
+  test(
+    "read returns every field as appended, and no cid key when there was none",
+    {},
+    async (store) => {
+      await store.append([
+        { room: "a", from: "Zoë", text: "héllo 👋\nline two", ts: 1_700_000_000_123, cid: "x-1" },
+        { room: "a", from: "bob", text: "plain", ts: 1_700_000_000_124 },
+      ]);
+      const [m1, m2] = await store.read("a", { limit: 10 });
+      assert.equal(m1.room, "a");
+      assert.equal(m1.seq, 1);
+      assert.equal(m1.from, "Zoë");
+      assert.equal(m1.text, "héllo 👋\nline two");
+      assert.equal(m1.ts, 1_700_000_000_123);
+      assert.equal(m1.cid, "x-1");
+      assert.deepEqual(m2, {
+        room: "a",
+        seq: 2,
+        from: "bob",
+        text: "plain",
+        ts: 1_700_000_000_124,
+      });
+      assert.equal("cid" in m2, false);
+    },
+  );
+
+  test("text and cid holding U+0000 come back whole", {}, async (store) => {
+    await store.append([msg("a", "before\u0000after", 1, "c\u0000d")]);
+    const [m] = await store.read("a", { limit: 1 });
+    assert.equal(m.text, "before\u0000after");
+    assert.equal(m.cid, "c\u0000d");
+    assert.equal((await store.recentWithCid(0))[0].cid, "c\u0000d");
+  });
+
+  test("read honours after, before, newest and limit", {}, async (store) => {
+    await store.append([...many("a", 10), ...many("b", 3)]);
+    const cases: [Parameters<Store["read"]>[1], number[]][] = [
+      [{ limit: 3 }, [1, 2, 3]], // no bound: the oldest
+      [{ limit: 3, newest: true }, [8, 9, 10]], // no bound and newest: the newest
+      [{ after: 4, limit: 3 }, [5, 6, 7]],
+      [{ after: 4, limit: 3, newest: true }, [5, 6, 7]], // newest applies only without after
+      [{ before: 5, limit: 3 }, [2, 3, 4]], // before alone: the newest below it
+      [{ before: 5, limit: 10 }, [1, 2, 3, 4]],
+      [{ after: 2, before: 6, limit: 10 }, [3, 4, 5]],
+      [{ after: 2, before: 6, limit: 2 }, [3, 4]], // with after: the oldest
+      [{ after: 10, limit: 5 }, []],
+      [{ before: 1, limit: 5 }, []],
+      [{ after: 5, before: 6, limit: 5 }, []],
+      [{ limit: 0 }, []],
+      [{ limit: 0, newest: true }, []],
+    ];
+    for (const [range, expected] of cases) {
+      assert.deepEqual(await seqs(store, "a", range), expected, JSON.stringify(range));
+    }
+    assert.deepEqual(await seqs(store, "b"), [1, 2, 3], "rooms do not mix");
+    assert.deepEqual(await store.read("nowhere", { limit: 5, newest: true }), []);
+  });
+
+  test("bounds is oldest 1, latest 0 for an unknown room and tracks appends", {}, async (store) => {
+    assert.deepEqual(await store.bounds("a"), { oldest: 1, latest: 0 });
+    await store.append(many("a", 4));
+    assert.deepEqual(await store.bounds("a"), { oldest: 1, latest: 4 });
+  });
+
+  test("maxMessagesPerRoom keeps only the newest messages and moves oldest up", {
+    maxMessagesPerRoom: 3,
+  }, async (store) => {
+    const stored = await store.append([...many("a", 5), msg("b", "b1", 1)]);
+    assert.deepEqual(stored.map((m) => m.seq), [1, 2, 3, 4, 5, 1], "all are returned");
+    assert.deepEqual(await seqs(store, "a"), [3, 4, 5]);
+    assert.deepEqual(await store.bounds("a"), { oldest: 3, latest: 5 });
+    await store.append([msg("a", "t6", 6)]);
+    assert.deepEqual(await seqs(store, "a"), [4, 5, 6]);
+    assert.deepEqual(await seqs(store, "b"), [1]);
+  });
+
+  test("prune drops messages older than maxAgeMs and returns how many", {
+    maxAgeMs: 1000,
+  }, async (store) => {
+    await store.append([msg("a", "old", 1000), msg("a", "old", 2000), msg("a", "new", 3000)]);
+    await store.append([msg("b", "old", 2500)]);
+    assert.equal(await store.prune(3600), 3); // cutoff 2600
+    assert.deepEqual(await seqs(store, "a"), [3]);
+    assert.deepEqual(await store.bounds("a"), { oldest: 3, latest: 3 });
+    assert.deepEqual(
+      await store.bounds("b"),
+      { oldest: 2, latest: 1 },
+      "empty: oldest = latest + 1",
+    );
+    assert.equal(await store.prune(3600), 0);
+    assert.deepEqual((await store.append([msg("b", "again", 3700)])).map((m) => m.seq), [2]);
+  });
+
+  test("prune without a retention policy removes nothing", {}, async (store) => {
+    await store.append(many("a", 3));
+    assert.equal(await store.prune(Number.MAX_SAFE_INTEGER), 0);
+    assert.deepEqual(await seqs(store, "a"), [1, 2, 3]);
+  });
+
+  test(
+    "recentWithCid returns messages with a cid at or after sinceTs, oldest first",
+    {},
+    async (store) => {
+      await store.append([
+        msg("a", "x", 100, "cx"),
+        msg("a", "no cid", 200),
+        msg("b", "y", 150, "cy"),
+        msg("a", "z", 300, "cz"),
+      ]);
+      assert.deepEqual(await store.recentWithCid(150), [
+        { room: "b", seq: 1, from: "ann", text: "y", ts: 150, cid: "cy" },
+        { room: "a", seq: 3, from: "ann", text: "z", ts: 300, cid: "cz" },
+      ]);
+      assert.deepEqual((await store.recentWithCid(0)).map((m) => m.cid), ["cx", "cy", "cz"]);
+      assert.deepEqual(await store.recentWithCid(301), []);
+    },
+  );
+
+  test("close is safe twice and append after close fails", {}, async (store) => {
+    await store.close();
+    await store.close();
+    await assert.rejects(async () => await store.append([msg("a", "late", 1)]), /Cannot append/);
+  });
+}
+
+storeSpec("MemoryStore", (_dir, retention) => new MemoryStore({ retention }));
+storeSpec(
+  "SqliteStore (file)",
+  (dir, retention) => SqliteStore.open(`${dir}/chat.db`, { retention }),
+);
+storeSpec(
+  "SqliteStore (:memory:)",
+  (_dir, retention) => SqliteStore.open(":memory:", { retention }),
+);
+
+// ---------------------------------------------------------------------------------------------
+// What only the durable store promises.
+
+Deno.test("SqliteStore continues each room's seqs after close and reopen", () =>
+  withDir((dir) => {
+    const path = `${dir}/chat.db`;
+    const first = SqliteStore.open(path);
+    first.append([...many("a", 3), ...many("b", 2)]);
+    first.close();
+    const again = SqliteStore.open(path);
+    try {
+      assert.deepEqual(again.bounds("a"), { oldest: 1, latest: 3 });
+      assert.deepEqual(again.append([msg("a", "t4", 4), msg("b", "t3", 3)]).map((m) => m.seq), [
+        4,
+        3,
+      ]);
+      assert.deepEqual(again.read("a", { limit: 10 }).map((m) => m.text), ["t1", "t2", "t3", "t4"]);
+    } finally {
+      again.close();
+    }
+  }));
+
+Deno.test("SqliteStore keeps a room's latest seq after retention removed all its messages", () =>
+  withDir((dir) => {
+    const path = `${dir}/chat.db`;
+    const first = SqliteStore.open(path, { retention: { maxAgeMs: 10 } });
+    first.append(many("a", 3));
+    assert.equal(first.prune(1000), 3);
+    first.close();
+    const again = SqliteStore.open(path, { retention: { maxAgeMs: 10 } });
+    try {
+      assert.deepEqual(again.bounds("a"), { oldest: 4, latest: 3 });
+      assert.deepEqual(again.read("a", { limit: 10 }), []);
+      assert.deepEqual(again.append([msg("a", "back", 2000)]).map((m) => m.seq), [4]);
+    } finally {
+      again.close();
+    }
+  }));
+
+Deno.test("SqliteStore stores nothing and uses up no seq when any message of a batch fails", () =>
+  withDir((dir) => {
+    const path = `${dir}/chat.db`;
+    const store = SqliteStore.open(path);
+    store.append([msg("a", "kept", 1)]);
+    // ts is a STRICT INTEGER column: the third message fails after two rows were inserted.
+    assert.throws(
+      () => store.append([msg("a", "lost", 2), msg("b", "lost", 2), msg("a", "bad ts", 2.5)]),
+      /^Error: Cannot append: cannot store REAL value in INTEGER column messages\.ts/,
+    );
+    assert.deepEqual(store.read("a", { limit: 10 }).map((m) => m.text), ["kept"]);
+    assert.deepEqual(store.bounds("a"), { oldest: 1, latest: 1 });
+    assert.deepEqual(store.bounds("b"), { oldest: 1, latest: 0 });
+    assert.deepEqual(store.append([msg("a", "next", 3), msg("b", "first", 3)]).map((m) => m.seq), [
+      2,
+      1,
+    ]);
+    store.close();
+    const again = SqliteStore.open(path);
+    try {
+      assert.deepEqual(again.read("a", { limit: 10 }).map((m) => m.text), ["kept", "next"]);
+      assert.deepEqual(again.bounds("b"), { oldest: 1, latest: 1 });
+    } finally {
+      again.close();
+    }
+  }));
+
+Deno.test("SqliteStore deletes at most pruneChunkRows per prune call, 1000 by default", () =>
+  withDir((dir) => {
+    const chunk = 100;
+    const store = SqliteStore.open(`${dir}/chat.db`, {
+      retention: { maxAgeMs: 1000 },
+      pruneChunkRows: chunk,
+    });
+    try {
+      store.append(
+        Array.from({ length: 2 * chunk + 23 }, (_, i) => msg(["a", "b", "c"][i % 3], "x", 1)),
+      );
+      const returns = [store.prune(5000), store.prune(5000), store.prune(5000), store.prune(5000)];
+      assert.deepEqual(returns, [chunk, chunk, 23, 0]);
+      for (const room of ["a", "b", "c"]) {
+        const { oldest, latest } = store.bounds(room);
+        assert.equal(oldest, latest + 1, `${room} is empty`);
+      }
+    } finally {
+      store.close();
+    }
+    const byDefault = SqliteStore.open(":memory:", { retention: { maxAgeMs: 1000 } });
+    try {
+      byDefault.append(many("a", DEFAULT_PRUNE_CHUNK_ROWS + 1));
+      assert.deepEqual([byDefault.prune(5000), byDefault.prune(5000)], [
+        DEFAULT_PRUNE_CHUNK_ROWS,
+        1,
+      ]);
+    } finally {
+      byDefault.close();
+    }
+  }));
+
+Deno.test("SqliteStore catches up a lowered maxMessagesPerRoom in bounded prune calls, without gaps", () =>
+  withDir((dir) => {
+    const path = `${dir}/chat.db`;
+    const chunk = 100;
+    const first = SqliteStore.open(path);
+    first.append([...many("big", 20), ...many("small", 3), ...many("huge", chunk + 10)]);
+    first.close();
+
+    const store = SqliteStore.open(path, {
+      retention: { maxMessagesPerRoom: 5 },
+      pruneChunkRows: chunk,
+    });
+    try {
+      // Until prune catches up, an append drops only as many as it adds, from the oldest.
+      store.append([msg("big", "t21", 21)]);
+      assert.deepEqual(store.bounds("big"), { oldest: 2, latest: 21 });
+      assert.equal(store.read("big", { limit: 100 }).length, 20);
+
+      // big: 15 over; huge: chunk + 5 over.
+      assert.deepEqual([store.prune(0), store.prune(0), store.prune(0)], [chunk, 20, 0]);
+      assert.deepEqual(store.read("big", { limit: 100 }).map((m) => m.seq), [17, 18, 19, 20, 21]);
+      assert.deepEqual(store.bounds("huge"), { oldest: chunk + 6, latest: chunk + 10 });
+      assert.deepEqual(
+        store.bounds("small"),
+        { oldest: 1, latest: 3 },
+        "within the limit: untouched",
+      );
+    } finally {
+      store.close();
+    }
+  }));
+
+Deno.test("SqliteStore age pruning leaves no gap when the clock stepped back", () =>
+  withDir((dir) => {
+    const store = SqliteStore.open(`${dir}/chat.db`, { retention: { maxAgeMs: 100 } });
+    try {
+      // seq 3 was stamped after a clock step back; it is older than seq 2.
+      store.append([
+        msg("a", "t1", 100),
+        msg("a", "t2", 200),
+        msg("a", "t3", 50),
+        msg("a", "t4", 300),
+      ]);
+      assert.equal(store.prune(250), 3); // cutoff 150: seq 1 and 3 expired, so 2 goes too
+      assert.deepEqual(store.read("a", { limit: 10 }).map((m) => m.seq), [4]);
+      assert.deepEqual(store.bounds("a"), { oldest: 4, latest: 4 });
+    } finally {
+      store.close();
+    }
+  }));
+
+Deno.test("SqliteStore runs in WAL mode with the synchronous level asked for", () =>
+  withDir(async (dir) => {
+    const path = `${dir}/chat.db`;
+    const full = SqliteStore.open(path);
+    assert.deepEqual(full.settings, {
+      journalMode: "wal",
+      synchronous: "full",
+      busyTimeoutMs: 1000,
+    });
+    full.append([msg("a", "x", 1)]);
+    assert.ok((await Deno.stat(`${path}-wal`)).isFile, "the WAL file exists while open");
+    full.close();
+    const normal = SqliteStore.open(path, { synchronous: "normal", busyTimeoutMs: 50 });
+    assert.deepEqual(normal.settings, {
+      journalMode: "wal",
+      synchronous: "normal",
+      busyTimeoutMs: 50,
+    });
+    normal.close();
+    const memory = SqliteStore.open(":memory:");
+    assert.equal(memory.settings.journalMode, "memory");
+    memory.close();
+  }));
+
+Deno.test("SqliteStore writes schema version 1, the name key, and passes integrity_check after a workload", () =>
+  withDir((dir) => {
+    const path = `${dir}/chat.db`;
+    const store = SqliteStore.open(path, { retention: { maxMessagesPerRoom: 50, maxAgeMs: 500 } });
+    for (let i = 0; i < 40; i++) {
+      store.append(
+        Array.from({ length: 25 }, (_, j) => msg(`r${j % 7}`, `m${i}-${j}`, i * 25 + j)),
+      );
+      if (i % 10 === 9) { while (store.prune(i * 25) > 0); }
+    }
+    store.append([{ room: "a", from: "ＡＮＮ", text: "fullwidth", ts: 1000 }]);
+    store.close();
+    const db = new DatabaseSync(path, { readOnly: true });
+    try {
+      assert.equal(db.prepare("PRAGMA user_version").get()?.user_version, 1);
+      assert.equal(db.prepare("PRAGMA integrity_check").get()?.integrity_check, "ok");
+      const key = db.prepare("SELECT from_key FROM messages WHERE room = 'a'").get()?.from_key;
+      assert.equal(key, nameKey("ＡＮＮ"));
+      assert.equal(key, "ann");
+    } finally {
+      db.close();
+    }
+  }));
+
+Deno.test("SqliteStore refuses a file whose schema is newer than the code", () =>
+  withDir((dir) => {
+    const path = `${dir}/chat.db`;
+    const db = new DatabaseSync(path);
+    db.exec("PRAGMA user_version = 99");
+    db.close();
+    assert.throws(() => SqliteStore.open(path), /^Error: Cannot open store: .* schema version 99/);
+  }));
+
+Deno.test("SqliteStore refuses a file that is not a database, saying which", () =>
+  withDir(async (dir) => {
+    const path = `${dir}/notes.txt`;
+    await Deno.writeTextFile(path, "these are not the rows you are looking for\n".repeat(100));
+    assert.throws(
+      () => SqliteStore.open(path),
+      (e: Error) => e.message === `Cannot open store: ${path}: file is not a database`,
+    );
+  }));
+
+Deno.test("SqliteStore refuses every call after close with 'the store is closed'", () => {
+  const store = SqliteStore.open(":memory:");
+  store.close();
+  store.close();
+  assert.equal(store.closed, true);
+  assert.throws(
+    () => store.append([msg("a", "x", 1)]),
+    /^Error: Cannot append: the store is closed$/,
+  );
+  assert.throws(() => store.read("a", { limit: 1 }), /Cannot read: the store is closed/);
+  assert.throws(() => store.bounds("a"), /the store is closed/);
+  assert.throws(() => store.recentWithCid(0), /the store is closed/);
+  assert.throws(() => store.prune(0), /Cannot prune: the store is closed/);
+});
+
+Deno.test("SqliteStore backup writes a consistent copy that opens as a store", () =>
+  withDir(async (dir) => {
+    const store = SqliteStore.open(`${dir}/chat.db`);
+    try {
+      store.append(many("a", 3));
+      await store.backup(`${dir}/copy.db`);
+      store.append([msg("a", "after the backup", 4)]);
+    } finally {
+      store.close();
+    }
+    const copy = SqliteStore.open(`${dir}/copy.db`);
+    try {
+      assert.deepEqual(copy.read("a", { limit: 10 }).map((m) => m.text), ["t1", "t2", "t3"]);
+      assert.deepEqual(copy.append([msg("a", "t4", 4)]).map((m) => m.seq), [4]);
+    } finally {
+      copy.close();
+    }
+  }));
+
+Deno.test("SqliteStore needs read and write permission on the data file and nothing else", () =>
+  withDir(async (dir) => {
+    const path = `${dir}/chat.db`;
+    const script = `${dir}/use_store.ts`;
+    const storeUrl = new URL("../sqlite_store.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      script,
+      `import { SqliteStore } from ${JSON.stringify(storeUrl)};
+       const store = SqliteStore.open(Deno.args[0]);
+       store.append([{ room: "a", from: "ann", text: "hi", ts: 1 }]);
+       store.prune(1);
+       store.close();
+       const again = SqliteStore.open(Deno.args[0], { retention: { maxAgeMs: 1 } });
+       const seq = again.append([{ room: "a", from: "ann", text: "hi", ts: 5 }])[0].seq;
+       again.prune(10);
+       again.close();
+       console.log(seq);`,
+    );
+    const run = (...flags: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "--no-prompt", "--no-check", ...flags, script, path],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const ok = await run(`--allow-read=${path}`, `--allow-write=${path}`);
+    const stderr = new TextDecoder().decode(ok.stderr);
+    assert.equal(ok.code, 0, stderr);
+    assert.equal(new TextDecoder().decode(ok.stdout).trim(), "2");
+    const readOnly = await run(`--allow-read=${path}`);
+    assert.notEqual(readOnly.code, 0);
+    assert.match(new TextDecoder().decode(readOnly.stderr), /Requires write access/);
+  }));
