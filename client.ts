@@ -59,6 +59,10 @@ export type DisconnectReason =
 /** How many refusals within a minute mark a client as flooding. */
 export const FLOOD_REJECTIONS = 100;
 export const FLOOD_WINDOW_MS = 60_000;
+/** Frames a client may send after its hello and before its welcome (while credentials are checked). */
+export const MAX_EARLY_FRAMES = 32;
+/** Longest delay setTimeout takes, in ms; longer expiries re-arm. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Control commands (join, leave, rooms, history, typing) may come this many times faster than messages. */
 export const CONTROL_RATE_FACTOR = 5;
 
@@ -76,6 +80,8 @@ export interface ClientOptions extends ParseLimits {
   address: string;
   /** @default Date.now */
   now?: () => number;
+  /** Called once when the client is gone, after the handler heard it. */
+  onGone?: () => void;
 }
 
 /** One WebSocket connection and its per-connection state. */
@@ -101,6 +107,10 @@ export class Client {
   #handshakeTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #greeted = false;
+  /** Frames that arrived between the hello and the welcome; null once ready. */
+  #early: string[] | null = [];
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  #now: () => number;
 
   constructor(socket: SocketLike, handler: ClientHandler, options: ClientOptions) {
     this.socket = socket;
@@ -108,6 +118,7 @@ export class Client {
     this.#handler = handler;
     this.#options = options;
     const now = options.now ?? Date.now;
+    this.#now = now;
     const rate = options.rate;
     this.#messages = rate ? new TokenBucket(rate, now) : null;
     this.#control = rate
@@ -169,6 +180,36 @@ export class Client {
       this.#handler.hello(this, hello.value);
       return;
     }
+    if (this.#early !== null) {
+      // Credentials are being checked; keep the frame (bounded) and replay it after the welcome.
+      if (this.#early.length >= MAX_EARLY_FRAMES) {
+        this.close(CloseCode.badHandshake, "too many frames before welcome", "bad_handshake");
+      } else this.#early.push(data);
+      return;
+    }
+    this.#command(data);
+  }
+
+  /** Called by the hub once the welcome is sent: replays frames that came early. */
+  ready(): void {
+    const early = this.#early;
+    this.#early = null;
+    for (const frame of early ?? []) this.#command(frame);
+  }
+
+  /** Closes the connection with 4001 when its credential expires at `atMs`. */
+  expireAt(atMs: number): void {
+    clearTimeout(this.#expiryTimer);
+    const delay = atMs - this.#now();
+    if (delay <= 0) {
+      this.close(CloseCode.unauthorized, "token expired", "unauthorized");
+      return;
+    }
+    this.#expiryTimer = setTimeout(() => this.expireAt(atMs), Math.min(delay, MAX_TIMER_MS));
+  }
+
+  #command(data: string): void {
+    if (this.#closed) return;
     const parsed = parseCommand(data, this.#options);
     if (!parsed.ok) {
       this.refuse(parsed.code, parsed.message, parsed.cid);
@@ -205,23 +246,30 @@ export class Client {
   close(code: number, reason: string, why: DisconnectReason): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#handshakeTimer);
-    this.#handshakeTimer = undefined;
+    this.#clearTimers();
     try {
       this.socket.close(code, reason);
     } catch {
       // The socket may already be closed by the peer; the outcome is the same.
     }
     this.#handler.closed(this, why);
+    this.#options.onGone?.();
   }
 
   /** The socket closed from the other side (or idled out); tells the handler once. */
   socketClosed(why: DisconnectReason): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#handshakeTimer);
-    this.#handshakeTimer = undefined;
+    this.#clearTimers();
     this.#handler.closed(this, why);
+    this.#options.onGone?.();
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#handshakeTimer);
+    clearTimeout(this.#expiryTimer);
+    this.#handshakeTimer = undefined;
+    this.#expiryTimer = undefined;
   }
 }
 

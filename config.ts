@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { parseRate, type Rate } from "./rate_limit.ts";
 import type { RetentionPolicy } from "./store.ts";
+import { isLogLevel, type LogFormat, type LogLevel } from "./log.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** The server's version, from deno.json, so `deno compile` embeds it. */
@@ -30,6 +31,11 @@ export const DEFAULTS = {
   handshakeTimeoutSeconds: 10,
   data: "chat.db",
   synchronous: "full",
+  maxConnectionsPerIp: 20,
+  /** New connections per second per address, and the burst allowed. */
+  handshakeRate: "10/s,20",
+  logFormat: "text",
+  logLevel: "info",
 } as const;
 
 /** Everything the server needs to know from its flags. */
@@ -51,6 +57,23 @@ export interface Config {
   data: string;
   synchronous: "full" | "normal";
   retention: RetentionPolicy;
+  /** PEM file paths; both set means HTTPS and WSS. */
+  certFile: string | null;
+  keyFile: string | null;
+  /** Shared password every hello must carry, or null. */
+  password: string | null;
+  /** HS256 secret; when set, every hello carries a token whose subject is the name. */
+  jwtSecret: string | null;
+  /** Open connections per client address at most; 0 turns the limit off. */
+  maxConnectionsPerIp: number;
+  /** New connections per address; null turns the limit off. */
+  handshakeRate: Rate | null;
+  /** Take client addresses from X-Forwarded-For (only behind a proxy you run). */
+  trustProxy: boolean;
+  /** Bearer token /metrics requires, or null for open metrics. */
+  metricsToken: string | null;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
 }
 
 /** What the command line asked for. */
@@ -62,6 +85,7 @@ export type ParsedArgs =
 
 interface Flag {
   name: string;
+  /** The value's shape in --help; empty for a switch. */
   value: string;
   help: string;
   multiple?: boolean;
@@ -144,11 +168,59 @@ const FLAGS: Flag[] = [
     value: "SECONDS",
     help: `time a new connection has to say hello (default ${DEFAULTS.handshakeTimeoutSeconds})`,
   },
+  {
+    name: "max-connections-per-ip",
+    value: "N",
+    help:
+      `open connections per client address, 0 for no limit (default ${DEFAULTS.maxConnectionsPerIp})`,
+  },
+  {
+    name: "handshake-rate",
+    value: "R/s,B|off",
+    help:
+      `new connections per client address (default ${DEFAULTS.handshakeRate}); over it: HTTP 429`,
+  },
+  {
+    name: "cert",
+    value: "FILE",
+    help: "TLS certificate chain (PEM); with --key serves https:// and wss://",
+  },
+  { name: "key", value: "FILE", help: "TLS private key (PEM)" },
+  {
+    name: "password",
+    value: "TEXT",
+    help: "password every client must give (or set CHAT_PASSWORD, which keeps it out of ps)",
+  },
+  {
+    name: "jwt-secret",
+    value: "TEXT",
+    help: "HS256 secret (or CHAT_JWT_SECRET): clients sign in with a token whose sub is their name",
+  },
+  {
+    name: "trust-proxy",
+    value: "",
+    help: "take client addresses from X-Forwarded-For; only behind a reverse proxy you run",
+  },
+  {
+    name: "metrics-token",
+    value: "TEXT",
+    help: "require Authorization: Bearer TEXT on /metrics (or CHAT_METRICS_TOKEN; default: open)",
+  },
+  {
+    name: "log-format",
+    value: "text|json",
+    help: `log lines for people or one JSON object per line (default ${DEFAULTS.logFormat})`,
+  },
+  {
+    name: "log-level",
+    value: "LEVEL",
+    help: `debug, info, warn or error (default ${DEFAULTS.logLevel})`,
+  },
 ];
 
 /** The text `--help` prints. */
 export function helpText(): string {
-  const rows = FLAGS.map((f) => `  --${f.name} ${f.value}\n      ${f.help}`);
+  const rows = FLAGS.map((f) => `  --${f.name}${f.value ? ` ${f.value}` : ""}\n      ${f.help}`);
   return [
     `chat ${VERSION}: a self-hosted group chat server in one executable.`,
     "",
@@ -201,8 +273,11 @@ export function parseRetention(text: string): RetentionPolicy | null {
   return policy;
 }
 
-/** Parses the command line; never throws and never exits. */
-export function parseConfig(args: string[]): ParsedArgs {
+/** Parses the command line and the CHAT_* environment; never throws and never exits. */
+export function parseConfig(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): ParsedArgs {
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
     help: { type: "boolean" },
     version: { type: "boolean" },
@@ -248,8 +323,15 @@ export function parseConfig(args: string[]): ParsedArgs {
     "handshake-timeout",
     DEFAULTS.handshakeTimeoutSeconds,
   );
+  const perIp = positiveInt(
+    str("max-connections-per-ip"),
+    "max-connections-per-ip",
+    DEFAULTS.maxConnectionsPerIp,
+    0,
+  );
   for (
     const v of [
+      perIp,
       port,
       sendQueueBytes,
       maxFrameBytes,
@@ -273,6 +355,44 @@ export function parseConfig(args: string[]): ParsedArgs {
       kind: "error",
       message: `Cannot read --rate-limit: expected like 10/s,20 or off, got "${rateText}"`,
     };
+  }
+  const handshakeText = str("handshake-rate") ?? DEFAULTS.handshakeRate;
+  const handshakeRate = parseRate(handshakeText);
+  if (handshakeRate === null) {
+    return {
+      kind: "error",
+      message: `Cannot read --handshake-rate: expected like 10/s,20 or off, got "${handshakeText}"`,
+    };
+  }
+  const certFile = str("cert") ?? null;
+  const keyFile = str("key") ?? null;
+  if ((certFile === null) !== (keyFile === null)) {
+    return { kind: "error", message: "Cannot serve TLS: give both --cert and --key" };
+  }
+  const logFormat = str("log-format") ?? DEFAULTS.logFormat;
+  if (logFormat !== "text" && logFormat !== "json") {
+    return {
+      kind: "error",
+      message: `Cannot read --log-format: expected text or json, got "${logFormat}"`,
+    };
+  }
+  const logLevel = str("log-level") ?? DEFAULTS.logLevel;
+  if (!isLogLevel(logLevel)) {
+    return {
+      kind: "error",
+      message: `Cannot read --log-level: expected debug, info, warn or error, got "${logLevel}"`,
+    };
+  }
+  const secret = (flag: string, envName: string): string | null | { error: string } => {
+    const v = str(flag) ?? env[envName];
+    if (v === undefined) return null;
+    return v.length > 0 ? v : { error: `Cannot read --${flag}: it is empty` };
+  };
+  const password = secret("password", "CHAT_PASSWORD");
+  const jwtSecret = secret("jwt-secret", "CHAT_JWT_SECRET");
+  const metricsToken = secret("metrics-token", "CHAT_METRICS_TOKEN");
+  for (const v of [password, jwtSecret, metricsToken]) {
+    if (v !== null && typeof v === "object") return { kind: "error", message: v.error };
   }
   const synchronous = str("synchronous") ?? DEFAULTS.synchronous;
   if (synchronous !== "full" && synchronous !== "normal") {
@@ -320,6 +440,16 @@ export function parseConfig(args: string[]): ParsedArgs {
       data: str("data") ?? DEFAULTS.data,
       synchronous,
       retention,
+      certFile,
+      keyFile,
+      password: password as string | null,
+      jwtSecret: jwtSecret as string | null,
+      maxConnectionsPerIp: perIp as number,
+      handshakeRate: handshakeRate === "off" ? null : handshakeRate,
+      trustProxy: values["trust-proxy"] === true,
+      metricsToken: metricsToken as string | null,
+      logFormat,
+      logLevel,
     },
   };
 }

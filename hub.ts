@@ -33,6 +33,7 @@ import {
   nameKey,
 } from "./protocol.ts";
 import type { NewMessage, ReadRange, Store } from "./store.ts";
+import { type Authenticator, type AuthResult, timingSafeEqual } from "./auth.ts";
 
 /** How long a disconnected name stays reserved for its token holder, in ms. */
 export const NAME_RESERVATION_MS = 60_000;
@@ -87,6 +88,8 @@ export interface HubOptions {
   /** Makes a resume token. @default 256 random bits, base64url */
   makeToken?: () => string;
   observers?: HubObservers;
+  /** Checks credentials in the hello. @default every valid name is let in */
+  auth?: Authenticator;
 }
 
 interface Session {
@@ -248,11 +251,36 @@ export class Hub implements ClientHandler {
 
   hello(client: Client, hello: Hello): void {
     if (this.#draining) return client.close(CloseCode.shutdown, "server shutting down", "shutdown");
-    const key = nameKey(hello.name);
+    const checked: AuthResult | Promise<AuthResult> = this.#options.auth?.(hello) ??
+      (hello.name === undefined
+        ? { ok: false, reason: "hello needs a name" }
+        : { ok: true, name: hello.name, verified: false });
+    if (checked instanceof Promise) {
+      checked.then((result) => this.#admit(client, hello, result), () => {
+        this.#admit(client, hello, { ok: false, reason: "credentials could not be checked" });
+      });
+    } else this.#admit(client, hello, checked);
+  }
+
+  /** Registers the client under its name once its credentials are known. */
+  #admit(client: Client, hello: Hello, auth: AuthResult): void {
+    if (client.closed) return;
+    if (this.#draining) return client.close(CloseCode.shutdown, "server shutting down", "shutdown");
+    if (!auth.ok) {
+      this.#observers.event?.("warn", "unauthorized", {
+        address: client.address,
+        reason: auth.reason,
+      });
+      return client.close(CloseCode.unauthorized, "unauthorized", "unauthorized");
+    }
+    const name = auth.name;
+    const key = nameKey(name);
     const now = this.#now();
     const existing = this.#sessions.get(key);
-    const tokenOk = existing !== undefined && hello.resume !== undefined &&
-      timingSafeEqual(hello.resume, existing.token);
+    // A verified token proves the identity as well as the resume token does.
+    const tokenOk = existing !== undefined &&
+      (auth.verified ||
+        (hello.resume !== undefined && timingSafeEqual(hello.resume, existing.token)));
     let session: Session;
     if (existing !== undefined && (existing.client !== null || now < existing.releaseAt)) {
       if (!tokenOk) {
@@ -264,25 +292,27 @@ export class Hub implements ClientHandler {
         existing.client.close(CloseCode.replaced, "replaced", "replaced");
       }
       session = existing;
-      session.name = hello.name;
+      session.name = name;
     } else {
-      session = { name: hello.name, token: this.#makeToken(), client: null, releaseAt: 0 };
+      session = { name, token: this.#makeToken(), client: null, releaseAt: 0 };
       this.#sessions.set(key, session);
     }
     session.client = client;
-    client.name = hello.name;
+    client.name = name;
     client.key = key;
     this.#send(
       client,
       JSON.stringify({
         type: "welcome",
-        name: hello.name,
+        name,
         resume: session.token,
         limits: this.#options.welcomeLimits,
         version: this.#options.version,
       }),
     );
-    this.#observers.event?.("info", "hello", { name: hello.name, address: client.address });
+    if (auth.expiresAt !== undefined) client.expireAt(auth.expiresAt);
+    this.#observers.event?.("info", "hello", { name, address: client.address });
+    client.ready();
   }
 
   command(client: Client, command: Command): void {
@@ -787,13 +817,4 @@ export function randomToken(): string {
     /=+$/,
     "",
   );
-}
-
-/** Compares two strings in time that depends only on their lengths, not on where they differ. */
-export function timingSafeEqual(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < x.length; i++) diff |= x[i] ^ (y[i % Math.max(1, y.length)] ?? 0);
-  return diff === 0;
 }

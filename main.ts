@@ -9,6 +9,12 @@ import { createHandler } from "./server.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { MAX_HISTORY_LIMIT } from "./protocol.ts";
+import { Admission } from "./admission.ts";
+import { createAuthenticator } from "./auth.ts";
+import { createJwtVerifier } from "./jwt.ts";
+import { createLogger } from "./log.ts";
+import { createChatMetrics } from "./metrics.ts";
+import { hubObservers, renderMetrics } from "./observability.ts";
 
 /** Longest a graceful shutdown may take before the process exits anyway, in ms. */
 const SHUTDOWN_DEADLINE_MS = 5000;
@@ -32,7 +38,11 @@ function listeningLine(hostname: string, port: number, scheme: string): string {
 }
 
 async function main(): Promise<number> {
-  const parsed = parseConfig(Deno.args);
+  const parsed = parseConfig(Deno.args, {
+    CHAT_PASSWORD: Deno.env.get("CHAT_PASSWORD"),
+    CHAT_JWT_SECRET: Deno.env.get("CHAT_JWT_SECRET"),
+    CHAT_METRICS_TOKEN: Deno.env.get("CHAT_METRICS_TOKEN"),
+  });
   if (parsed.kind === "help" || parsed.kind === "version") {
     console.log(parsed.text);
     return 0;
@@ -42,7 +52,23 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = parsed.config;
-  const store = openStore(config);
+  const logger = createLogger({ format: config.logFormat, level: config.logLevel });
+  let tls: { cert: string; key: string } | null = null;
+  let store: Store;
+  try {
+    if (config.certFile !== null && config.keyFile !== null) {
+      tls = {
+        cert: Deno.readTextFileSync(config.certFile),
+        key: Deno.readTextFileSync(config.keyFile),
+      };
+    }
+    store = openStore(config);
+  } catch (e) {
+    console.error(`Cannot start: ${(e as Error).message}`);
+    return 1;
+  }
+  const metrics = createChatMetrics();
+  const jwt = config.jwtSecret === null ? null : await createJwtVerifier(config.jwtSecret);
   const hub = new Hub({
     store,
     maxRoomsPerClient: config.maxRoomsPerClient,
@@ -53,14 +79,40 @@ async function main(): Promise<number> {
       maxRooms: config.maxRoomsPerClient,
       historyLimit: MAX_HISTORY_LIMIT,
       rate: config.rateLimit,
+      auth: config.jwtSecret !== null ? "token" : config.password !== null ? "password" : "none",
     },
+    observers: hubObservers(metrics, logger),
+    auth: createAuthenticator({ password: config.password, jwt }),
   });
   await hub.start();
-  const handler = createHandler({ hub, config, assets, version: VERSION });
+  const handler = createHandler({
+    hub,
+    config,
+    assets,
+    version: VERSION,
+    admission: new Admission({
+      maxPerAddress: config.maxConnectionsPerIp,
+      handshakeRate: config.handshakeRate,
+    }),
+    trustProxy: config.trustProxy,
+    metrics: { render: () => renderMetrics(metrics, hub), token: config.metricsToken },
+    refused: (code, address) => {
+      metrics.rejected.inc({ code });
+      logger.info("refused", { code, address });
+    },
+  });
+  const scheme = tls === null ? "http" : "https";
   const server = Deno.serve({
     hostname: config.host,
     port: config.port,
-    onListen: ({ hostname, port }) => console.log(listeningLine(hostname, port, "http")),
+    ...(tls ?? {}),
+    onListen: ({ hostname, port }) => {
+      console.log(listeningLine(hostname, port, scheme));
+      logger.info("listening", { url: `${scheme}://${hostname}:${port}/` });
+      logger.info("history", {
+        reason: config.data === ":memory:" ? "memory only" : `stored in ${config.data}`,
+      });
+    },
   }, handler);
 
   const { promise: stopped, resolve: stop } = Promise.withResolvers<void>();
@@ -76,9 +128,11 @@ async function main(): Promise<number> {
   for (const s of signals) Deno.addSignalListener(s, onSignal);
 
   await stopped;
+  logger.info("shutting_down");
   const deadline = setTimeout(() => Deno.exit(0), SHUTDOWN_DEADLINE_MS);
   // Stop accepting first, so no one joins while the hub closes everyone with 1001.
   const closed = server.shutdown();
+  // The hub finishes the current flush, commits, closes every socket, then closes the store.
   await hub.shutdown();
   await closed;
   clearTimeout(deadline);

@@ -363,7 +363,7 @@ export function createChatMetrics(options: ChatMetricsOptions = {}): ChatMetrics
     registry,
     connections: registry.gauge({
       name: "chat_connections",
-      help: "Open WebSocket connections that completed the hello.",
+      help: "Open WebSocket connections.",
     }),
     rooms: registry.gauge({ name: "chat_rooms", help: "Rooms that have at least one member." }),
     messagesReceived: registry.counter({

@@ -51,10 +51,10 @@ export type Command =
   | { type: "dm"; to: string; text: string; cid?: string }
   | { type: "typing"; room: string };
 
-/** The first frame a client sends. */
+/** The first frame a client sends. `name` may be left out only when a `token` names the user. */
 export interface Hello {
   type: "hello";
-  name: string;
+  name?: string;
   resume?: string;
   password?: string;
   token?: string;
@@ -161,15 +161,17 @@ export function parseHello(text: string): Parsed<Hello> {
   if (obj.type !== "hello") {
     return fail("bad_request", "Cannot start: the first frame must be hello");
   }
-  if (typeof obj.name !== "string") return fail("bad_request", "Cannot start: hello needs a name");
-  const problem = nameProblem(obj.name);
-  if (problem !== null) return fail("bad_request", `Cannot start: ${problem}`);
-  const hello: Hello = { type: "hello", name: obj.name };
-  for (const key of ["resume", "password", "token"] as const) {
+  const hello: Hello = { type: "hello" };
+  for (const key of ["name", "resume", "password", "token"] as const) {
     const v = optionalString(obj, key);
     if (v === null) return fail("bad_request", `Cannot start: ${key} must be a string`);
     if (v !== undefined) hello[key] = v;
   }
+  if (hello.name === undefined && hello.token === undefined) {
+    return fail("bad_request", "Cannot start: hello needs a name");
+  }
+  const problem = hello.name === undefined ? null : nameProblem(hello.name);
+  if (problem !== null) return fail("bad_request", `Cannot start: ${problem}`);
   return { ok: true, value: hello };
 }
 

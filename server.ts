@@ -6,6 +6,9 @@
 import { Client, type DisconnectReason } from "./client.ts";
 import type { Config } from "./config.ts";
 import type { Hub } from "./hub.ts";
+import type { Admission } from "./admission.ts";
+import { timingSafeEqual } from "./auth.ts";
+import { METRICS_CONTENT_TYPE } from "./metrics.ts";
 
 /** One embedded static file. */
 export interface StaticAsset {
@@ -35,6 +38,14 @@ export interface HandlerOptions {
   version: string;
   /** @default Date.now */
   now?: () => number;
+  /** Per-address limits checked before upgrading. @default none */
+  admission?: Admission;
+  /** Take the client address from the last X-Forwarded-For entry. @default false */
+  trustProxy?: boolean;
+  /** Serves GET /metrics when set; `token`, when not null, is required as a Bearer token. */
+  metrics?: { render: () => string; token: string | null };
+  /** Hears every refused upgrade, for metrics and logs. */
+  refused?: (code: string, address: string) => void;
 }
 
 /** Where the connection came from, as Deno.serve reports it. */
@@ -122,23 +133,48 @@ export function createHandler(
     files.set(path, { asset, etag: `"${fnv1a(asset.body)}"` });
   }
 
+  const refuse = (status: number, code: string, address: string, body: string, extra = {}) => {
+    options.refused?.(code, address);
+    return text(status, body, extra);
+  };
+
   function upgrade(req: Request, info: ConnInfo | undefined): Response {
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return text(400, "This address takes WebSocket connections only.\n");
     }
-    if (!originAllowed(req.headers.get("origin"), req.headers.get("host"), config.allowOrigins)) {
-      return text(403, "Cannot connect: origin not allowed.\n");
-    }
-    if (!hub.accepting) return text(503, "Cannot connect: the server is shutting down.\n");
-    if (hub.connections >= config.maxConnections) {
-      return text(503, "Cannot connect: the server is full.\n", { "retry-after": "5" });
-    }
     // Read the peer address before upgrading: after the upgrade the request is closed.
-    const address = info && "hostname" in info.remoteAddr ? info.remoteAddr.hostname : "unknown";
+    const address = clientAddress(req, info, options.trustProxy ?? false);
+    if (!originAllowed(req.headers.get("origin"), req.headers.get("host"), config.allowOrigins)) {
+      return refuse(403, "origin", address, "Cannot connect: origin not allowed.\n");
+    }
+    if (!hub.accepting) {
+      return refuse(
+        503,
+        "shutting_down",
+        address,
+        "Cannot connect: the server is shutting down.\n",
+      );
+    }
+    if (hub.connections >= config.maxConnections) {
+      return refuse(503, "server_full", address, "Cannot connect: the server is full.\n", {
+        "retry-after": "5",
+      });
+    }
+    const refusal = options.admission?.admit(address) ?? null;
+    if (refusal !== null) {
+      const why = refusal === "handshake_rate"
+        ? "too many new connections"
+        : "too many connections";
+      return refuse(429, refusal, address, `Cannot connect: ${why} from your address.\n`, {
+        "retry-after": "1",
+      });
+    }
+    const release = () => options.admission?.release(address);
     let upgraded;
     try {
       upgraded = Deno.upgradeWebSocket(req, { idleTimeout: config.idleTimeoutSeconds });
     } catch {
+      release();
       return text(400, "Cannot upgrade: malformed WebSocket request.\n");
     }
     const { socket, response } = upgraded;
@@ -150,6 +186,7 @@ export function createHandler(
       handshakeTimeoutMs: config.handshakeTimeoutMs,
       address,
       now,
+      onGone: release,
     });
     hub.add(client);
     socket.onmessage = (e) => client.receive(e.data);
@@ -166,6 +203,22 @@ export function createHandler(
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
       return text(405, "Method not allowed.\n", { allow: "GET, HEAD" });
+    }
+    if (url.pathname === "/metrics" && options.metrics !== undefined) {
+      const token = options.metrics.token;
+      const given = req.headers.get("authorization") ?? "";
+      if (token !== null && !timingSafeEqual(given, `Bearer ${token}`)) {
+        return text(401, "Cannot read metrics: a bearer token is required.\n", {
+          "www-authenticate": "Bearer",
+        });
+      }
+      return new Response(req.method === "HEAD" ? null : options.metrics.render(), {
+        headers: {
+          "content-type": METRICS_CONTENT_TYPE,
+          "cache-control": "no-store",
+          ...SECURITY_HEADERS,
+        },
+      });
     }
     if (url.pathname === "/healthz") {
       const body = JSON.stringify({
@@ -197,6 +250,23 @@ export function createHandler(
     }
     return new Response(req.method === "HEAD" ? null : file.asset.body, { headers });
   };
+}
+
+/**
+ * The client's address: the TCP peer, or behind a trusted proxy the last X-Forwarded-For entry
+ * (the one the proxy itself appended; entries before it are whatever the client claimed).
+ */
+export function clientAddress(
+  req: Request,
+  info: ConnInfo | undefined,
+  trustProxy: boolean,
+): string {
+  if (trustProxy) {
+    const forwarded = req.headers.get("x-forwarded-for");
+    const last = forwarded?.split(",").at(-1)?.trim();
+    if (last) return last;
+  }
+  return info && "hostname" in info.remoteAddr ? info.remoteAddr.hostname : "unknown";
 }
 
 /** Names why a socket closed from the far side: 1006 after silence means the idle timeout fired. */

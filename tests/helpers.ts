@@ -30,13 +30,25 @@ export interface SpawnOptions {
   startTimeoutMs?: number;
 }
 
-/** Starts `main.ts` with `args` (add `--port 0` yourself) and resolves once it is listening. */
+/**
+ * Starts `main.ts` with `args` (add `--port 0` yourself) and resolves once it is listening. Without
+ * a `--data` argument the server keeps history in memory.
+ */
 export async function spawnServer(
   args: string[],
   options: SpawnOptions = {},
 ): Promise<SpawnedServer> {
   const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...(options.permissions ?? ["-A"]), new URL("main.ts", ROOT).pathname, ...args],
+    args: [
+      "run",
+      ...(options.permissions ?? ["-A"]),
+      new URL("main.ts", ROOT).pathname,
+      // Tests never share the default chat.db in the working directory.
+      ...(args.some((a) => a === "--data" || a.startsWith("--data="))
+        ? []
+        : ["--data", ":memory:"]),
+      ...args,
+    ],
     cwd: options.cwd ?? ROOT,
     env: options.env,
     stdin: "null",
