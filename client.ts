@@ -46,6 +46,7 @@ export interface ClientHandler {
 export type DisconnectReason =
   | "client"
   | "idle"
+  | "lost"
   | "bad_handshake"
   | "binary_frame"
   | "frame_too_large"
@@ -144,11 +145,15 @@ export class Client {
 
   /**
    * Sends a frame if it fits the byte budget; false when it does not, and the caller then evicts
-   * the client as a slow consumer. Sending to a closed client is a no-op that reports success.
+   * the client as a slow consumer. A frame larger than the whole budget (a long `joined` history)
+   * goes out when nothing else is waiting, so a client that keeps up is never evicted for it;
+   * memory stays bounded by the budget plus one frame. Sending to a closed client is a no-op that
+   * reports success.
    */
   trySend(frame: string, bytes: number): boolean {
     if (this.#closed) return true;
-    if (this.socket.bufferedAmount + bytes > this.#options.sendQueueBytes) return false;
+    const buffered = this.socket.bufferedAmount;
+    if (buffered > 0 && buffered + bytes > this.#options.sendQueueBytes) return false;
     this.socket.send(frame);
     return true;
   }

@@ -47,6 +47,10 @@ export const MAX_JOIN_SINCE_MESSAGES = 1000;
 export const ROOM_CACHE_MESSAGES = 1000;
 /** At most one typing event per client per room in this many ms is relayed. */
 export const TYPING_INTERVAL_MS = 2000;
+/** Largest outbound room frame, in UTF-16 code units (about 256 KiB of ASCII); longer turns split. */
+export const MAX_FRAME_OUT_CHARS = 256 * 1024;
+/** How long shutdown waits for closed sockets to finish their close handshake, in ms. */
+export const SHUTDOWN_CLOSE_WAIT_MS = 1000;
 /** How often the hub sweeps expired reservations and cids and applies retention, in ms. */
 export const SWEEP_INTERVAL_MS = 10_000;
 
@@ -142,6 +146,15 @@ class Room {
       this.cacheLines = this.cacheLines.slice(-ROOM_CACHE_MESSAGES);
     }
     if (m.seq > this.latest) this.latest = m.seq;
+  }
+
+  /** Drops cached messages below `oldest`: retention removed them from the store. */
+  forgetBelow(oldest: number): void {
+    const first = this.cache[0]?.seq;
+    if (first === undefined || first >= oldest) return;
+    const drop = Math.min(this.cache.length, oldest - first);
+    this.cache = this.cache.slice(drop);
+    this.cacheLines = this.cacheLines.slice(drop);
   }
 
   /**
@@ -320,9 +333,9 @@ export class Hub implements ClientHandler {
       case "say":
         return this.#say(client, command.room, command.text, command.cid);
       case "join":
-        return void this.#join(client, command.room, command.since);
+        return void this.#join(client, command.room, command.since, command.cid);
       case "leave":
-        return this.#leave(client, command.room);
+        return this.#leave(client, command.room, command.cid);
       case "rooms":
         return this.#send(client, this.#roomsLine());
       case "history":
@@ -330,7 +343,7 @@ export class Hub implements ClientHandler {
       case "dm":
         return this.#dm(client, command.to, command.text, command.cid);
       case "typing":
-        return this.#typing(client, command.room);
+        return this.#typing(client, command.room, command.cid);
     }
   }
 
@@ -393,7 +406,12 @@ export class Hub implements ClientHandler {
     this.#scheduleFlush();
   }
 
-  async #join(client: Client, roomName: string, since: number | undefined): Promise<void> {
+  async #join(
+    client: Client,
+    roomName: string,
+    since: number | undefined,
+    cid: string | undefined,
+  ): Promise<void> {
     const already = client.rooms.has(roomName);
     if (!already && client.joining.has(roomName)) return; // the first join's reply answers both
     if (!already && client.rooms.size + client.joining.size >= this.#options.maxRoomsPerClient) {
@@ -401,6 +419,7 @@ export class Hub implements ClientHandler {
         client,
         "too_many_rooms",
         `Cannot join: at most ${this.#options.maxRoomsPerClient} rooms`,
+        cid,
       );
     }
     let room = this.#rooms.get(roomName);
@@ -450,7 +469,7 @@ export class Hub implements ClientHandler {
       }
     } catch (e) {
       this.#storeFailed(e);
-      this.#refuse(client, "unavailable", "Cannot join: history is unavailable, try again");
+      this.#refuse(client, "unavailable", "Cannot join: history is unavailable, try again", cid);
     } finally {
       client.joining.delete(roomName);
       room.joinsInFlight--;
@@ -458,10 +477,10 @@ export class Hub implements ClientHandler {
     }
   }
 
-  #leave(client: Client, roomName: string): void {
+  #leave(client: Client, roomName: string, cid: string | undefined): void {
     const room = this.#rooms.get(roomName);
     if (room === undefined || !client.rooms.has(roomName)) {
-      return this.#refuse(client, "not_in_room", "Cannot leave: not in that room");
+      return this.#refuse(client, "not_in_room", "Cannot leave: not in that room", cid);
     }
     room.members.delete(client);
     client.rooms.delete(roomName);
@@ -473,11 +492,16 @@ export class Hub implements ClientHandler {
 
   async #history(
     client: Client,
-    command: { room: string; before?: number; after?: number; limit: number },
+    command: { room: string; before?: number; after?: number; limit: number; cid?: string },
   ): Promise<void> {
     const room = this.#rooms.get(command.room);
     if (room === undefined || !client.rooms.has(command.room)) {
-      return this.#refuse(client, "not_in_room", "Cannot read history: join the room first");
+      return this.#refuse(
+        client,
+        "not_in_room",
+        "Cannot read history: join the room first",
+        command.cid,
+      );
     }
     const range: ReadRange = { limit: command.limit };
     if (command.after !== undefined) range.after = command.after;
@@ -498,6 +522,7 @@ export class Hub implements ClientHandler {
         client,
         "unavailable",
         "Cannot read history: the store is unavailable, try again",
+        command.cid,
       );
     }
   }
@@ -521,10 +546,10 @@ export class Hub implements ClientHandler {
     if (target !== client) this.#send(client, line);
   }
 
-  #typing(client: Client, roomName: string): void {
+  #typing(client: Client, roomName: string, cid: string | undefined): void {
     const room = this.#rooms.get(roomName);
     if (room === undefined || !client.rooms.has(roomName)) {
-      return this.#refuse(client, "not_in_room", "Cannot type: join the room first");
+      return this.#refuse(client, "not_in_room", "Cannot type: join the room first", cid);
     }
     const now = this.#now();
     const last = client.lastTyping.get(roomName);
@@ -540,33 +565,32 @@ export class Hub implements ClientHandler {
 
   // ---- history reads ----
 
-  /** Reads a range as serialised lines, from the room cache when it covers the range, else the store. */
+  /**
+   * Reads a range as serialised lines: from the room cache when it holds the whole answer, else
+   * from the store. The store's bounds come first, so nothing retention removed is served from the
+   * cache either, and `truncated` means the same on both paths.
+   */
   async #readLines(room: Room, range: ReadRange): Promise<{ lines: string[]; truncated: boolean }> {
-    const after = range.after ?? 0;
+    const bounds = await this.#store.bounds(room.name);
+    room.forgetBelow(bounds.oldest);
+    const after = Math.max(range.after ?? 0, bounds.oldest - 1);
     const before = range.before ?? Number.MAX_SAFE_INTEGER;
     const newest = range.after === undefined;
-    const hit = room.cached(after, before, range.limit, newest);
-    if (hit !== null) {
-      // The cache is contiguous, so if it reaches the asked range nothing in between was pruned.
-      return { lines: hit, truncated: false };
-    }
-    const [stored, bounds] = await Promise.all([
-      this.#store.read(room.name, range),
-      this.#store.bounds(room.name),
-    ]);
-    const lines = stored.map(messageLine);
-    // Messages committed while the read was in flight are in the cache; append the ones it missed.
-    if (range.before === undefined) {
-      const last = stored.length > 0 ? stored[stored.length - 1].seq : after;
-      if (stored.length < range.limit) {
+    let lines = room.cached(after, before, range.limit, newest);
+    if (lines === null) {
+      const stored = await this.#store.read(room.name, range);
+      lines = stored.map(messageLine);
+      // Messages committed while the read was in flight are in the cache; add the ones it missed.
+      if (range.before === undefined && stored.length < range.limit) {
+        const last = stored.length > 0 ? stored[stored.length - 1].seq : after;
         const tail = room.cached(last, before, range.limit - stored.length, false);
         if (tail !== null) lines.push(...tail);
       }
     }
-    // Truncated: the range reaches below the oldest message the store still holds.
+    // Truncated: the asked range reaches below the oldest message the store still holds.
     const truncated = newest
       ? lines.length < range.limit && bounds.oldest > 1 && Math.min(before, bounds.latest + 1) > 1
-      : after + 1 < bounds.oldest;
+      : (range.after ?? 0) + 1 < bounds.oldest;
     return { lines, truncated };
   }
 
@@ -666,34 +690,35 @@ export class Hub implements ClientHandler {
     this.#observers.flushSeconds?.((performance.now() - started) / 1000);
   }
 
-  /** Sends a room's outbox as one frame to every member (members excluded from a line get a variant). */
+  /**
+   * Sends a room's outbox to every member: usually one frame, split at MAX_FRAME_OUT_CHARS so a
+   * busy turn never builds a frame a client cannot take. Members excluded from a line (a joiner, a
+   * typist) get their own variant.
+   */
   #sendOutbox(room: Room): void {
     const entries = room.outbox;
     room.outbox = [];
     if (entries.length === 0 || room.members.size === 0) return;
     let excluded: Set<Client> | null = null;
-    const lines: string[] = new Array(entries.length);
-    for (let i = 0; i < entries.length; i++) {
-      lines[i] = entries[i].line;
-      const except = entries[i].except;
-      if (except !== undefined) (excluded ??= new Set()).add(except);
-    }
-    const frame = lines.join("\n");
-    const bytes = utf8Length(frame);
-    const count = entries.length;
+    for (const e of entries) if (e.except !== undefined) (excluded ??= new Set()).add(e.except);
+    const frames = buildFrames(entries.map((e) => e.line));
     let sent = 0;
     // Iterating a Set while evicting from it is safe: deleted members are simply not visited.
     for (const member of room.members) {
       if (excluded !== null && excluded.has(member)) {
         const own = entries.filter((e) => e.except !== member).map((e) => e.line);
-        if (own.length > 0) this.#send(member, own.join("\n"), own.length);
+        for (const f of buildFrames(own)) this.#send(member, f.frame, f.count);
         continue;
       }
-      if (member.trySend(frame, bytes)) sent++;
+      let ok = true;
+      for (let i = 0; ok && i < frames.length; i++) {
+        ok = member.trySend(frames[i].frame, frames[i].bytes);
+      }
+      if (ok) sent++;
       else this.#evictSlow(member);
     }
-    this.stats.framesSent += sent;
-    this.stats.messagesDelivered += sent * count;
+    this.stats.framesSent += sent * frames.length;
+    this.stats.messagesDelivered += sent * entries.length;
   }
 
   /** Sends a line (or frame of `count` lines) to one client; evicts it if over budget. */
@@ -793,11 +818,38 @@ export class Hub implements ClientHandler {
     this.#closed = true;
     clearTimeout(this.#flushTimer);
     clearInterval(this.#sweepTimer);
-    for (const client of [...this.#clients]) {
+    const closing = [...this.#clients];
+    for (const client of closing) {
       client.close(CloseCode.shutdown, "server shutting down", "shutdown");
     }
     await this.#store.close();
+    // Give the close frames time to leave: the HTTP server's own shutdown would otherwise abort
+    // the sockets first, with its own reason, and drop the last acknowledgements queued above.
+    const deadline = performance.now() + SHUTDOWN_CLOSE_WAIT_MS;
+    while (
+      closing.some((c) => c.socket.readyState !== WebSocket.CLOSED) && performance.now() < deadline
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   }
+}
+
+/** Joins lines into frames of at most MAX_FRAME_OUT_CHARS (a single longer line is its own frame). */
+function buildFrames(lines: string[]): { frame: string; bytes: number; count: number }[] {
+  const frames: { frame: string; bytes: number; count: number }[] = [];
+  let start = 0, chars = 0;
+  for (let i = 0; i <= lines.length; i++) {
+    if (i === lines.length || (i > start && chars + lines[i].length + 1 > MAX_FRAME_OUT_CHARS)) {
+      if (i > start) {
+        const frame = i - start === 1 ? lines[start] : lines.slice(start, i).join("\n");
+        frames.push({ frame, bytes: utf8Length(frame), count: i - start });
+      }
+      start = i;
+      chars = 0;
+    }
+    if (i < lines.length) chars += lines[i].length + 1;
+  }
+  return frames;
 }
 
 function guardKey(room: string, fromKey: string, cid: string): string {

@@ -130,11 +130,11 @@ async function main(): Promise<number> {
   await stopped;
   logger.info("shutting_down");
   const deadline = setTimeout(() => Deno.exit(0), SHUTDOWN_DEADLINE_MS);
-  // Stop accepting first, so no one joins while the hub closes everyone with 1001.
-  const closed = server.shutdown();
-  // The hub finishes the current flush, commits, closes every socket, then closes the store.
+  // The hub goes first: it refuses new upgrades (503) and hellos, finishes the current flush and
+  // commit, closes every socket with 1001, then closes the store. Deno's server.shutdown() would
+  // close upgraded sockets itself with its own reason and drop the last acknowledgements.
   await hub.shutdown();
-  await closed;
+  await server.shutdown();
   clearTimeout(deadline);
   return 0;
 }

@@ -43,13 +43,19 @@ export const CloseCode = {
 
 /** A message a client sends after its hello. */
 export type Command =
-  | { type: "join"; room: string; since?: number }
-  | { type: "leave"; room: string }
-  | { type: "rooms" }
-  | { type: "say"; room: string; text: string; cid?: string }
-  | { type: "history"; room: string; before?: number; after?: number; limit: number }
-  | { type: "dm"; to: string; text: string; cid?: string }
-  | { type: "typing"; room: string };
+  & (
+    | { type: "join"; room: string; since?: number }
+    | { type: "leave"; room: string }
+    | { type: "rooms" }
+    | { type: "say"; room: string; text: string }
+    | { type: "history"; room: string; before?: number; after?: number; limit: number }
+    | { type: "dm"; to: string; text: string }
+    | { type: "typing"; room: string }
+  )
+  & {
+    /** The client's id for this frame, echoed on the reply or error; on say, the resend key. */
+    cid?: string;
+  };
 
 /** The first frame a client sends. `name` may be left out only when a `token` names the user. */
 export interface Hello {
@@ -217,83 +223,83 @@ export function parseCommand(text: string, limits: ParseLimits): Parsed<Command>
     return obj.text;
   };
 
-  switch (type) {
-    case "join": {
-      const r = room();
-      if (typeof r !== "string") return r;
-      const since = optionalSeq(obj, "since");
-      if (since === null) {
-        return fail("bad_request", "Cannot join: since must be a seq (integer ≥ 0)", cid);
+  const parsed = ((): Parsed<Command> => {
+    switch (type) {
+      case "join": {
+        const r = room();
+        if (typeof r !== "string") return r;
+        const since = optionalSeq(obj, "since");
+        if (since === null) {
+          return fail("bad_request", "Cannot join: since must be a seq (integer ≥ 0)", cid);
+        }
+        return {
+          ok: true,
+          value: since === undefined ? { type, room: r } : { type, room: r, since },
+        };
       }
-      return {
-        ok: true,
-        value: since === undefined ? { type, room: r } : { type, room: r, since },
-      };
-    }
-    case "leave":
-    case "typing": {
-      const r = room();
-      if (typeof r !== "string") return r;
-      return { ok: true, value: { type, room: r } };
-    }
-    case "rooms":
-      return { ok: true, value: { type } };
-    case "say": {
-      const r = room();
-      if (typeof r !== "string") return r;
-      const t = messageText();
-      if (typeof t !== "string") return t;
-      const value: Command = { type, room: r, text: t };
-      if (cid !== undefined) value.cid = cid;
-      return { ok: true, value };
-    }
-    case "history": {
-      const r = room();
-      if (typeof r !== "string") return r;
-      const before = optionalSeq(obj, "before");
-      const after = optionalSeq(obj, "after");
-      if (before === null || after === null) {
-        return fail("bad_request", "Cannot read history: before and after must be seqs", cid);
+      case "leave":
+      case "typing": {
+        const r = room();
+        if (typeof r !== "string") return r;
+        return { ok: true, value: { type, room: r } };
       }
-      if (before !== undefined && after !== undefined) {
-        return fail("bad_request", "Cannot read history: give before or after, not both", cid);
+      case "rooms":
+        return { ok: true, value: { type } };
+      case "say": {
+        const r = room();
+        if (typeof r !== "string") return r;
+        const t = messageText();
+        if (typeof t !== "string") return t;
+        return { ok: true, value: { type, room: r, text: t } };
       }
-      const rawLimit = obj.limit ?? DEFAULT_HISTORY_LIMIT;
-      if (
-        typeof rawLimit !== "number" || !Number.isSafeInteger(rawLimit) || rawLimit < 1 ||
-        rawLimit > MAX_HISTORY_LIMIT
-      ) {
+      case "history": {
+        const r = room();
+        if (typeof r !== "string") return r;
+        const before = optionalSeq(obj, "before");
+        const after = optionalSeq(obj, "after");
+        if (before === null || after === null) {
+          return fail("bad_request", "Cannot read history: before and after must be seqs", cid);
+        }
+        if (before !== undefined && after !== undefined) {
+          return fail("bad_request", "Cannot read history: give before or after, not both", cid);
+        }
+        const rawLimit = obj.limit ?? DEFAULT_HISTORY_LIMIT;
+        if (
+          typeof rawLimit !== "number" || !Number.isSafeInteger(rawLimit) || rawLimit < 1 ||
+          rawLimit > MAX_HISTORY_LIMIT
+        ) {
+          return fail(
+            "bad_request",
+            `Cannot read history: limit must be 1-${MAX_HISTORY_LIMIT}`,
+            cid,
+          );
+        }
+        const value: Command = { type, room: r, limit: rawLimit };
+        if (before !== undefined) value.before = before;
+        if (after !== undefined) value.after = after;
+        return { ok: true, value };
+      }
+      case "dm": {
+        if (typeof obj.to !== "string") return fail("bad_request", "Cannot dm: to is missing", cid);
+        if (nameProblem(obj.to) !== null) {
+          return fail("unknown_user", "Cannot dm: no such user is online", cid);
+        }
+        const t = messageText();
+        if (typeof t !== "string") return t;
+        return { ok: true, value: { type, to: obj.to, text: t } };
+      }
+      case "hello":
+        return fail("bad_request", "Cannot hello: this connection already said hello", cid);
+      default:
         return fail(
-          "bad_request",
-          `Cannot read history: limit must be 1-${MAX_HISTORY_LIMIT}`,
+          "unknown_type",
+          `Cannot handle frame: unknown type ${JSON.stringify(type.slice(0, 32))}`,
           cid,
         );
-      }
-      const value: Command = { type, room: r, limit: rawLimit };
-      if (before !== undefined) value.before = before;
-      if (after !== undefined) value.after = after;
-      return { ok: true, value };
     }
-    case "dm": {
-      if (typeof obj.to !== "string") return fail("bad_request", "Cannot dm: to is missing", cid);
-      if (nameProblem(obj.to) !== null) {
-        return fail("unknown_user", "Cannot dm: no such user is online", cid);
-      }
-      const t = messageText();
-      if (typeof t !== "string") return t;
-      const value: Command = { type, to: obj.to, text: t };
-      if (cid !== undefined) value.cid = cid;
-      return { ok: true, value };
-    }
-    case "hello":
-      return fail("bad_request", "Cannot hello: this connection already said hello", cid);
-    default:
-      return fail(
-        "unknown_type",
-        `Cannot handle frame: unknown type ${JSON.stringify(type.slice(0, 32))}`,
-        cid,
-      );
-  }
+  })();
+  if (parsed.ok && cid !== undefined) parsed.value.cid = cid;
+  return parsed;
 }
 
 /** Serialises a stored message for the wire, once, so every recipient gets the same string. */

@@ -269,7 +269,11 @@ export function clientAddress(
   return info && "hostname" in info.remoteAddr ? info.remoteAddr.hostname : "unknown";
 }
 
-/** Names why a socket closed from the far side: 1006 after silence means the idle timeout fired. */
-function closeReason(e: CloseEvent): DisconnectReason {
-  return e.code === 1006 || e.code === 1011 ? "idle" : "client";
+/**
+ * Names why a socket closed from the far side. Deno closes an idle peer with 1001 "No response
+ * from ping frame."; 1006 means the connection dropped without a close frame.
+ */
+export function closeReason(e: { code: number; reason: string }): DisconnectReason {
+  if (e.code === 1001 && /ping/i.test(e.reason)) return "idle";
+  return e.code === 1006 ? "lost" : "client";
 }

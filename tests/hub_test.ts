@@ -21,7 +21,7 @@ class FakeSocket implements SocketLike {
   close(code?: number, reason?: string): void {
     this.closeCode = code;
     this.closeReason = reason;
-    this.readyState = 2;
+    this.readyState = 3; // a fake peer answers the close at once
   }
   // deno-lint-ignore no-explicit-any
   get messages(): any[] {
