@@ -74,6 +74,8 @@ export interface Config {
   metricsToken: string | null;
   logFormat: LogFormat;
   logLevel: LogLevel;
+  /** Redis URL: history and fan-out shared by several instances; null for the embedded store. */
+  redis: string | null;
 }
 
 /** What the command line asked for. */
@@ -162,6 +164,12 @@ const FLAGS: Flag[] = [
     name: "idle-timeout",
     value: "SECONDS",
     help: `drop a peer that answers no ping for this long (default ${DEFAULTS.idleTimeoutSeconds})`,
+  },
+  {
+    name: "redis",
+    value: "URL",
+    help: "redis://host:port/db: share rooms, history and presence with other instances " +
+      "(replaces --data; default: one instance, history in SQLite)",
   },
   {
     name: "handshake-timeout",
@@ -369,6 +377,13 @@ export function parseConfig(
   if ((certFile === null) !== (keyFile === null)) {
     return { kind: "error", message: "Cannot serve TLS: give both --cert and --key" };
   }
+  const redisUrl = str("redis");
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) {
+    return {
+      kind: "error",
+      message: `Cannot read --redis: expected redis://host:port/db, got "${redisUrl}"`,
+    };
+  }
   const logFormat = str("log-format") ?? DEFAULTS.logFormat;
   if (logFormat !== "text" && logFormat !== "json") {
     return {
@@ -450,6 +465,7 @@ export function parseConfig(
       metricsToken: metricsToken as string | null,
       logFormat,
       logLevel,
+      redis: str("redis") ?? null,
     },
   };
 }

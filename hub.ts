@@ -78,6 +78,41 @@ export interface HubObservers {
   ): void;
 }
 
+/**
+ * The other server instances, when several share rooms (`--redis`). The hub keeps doing batching
+ * and bounded queues locally; the cluster carries names, presence and lines between instances.
+ */
+export interface Cluster {
+  /** False while the link to the other instances is down. */
+  readonly healthy: boolean;
+  /** Takes a name for this instance; false when another instance holds it. */
+  claimName(key: string, name: string): Promise<boolean>;
+  releaseName(key: string): void;
+  /** The name as registered by whoever holds `key` on any instance, or null. */
+  ownerOf(key: string): Promise<string | null>;
+  /** Subscribes to the room's lines and records the member; resolves once lines will arrive. */
+  enterRoom(room: string, name: string): Promise<void>;
+  exitRoom(room: string, name: string, lastLocal: boolean): void;
+  /** Members on every live instance. */
+  members(room: string): Promise<string[]>;
+  rooms(): Promise<{ room: string; members: number }[]>;
+  publishRoom(room: string, line: string, seq?: number): void;
+  publishDirect(key: string, line: string): void;
+  close(): Promise<void>;
+}
+
+/** What the cluster tells the hub. */
+export interface ClusterListener {
+  /** A line another instance produced for a room; `seq` is set for committed messages. */
+  remoteRoomLine(room: string, line: string, seq?: number): void;
+  /** A direct message for the user with name key `key`, from another instance. */
+  remoteDirect(key: string, line: string): void;
+  /** Lines may have been lost (the link was down): fill the room from the store. */
+  resync(room: string): void;
+  /** Members of an instance that died; they left their rooms. */
+  membersGone(gone: { room: string; name: string }[]): void;
+}
+
 /** Options for {@linkcode Hub}. */
 export interface HubOptions {
   store: Store;
@@ -94,6 +129,8 @@ export interface HubOptions {
   observers?: HubObservers;
   /** Checks credentials in the hello. @default every valid name is let in */
   auth?: Authenticator;
+  /** Other instances sharing the rooms. @default none: this process is the whole chat */
+  cluster?: Cluster;
 }
 
 interface Session {
@@ -128,6 +165,12 @@ class Room {
   outbox: OutboxLine[] = [];
   /** Joins waiting on the store; the room is kept while any are. */
   joinsInFlight = 0;
+  /** False until `latest` has been read from the store; remote lines wait for it. */
+  ready = false;
+  /** A gap is being filled from the store. */
+  resyncing = false;
+  /** Highest remote seq seen while not ready or resyncing: past `latest`, another fill is due. */
+  pendingSeq = 0;
 
   constructor(name: string) {
     this.name = name;
@@ -175,7 +218,7 @@ class Room {
 }
 
 /** Maintains the set of clients, their names and rooms, and broadcasts messages to room members. */
-export class Hub implements ClientHandler {
+export class Hub implements ClientHandler, ClusterListener {
   readonly stats: HubStats = {
     messagesReceived: 0,
     messagesDelivered: 0,
@@ -185,6 +228,9 @@ export class Hub implements ClientHandler {
   };
 
   #store: Store;
+  #cluster: Cluster | null;
+  /** Name keys being claimed from the cluster: a second local hello for one waits its turn. */
+  #claiming = new Set<string>();
   #options: HubOptions;
   #now: () => number;
   #schedule: (fn: () => void) => void;
@@ -211,6 +257,7 @@ export class Hub implements ClientHandler {
 
   constructor(options: HubOptions) {
     this.#store = options.store;
+    this.#cluster = options.cluster ?? null;
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#schedule = options.schedule ?? ((fn) => {
@@ -248,6 +295,11 @@ export class Hub implements ClientHandler {
   /** Members of a room by name, for tests and `joined`. */
   members(room: string): string[] {
     return [...(this.#rooms.get(room)?.members ?? [])].map((c) => c.name!);
+  }
+
+  /** False while other instances cannot be reached (history and sends then fail with unavailable). */
+  get healthy(): boolean {
+    return this.#cluster?.healthy ?? true;
   }
 
   /** True while the hub accepts connections. */
@@ -306,10 +358,50 @@ export class Hub implements ClientHandler {
       }
       session = existing;
       session.name = name;
+    } else if (this.#cluster !== null) {
+      return void this.#claimThenRegister(client, name, key, auth.expiresAt);
     } else {
       session = { name, token: this.#makeToken(), client: null, releaseAt: 0 };
       this.#sessions.set(key, session);
     }
+    this.#register(client, session, auth.expiresAt);
+  }
+
+  /** In a cluster, a name new to this instance must first be free on every instance. */
+  async #claimThenRegister(
+    client: Client,
+    name: string,
+    key: string,
+    expiresAt?: number,
+  ): Promise<void> {
+    if (this.#claiming.has(key)) {
+      return client.close(CloseCode.nameTaken, "name taken", "name_taken");
+    }
+    this.#claiming.add(key);
+    let ok = false;
+    try {
+      ok = await this.#cluster!.claimName(key, name);
+    } catch (e) {
+      this.#storeFailed(e);
+      this.#claiming.delete(key);
+      return client.close(CloseCode.shutdown, "cluster unavailable, try again", "shutdown");
+    }
+    this.#claiming.delete(key);
+    if (!ok) return client.close(CloseCode.nameTaken, "name taken", "name_taken");
+    if (client.closed || this.#sessions.get(key)?.client) {
+      if (!this.#sessions.has(key)) this.#cluster!.releaseName(key);
+      if (!client.closed) client.close(CloseCode.nameTaken, "name taken", "name_taken");
+      return;
+    }
+    const session: Session = { name, token: this.#makeToken(), client: null, releaseAt: 0 };
+    this.#sessions.set(key, session);
+    this.#register(client, session, expiresAt);
+  }
+
+  /** Attaches the client to its session and sends the welcome. */
+  #register(client: Client, session: Session, expiresAt?: number): void {
+    const name = session.name;
+    const key = nameKey(name);
     session.client = client;
     client.name = name;
     client.key = key;
@@ -323,7 +415,7 @@ export class Hub implements ClientHandler {
         version: this.#options.version,
       }),
     );
-    if (auth.expiresAt !== undefined) client.expireAt(auth.expiresAt);
+    if (expiresAt !== undefined) client.expireAt(expiresAt);
     this.#observers.event?.("info", "hello", { name, address: client.address });
     client.ready();
   }
@@ -337,7 +429,7 @@ export class Hub implements ClientHandler {
       case "leave":
         return this.#leave(client, command.room, command.cid);
       case "rooms":
-        return this.#send(client, this.#roomsLine());
+        return void this.#rooms_(client, command.cid);
       case "history":
         return void this.#history(client, command);
       case "dm":
@@ -359,7 +451,8 @@ export class Hub implements ClientHandler {
       const room = this.#rooms.get(name);
       if (room === undefined) continue;
       room.members.delete(client);
-      this.#emit(room, { line: presenceLine("leave", name, client.name!, ts) });
+      this.#broadcast(room, { line: presenceLine("leave", name, client.name!, ts) });
+      this.#cluster?.exitRoom(name, client.name!, room.members.size === 0);
       this.#dropIfEmpty(room);
     }
     client.rooms.clear();
@@ -369,6 +462,9 @@ export class Hub implements ClientHandler {
       if (session !== undefined && session.client === client) {
         session.client = null;
         session.releaseAt = ts + NAME_RESERVATION_MS;
+        // Another instance cannot check this instance's resume token, so the cluster-wide claim
+        // ends now; the 60 s reservation holds on this instance.
+        this.#cluster?.releaseName(client.key);
       }
       this.#observers.event?.("info", "disconnect", {
         name: client.name,
@@ -427,12 +523,25 @@ export class Hub implements ClientHandler {
     if (room === undefined) this.#rooms.set(roomName, room = new Room(roomName));
     room.joinsInFlight++;
     client.joining.add(roomName);
+    // In a cluster, subscribe before reading so no line falls between the history and the feed.
+    let entered = false;
     try {
-      if (fresh) room.latest = Math.max(room.latest, (await this.#store.bounds(roomName)).latest);
+      if (this.#cluster !== null && !already) {
+        await this.#cluster.enterRoom(roomName, client.name!);
+        entered = true;
+      }
+      if (!room.ready) {
+        const latest = (await this.#store.bounds(roomName)).latest;
+        if (!room.ready) {
+          room.latest = Math.max(room.latest, latest);
+          room.ready = true;
+        }
+      }
       const range: ReadRange = since === undefined
         ? { limit: DEFAULT_HISTORY_LIMIT, newest: true }
         : { after: since, limit: MAX_JOIN_SINCE_MESSAGES + 1 };
       const page = await this.#readLines(room, range);
+      const members = this.#cluster === null ? null : await this.#cluster.members(roomName);
       if (client.closed) return;
       let more = false;
       if (page.lines.length > MAX_JOIN_SINCE_MESSAGES) {
@@ -451,28 +560,31 @@ export class Hub implements ClientHandler {
         room.members.add(client);
         client.rooms.add(roomName);
       }
+      entered = false; // the membership is now the client's; leaving undoes it
       const truncated = since !== undefined && page.truncated;
       this.#send(
         client,
         `{"type":"joined","room":${JSON.stringify(roomName)},"members":${
-          JSON.stringify(this.members(roomName))
+          JSON.stringify(members ?? this.members(roomName))
         },"history":[${page.lines.join(",")}],"seq":${room.latest}${more ? ',"more":true' : ""}${
           truncated ? ',"truncated":true' : ""
         }}`,
       );
       if (!already) {
-        this.#emit(room, {
+        this.#broadcast(room, {
           line: presenceLine("join", roomName, client.name!, this.#now()),
           except: client,
         });
         this.#observers.event?.("info", "join", { name: client.name!, room: roomName });
       }
+      if (room.pendingSeq > room.latest) void this.resync(roomName);
     } catch (e) {
       this.#storeFailed(e);
       this.#refuse(client, "unavailable", "Cannot join: history is unavailable, try again", cid);
     } finally {
       client.joining.delete(roomName);
       room.joinsInFlight--;
+      if (entered) this.#cluster!.exitRoom(roomName, client.name!, room.members.size === 0);
       this.#dropIfEmpty(room);
     }
   }
@@ -486,7 +598,8 @@ export class Hub implements ClientHandler {
     client.rooms.delete(roomName);
     client.lastTyping.delete(roomName);
     this.#send(client, `{"type":"left","room":${JSON.stringify(roomName)}}`);
-    this.#emit(room, { line: presenceLine("leave", roomName, client.name!, this.#now()) });
+    this.#broadcast(room, { line: presenceLine("leave", roomName, client.name!, this.#now()) });
+    this.#cluster?.exitRoom(roomName, client.name!, room.members.size === 0);
     this.#dropIfEmpty(room);
   }
 
@@ -528,22 +641,130 @@ export class Hub implements ClientHandler {
   }
 
   #dm(client: Client, to: string, text: string, cid: string | undefined): void {
-    const target = this.#sessions.get(nameKey(to))?.client;
+    const key = nameKey(to);
+    const target = this.#sessions.get(key)?.client;
     if (target == null) {
+      if (this.#cluster !== null) return void this.#dmElsewhere(client, key, to, text, cid);
       return this.#refuse(client, "unknown_user", `Cannot dm: ${to} is not online`, cid);
     }
     this.stats.messagesReceived++;
-    const dm: Record<string, unknown> = {
-      type: "dm",
-      from: client.name,
-      to: target.name,
-      text,
-      ts: this.#now(),
-    };
-    if (cid !== undefined) dm.cid = cid;
-    const line = JSON.stringify(dm);
+    const line = dmLine(client.name!, target.name!, text, this.#now(), cid);
     this.#send(target, line);
     if (target !== client) this.#send(client, line);
+  }
+
+  /** A DM to a user on another instance: found through the cluster, carried by the bus. */
+  async #dmElsewhere(
+    client: Client,
+    key: string,
+    to: string,
+    text: string,
+    cid: string | undefined,
+  ) {
+    let owner: string | null;
+    try {
+      owner = await this.#cluster!.ownerOf(key);
+    } catch (e) {
+      this.#storeFailed(e);
+      return this.#refuse(client, "unavailable", "Cannot dm: the cluster is unavailable", cid);
+    }
+    if (owner === null) {
+      return this.#refuse(client, "unknown_user", `Cannot dm: ${to} is not online`, cid);
+    }
+    if (client.closed) return;
+    this.stats.messagesReceived++;
+    const line = dmLine(client.name!, owner, text, this.#now(), cid);
+    this.#cluster!.publishDirect(key, line);
+    this.#send(client, line);
+  }
+
+  async #rooms_(client: Client, cid: string | undefined): Promise<void> {
+    if (this.#cluster === null) return this.#send(client, this.#roomsLine());
+    try {
+      const rooms = (await this.#cluster.rooms()).sort((a, b) => a.room < b.room ? -1 : 1);
+      this.#send(client, JSON.stringify({ type: "rooms", rooms }));
+    } catch (e) {
+      this.#storeFailed(e);
+      this.#refuse(client, "unavailable", "Cannot list rooms: the cluster is unavailable", cid);
+    }
+  }
+
+  // ---- ClusterListener: what other instances send ----
+
+  remoteRoomLine(roomName: string, line: string, seq?: number): void {
+    const room = this.#rooms.get(roomName);
+    if (room === undefined) return;
+    if (seq === undefined) return this.#emit(room, { line });
+    let m: ChatMessage;
+    try {
+      m = JSON.parse(line);
+    } catch {
+      return;
+    }
+    this.#deliverSeq(room, m, line);
+    if (this.#dirty.size > 0) this.#scheduleFlush();
+  }
+
+  remoteDirect(key: string, line: string): void {
+    const client = this.#sessions.get(key)?.client;
+    if (client != null) this.#send(client, line);
+  }
+
+  membersGone(gone: { room: string; name: string }[]): void {
+    const ts = this.#now();
+    for (const { room: roomName, name } of gone) {
+      const room = this.#rooms.get(roomName);
+      if (room !== undefined) this.#emit(room, { line: presenceLine("leave", roomName, name, ts) });
+    }
+  }
+
+  /**
+   * Fills a room from the store after the last seq its members got: after the link to the other
+   * instances was down, or when a line arrived past a gap. The store is the truth; the bus only
+   * makes delivery fast.
+   */
+  async resync(roomName: string): Promise<void> {
+    const room = this.#rooms.get(roomName);
+    if (room === undefined || !room.ready || room.resyncing) return;
+    room.resyncing = true;
+    try {
+      for (;;) {
+        const got = await this.#store.read(roomName, {
+          after: room.latest,
+          limit: MAX_JOIN_SINCE_MESSAGES,
+        });
+        for (const m of got) {
+          if (m.seq <= room.latest) continue;
+          const line = messageLine(m);
+          room.remember(m, line);
+          if (room.members.size > 0) room.outbox.push({ line });
+        }
+        if (got.length < MAX_JOIN_SINCE_MESSAGES) break;
+      }
+    } catch (e) {
+      this.#storeFailed(e);
+    } finally {
+      room.resyncing = false;
+    }
+    if (room.outbox.length > 0) {
+      this.#dirty.add(room);
+      this.#scheduleFlush();
+    }
+  }
+
+  /** Delivers a committed message in seq order; a gap is filled from the store first. */
+  #deliverSeq(room: Room, m: ChatMessage, line: string): void {
+    if (m.seq <= room.latest) return; // already delivered (a late or repeated line)
+    if (!room.ready || room.resyncing || m.seq > room.latest + 1) {
+      room.pendingSeq = Math.max(room.pendingSeq, m.seq);
+      if (room.ready && !room.resyncing) void this.resync(room.name);
+      return;
+    }
+    room.remember(m, line);
+    if (room.members.size > 0) {
+      room.outbox.push({ line });
+      this.#dirty.add(room);
+    }
   }
 
   #typing(client: Client, roomName: string, cid: string | undefined): void {
@@ -555,7 +776,7 @@ export class Hub implements ClientHandler {
     const last = client.lastTyping.get(roomName);
     if (last !== undefined && now - last < TYPING_INTERVAL_MS) return;
     client.lastTyping.set(roomName, now);
-    this.#emit(room, {
+    this.#broadcast(room, {
       line: `{"type":"typing","room":${JSON.stringify(roomName)},"user":${
         JSON.stringify(client.name)
       }}`,
@@ -578,7 +799,10 @@ export class Hub implements ClientHandler {
     const newest = range.after === undefined;
     let lines = room.cached(after, before, range.limit, newest);
     if (lines === null) {
-      const stored = await this.#store.read(room.name, range);
+      let stored = await this.#store.read(room.name, range);
+      // Messages past `latest` have not reached this instance's members yet (another instance
+      // committed them); they arrive live, so the history must stop at `latest`.
+      if (room.ready) stored = stored.filter((m) => m.seq <= room.latest);
       lines = stored.map(messageLine);
       // Messages committed while the read was in flight are in the cache; add the ones it missed.
       if (range.before === undefined && stored.length < range.limit) {
@@ -595,6 +819,12 @@ export class Hub implements ClientHandler {
   }
 
   // ---- fan-out ----
+
+  /** Queues a line this instance produced for its members and, in a cluster, the other instances. */
+  #broadcast(room: Room, entry: OutboxLine): void {
+    this.#emit(room, entry);
+    this.#cluster?.publishRoom(room.name, entry.line);
+  }
 
   #emit(room: Room, entry: OutboxLine): void {
     if (room.members.size === 0) return;
@@ -650,14 +880,9 @@ export class Hub implements ClientHandler {
         this.#pendingGuards.delete(key);
         this.#resendGuard.set(key, m);
       }
+      this.#cluster?.publishRoom(m.room, line, m.seq);
       const room = this.#rooms.get(m.room);
-      if (room !== undefined) {
-        room.remember(m, line);
-        if (room.members.size > 0) {
-          room.outbox.push({ line });
-          this.#dirty.add(room);
-        }
-      }
+      if (room !== undefined) this.#deliverSeq(room, m, line);
       // A sender who left the room before the commit still gets its echo: it is the acknowledgement.
       if (room === undefined || !room.members.has(sender)) this.#send(sender, line);
     }
@@ -823,6 +1048,7 @@ export class Hub implements ClientHandler {
       client.close(CloseCode.shutdown, "server shutting down", "shutdown");
     }
     await this.#store.close();
+    await this.#cluster?.close();
     // Give the close frames time to leave: the HTTP server's own shutdown would otherwise abort
     // the sockets first, with its own reason, and drop the last acknowledgements queued above.
     const deadline = performance.now() + SHUTDOWN_CLOSE_WAIT_MS;
@@ -850,6 +1076,20 @@ function buildFrames(lines: string[]): { frame: string; bytes: number; count: nu
     if (i < lines.length) chars += lines[i].length + 1;
   }
   return frames;
+}
+
+function dmLine(
+  from: string,
+  to: string,
+  text: string,
+  ts: number,
+  cid: string | undefined,
+): string {
+  return JSON.stringify(
+    cid === undefined
+      ? { type: "dm", from, to, text, ts }
+      : { type: "dm", from, to, text, ts, cid },
+  );
 }
 
 function guardKey(room: string, fromKey: string, cid: string): string {

@@ -4,7 +4,7 @@
  */
 import { assets } from "./assets.ts";
 import { type Config, parseConfig, VERSION } from "./config.ts";
-import { Hub } from "./hub.ts";
+import { type Cluster, type ClusterListener, Hub } from "./hub.ts";
 import { createHandler } from "./server.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import { MemoryStore, type Store } from "./store.ts";
@@ -62,10 +62,30 @@ async function main(): Promise<number> {
         key: Deno.readTextFileSync(config.keyFile),
       };
     }
-    store = openStore(config);
+    store = config.redis === null ? openStore(config) : new MemoryStore();
   } catch (e) {
     console.error(`Cannot start: ${(e as Error).message}`);
     return 1;
+  }
+  let cluster: Cluster | undefined;
+  let listener: ClusterListener | undefined;
+  if (config.redis !== null) {
+    // Loaded only here, so a single instance never loads any Redis code.
+    const [{ RedisStore }, { RedisCluster }] = await Promise.all([
+      import("./redis_store.ts"),
+      import("./redis_cluster.ts"),
+    ]);
+    try {
+      store = await RedisStore.connect({ url: config.redis, retention: config.retention });
+      cluster = await RedisCluster.connect(
+        { url: config.redis },
+        () => listener!,
+        (e) => logger.warn("redis", { error: e }),
+      );
+    } catch (e) {
+      console.error(`Cannot start: Redis is unreachable: ${(e as Error).message}`);
+      return 1;
+    }
   }
   const metrics = createChatMetrics();
   const jwt = config.jwtSecret === null ? null : await createJwtVerifier(config.jwtSecret);
@@ -83,7 +103,9 @@ async function main(): Promise<number> {
     },
     observers: hubObservers(metrics, logger),
     auth: createAuthenticator({ password: config.password, jwt }),
+    ...(cluster ? { cluster } : {}),
   });
+  listener = hub;
   await hub.start();
   const handler = createHandler({
     hub,
@@ -109,9 +131,12 @@ async function main(): Promise<number> {
     onListen: ({ hostname, port }) => {
       console.log(listeningLine(hostname, port, scheme));
       logger.info("listening", { url: `${scheme}://${hostname}:${port}/` });
-      logger.info("history", {
-        reason: config.data === ":memory:" ? "memory only" : `stored in ${config.data}`,
-      });
+      const where = config.redis !== null
+        ? "shared through redis"
+        : config.data === ":memory:"
+        ? "memory only"
+        : `stored in ${config.data}`;
+      logger.info("history", { reason: where });
     },
   }, handler);
 

@@ -222,7 +222,8 @@ export function createHandler(
     }
     if (url.pathname === "/healthz") {
       const body = JSON.stringify({
-        status: "ok",
+        // Degraded: the other instances (Redis) are unreachable; sends get `unavailable`.
+        status: hub.healthy ? "ok" : "degraded",
         connections: hub.connections,
         rooms: hub.roomCount,
         uptimeSeconds: Math.floor((now() - startedAt) / 1000),

@@ -1,0 +1,121 @@
+/**
+ * The hub's view of the other instances, over Redis: names unique cluster-wide, presence as the
+ * union over live instances, and room and direct lines crossing instances on the bus. Loaded only
+ * with `--redis`; it adapts redis_bus.ts and redis_presence.ts to the hub's `Cluster` interface.
+ */
+import type { Cluster, ClusterListener } from "./hub.ts";
+import { RedisBus } from "./redis_bus.ts";
+import { RedisPresence } from "./redis_presence.ts";
+
+/** Options for {@linkcode RedisCluster.connect}. */
+export interface RedisClusterOptions {
+  url: string;
+  /** Presence TTL: a crashed instance's users vanish within this, in ms. @default 10000 */
+  ttlMs?: number;
+  /** How often to refresh presence, in ms. @default 3000 */
+  refreshMs?: number;
+  /** How often to look for dead instances, in ms. @default 5000 */
+  sweepMs?: number;
+}
+
+/** Several instances as one chat, through Redis pub/sub and expiring presence keys. */
+export class RedisCluster implements Cluster {
+  readonly id: string;
+  #bus: RedisBus;
+  #presence: RedisPresence;
+  #onError: (e: unknown) => void;
+
+  private constructor(
+    id: string,
+    bus: RedisBus,
+    presence: RedisPresence,
+    onError: (e: unknown) => void,
+  ) {
+    this.id = id;
+    this.#bus = bus;
+    this.#presence = presence;
+    this.#onError = onError;
+  }
+
+  /** Connects both the bus and presence; `listener` hears what other instances send. */
+  static async connect(
+    options: RedisClusterOptions,
+    listener: () => ClusterListener,
+    onError: (e: unknown) => void,
+  ): Promise<RedisCluster> {
+    const id = crypto.randomUUID();
+    const bus = await RedisBus.connect({
+      url: options.url,
+      id,
+      echo: false,
+      events: {
+        onRoomLine: (room, line, _origin, seq) => listener().remoteRoomLine(room, line, seq),
+        onDirect: (key, line) => listener().remoteDirect(key, line),
+        onResync: (room) => listener().resync(room),
+        onHealth: () => {},
+      },
+    });
+    try {
+      const presence = await RedisPresence.connect({
+        url: options.url,
+        id,
+        ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }),
+        ...(options.refreshMs === undefined ? {} : { refreshMs: options.refreshMs }),
+        ...(options.sweepMs === undefined ? {} : { sweepMs: options.sweepMs }),
+        onExpired: (gone) => listener().membersGone(gone),
+      });
+      return new RedisCluster(id, bus, presence, onError);
+    } catch (e) {
+      await bus.close();
+      throw e;
+    }
+  }
+
+  get healthy(): boolean {
+    return this.#bus.healthy;
+  }
+
+  claimName(key: string, name: string): Promise<boolean> {
+    return this.#presence.claimName(key, name);
+  }
+
+  releaseName(key: string): void {
+    this.#presence.releaseName(key).catch(this.#onError);
+  }
+
+  async ownerOf(key: string): Promise<string | null> {
+    return (await this.#presence.ownerOf(key))?.name ?? null;
+  }
+
+  async enterRoom(room: string, name: string): Promise<void> {
+    // Subscribe before the caller reads history, so no line falls between the read and the feed.
+    await this.#bus.subscribe(room);
+    await this.#presence.join(room, name);
+  }
+
+  exitRoom(room: string, name: string, lastLocal: boolean): void {
+    this.#presence.leave(room, name).catch(this.#onError);
+    if (lastLocal) this.#bus.unsubscribe(room).catch(this.#onError);
+  }
+
+  members(room: string): Promise<string[]> {
+    return this.#presence.members(room);
+  }
+
+  rooms(): Promise<{ room: string; members: number }[]> {
+    return this.#presence.rooms();
+  }
+
+  publishRoom(room: string, line: string, seq?: number): void {
+    this.#bus.publishRoom(room, line, seq).catch(this.#onError);
+  }
+
+  publishDirect(key: string, line: string): void {
+    this.#bus.publishDirect(key, line).catch(this.#onError);
+  }
+
+  async close(): Promise<void> {
+    await this.#presence.close();
+    await this.#bus.close();
+  }
+}
