@@ -55,6 +55,7 @@ export type DisconnectReason =
   | "replaced"
   | "rate_limited"
   | "unauthorized"
+  | "unavailable"
   | "shutdown";
 
 /** How many refusals within a minute mark a client as flooding. */

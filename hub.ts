@@ -355,6 +355,9 @@ export class Hub implements ClientHandler, ClusterListener {
       // The token holder takes the name over at once; the old socket may be half-open.
       if (existing.client !== null) {
         existing.client.close(CloseCode.replaced, "replaced", "replaced");
+      } else if (this.#cluster !== null) {
+        // The cluster-wide claim ended with the disconnect; take it again before resuming.
+        return void this.#claimThenRegister(client, name, key, auth.expiresAt, existing);
       }
       session = existing;
       session.name = name;
@@ -373,6 +376,7 @@ export class Hub implements ClientHandler, ClusterListener {
     name: string,
     key: string,
     expiresAt?: number,
+    resumed?: Session,
   ): Promise<void> {
     if (this.#claiming.has(key)) {
       return client.close(CloseCode.nameTaken, "name taken", "name_taken");
@@ -384,7 +388,7 @@ export class Hub implements ClientHandler, ClusterListener {
     } catch (e) {
       this.#storeFailed(e);
       this.#claiming.delete(key);
-      return client.close(CloseCode.shutdown, "cluster unavailable, try again", "shutdown");
+      return client.close(CloseCode.tryAgain, "cluster unavailable, try again", "unavailable");
     }
     this.#claiming.delete(key);
     if (!ok) return client.close(CloseCode.nameTaken, "name taken", "name_taken");
@@ -393,7 +397,9 @@ export class Hub implements ClientHandler, ClusterListener {
       if (!client.closed) client.close(CloseCode.nameTaken, "name taken", "name_taken");
       return;
     }
-    const session: Session = { name, token: this.#makeToken(), client: null, releaseAt: 0 };
+    const session: Session = resumed ??
+      { name, token: this.#makeToken(), client: null, releaseAt: 0 };
+    session.name = name;
     this.#sessions.set(key, session);
     this.#register(client, session, expiresAt);
   }

@@ -33,6 +33,7 @@ export const CloseCode = {
   shutdown: 1001,
   binaryFrame: 1003,
   frameTooLarge: 1009,
+  tryAgain: 1013,
   badHandshake: 4000,
   unauthorized: 4001,
   slowConsumer: 4008,
