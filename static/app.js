@@ -1,0 +1,456 @@
+// @ts-check
+/// <reference lib="dom" />
+/** Entry point: wires connection, state, outbox and views; every event ends in one redraw. */
+
+import { Composer } from "./composer.js";
+import { Connection } from "./connection.js";
+import { byId, setText } from "./dom.js";
+import { mentions } from "./linkify.js";
+import { MessageLog } from "./log.js";
+import { Notifier, setTitleCount } from "./notify.js";
+import { Outbox } from "./outbox.js";
+import { layoutRows, pendingRows } from "./render.js";
+import { renderSidebar } from "./sidebar.js";
+import { ChatState, TYPING_SHOWN_MS } from "./state.js";
+import { load, save } from "./storage.js";
+import * as wire from "./wire.js";
+
+const { isNum, isStr, nameKey } = wire;
+/** Messages per scroll-back page. */
+const OLDER_PAGE = 50;
+/** Below this width the sidebar is a drawer (as in style.css). */
+const NARROW = matchMedia("(max-width: 699px)");
+
+/** Server error codes in plain words. */
+const ERRORS = /** @type {Record<string, string>} */ ({
+  too_long: "it is too long.",
+  rate_limited: "you are sending too fast; wait a moment.",
+  not_in_room: "you are not in that room.",
+  unknown_user: "that person is not online.",
+  unavailable: "the server could not save it; try again.",
+  room_invalid: "names are 1-32 of a-z, 0-9, _ and -.",
+  too_many_rooms: "you are in too many rooms.",
+});
+
+/** @param {string} id */
+const el = (id) => byId(id, HTMLElement);
+const app = el("app"), menu = el("menu-btn"), pending = el("pending"), banner = el("banner");
+const joinInput = byId("join-input", HTMLInputElement), joinError = el("join-error");
+const bannerBtn = byId("banner-btn", HTMLButtonElement),
+  notifyBtn = byId("notify-btn", HTMLButtonElement);
+
+const state = new ChatState(), outbox = new Outbox(), notifier = new Notifier();
+let identity = load("identity", { name: "", token: "" });
+let password = sessionStorage.getItem("chat.password") ?? "";
+let everOnline = false;
+/** Another tab took this name over (4010); stay away until the user says otherwise. */
+let replaced = false;
+let status = { state: "stopped", retryAt: 0 };
+
+/**
+ * The sign-in card: asks for a name on the first visit and when the name is taken or refused,
+ * with a password field when the server asks for one.
+ * @param {{ name?: string, error?: string, needPassword?: boolean }} how
+ */
+function showLogin(how) {
+  const name = byId("login-name", HTMLInputElement), pw = byId("login-password", HTMLInputElement);
+  const error = el("login-error"), row = el("login-password-row");
+  app.hidden = !(el("login").hidden = false);
+  name.value = how.name ?? name.value;
+  row.hidden = !how.needPassword;
+  error.textContent = how.error ?? "";
+  (how.needPassword ? pw : name).focus();
+  byId("login-form", HTMLFormElement).onsubmit = (e) => {
+    e.preventDefault();
+    const problem = error.textContent = wire.nameProblem(name.value.trim());
+    name.setAttribute("aria-invalid", String(!!problem));
+    if (problem) return name.focus();
+    el("login").hidden = true;
+    if (nameKey(name.value.trim()) !== nameKey(identity.name)) {
+      identity = { name: name.value.trim(), token: "" };
+    }
+    sessionStorage.setItem("chat.password", password = row.hidden ? "" : pw.value);
+    start();
+  };
+}
+
+const composer = new Composer(
+  byId("composer", HTMLFormElement),
+  byId("message", HTMLTextAreaElement),
+  el("counter"),
+  el("composer-error"),
+  send,
+  () => state.view?.kind === "room" && conn.send({ type: "typing", room: state.view.id }),
+);
+const log = new MessageLog(el("log"), el("messages"), pending, el("new-pill"), loadOlder);
+const conn = new Connection({
+  url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
+  hello: () => ({
+    type: "hello",
+    name: identity.name,
+    resume: identity.token || undefined,
+    password: password || undefined,
+  }),
+  onMessage(m) {
+    handlers[m.type]?.(m);
+    render();
+  },
+  onStatus(s, retryAt) {
+    status = { state: s, retryAt };
+    render();
+  },
+  onClose: closed,
+});
+
+function start() {
+  replaced = false;
+  app.hidden = false;
+  state.setMe(identity.name);
+  conn.start();
+  render();
+}
+
+/** Decides what a close means; returns whether to reconnect. @param {number} code @param {string} reason */
+function closed(code, reason) {
+  for (const r of state.rooms.values()) r.typing.clear();
+  for (const e of outbox.where((e) => e.state === "sent")) e.state = "queued";
+  // Reconnecting after 4010 would start a tug of war with the tab that took over.
+  replaced = code === 4010;
+  const error = {
+    4000: `The server refused: ${reason || "bad hello"}.`,
+    4001: password ? "That password is wrong." : "This chat needs a password.",
+    4009: `The name “${identity.name}” is taken. Pick another name.`,
+  }[code];
+  if (!error) return !replaced;
+  if (code !== 4001) identity.token = "";
+  showLogin({ name: identity.name, needPassword: code === 4001 || !!password, error });
+  return false;
+}
+
+/** @type {Record<string, (m: wire.ServerMsg) => void>} */
+const handlers = {
+  welcome(m) {
+    save("identity", identity = { name: m.name, token: m.resume ?? "" });
+    state.setMe(m.name);
+    if (isNum(m.limits?.maxTextChars)) composer.limit = m.limits.maxTextChars;
+    if (isNum(m.limits?.historyLimit)) state.historyLimit = Math.min(200, m.limits.historyLimit);
+    everOnline = true;
+    // Rejoin each room asking only for what was missed, then resend the outbox: the server
+    // handles frames in order, so each say arrives after its room's join.
+    for (const r of state.rooms.values()) {
+      r.historyQueue = [];
+      r.loadingOlder = false;
+      conn.send({
+        type: "join",
+        room: r.name,
+        cid: `join:${r.name}`,
+        since: r.everJoined ? r.maxSeq : undefined,
+      });
+    }
+    for (const e of outbox.where((e) => e.state !== "failed")) transmit(e);
+  },
+
+  joined(m) {
+    const room = state.rooms.get(m.room);
+    if (!room) return; // left while the join was on its way
+    if (m.seq < room.maxSeq) {
+      // The server lost history it had (seqs only rise): start the room over.
+      room.messages = [];
+      room.system = [];
+      room.reachedStart = false;
+    }
+    const rejoin = room.everJoined;
+    room.everJoined = true;
+    room.members = new Map(
+      (Array.isArray(m.members) ? m.members : []).filter(isStr).map((n) => [nameKey(n), n]),
+    );
+    // What a rejoin fetches was missed while away, so it counts as unread.
+    for (const msg of wire.asMessages(m.history)) if (room.add(msg)) arrived(room, msg, rejoin);
+    if (m.more === true) history(room, "after");
+    if (!state.view) show("room", room.name);
+  },
+
+  message(m) {
+    const msg = wire.asMessage(m), room = state.rooms.get(msg?.room ?? "");
+    if (!msg || !room) return;
+    if (room.add(msg)) arrived(room, msg, true);
+    // A resend the server already had comes back with its old seq: still an ack.
+    else if (msg.cid && nameKey(msg.from) === state.meKey) outbox.delete(msg.cid);
+  },
+
+  history(m) {
+    const room = state.rooms.get(m.room),
+      dir = room?.historyQueue.shift(),
+      msgs = wire.asMessages(m.messages);
+    if (!room) return;
+    for (const msg of msgs) if (room.add(msg)) arrived(room, msg, dir === "after");
+    if (dir === "after" && msgs.length >= state.historyLimit) history(room, "after");
+    if (dir !== "before") return;
+    room.loadingOlder = false;
+    room.reachedStart ||= msgs.length < OLDER_PAGE;
+  },
+
+  join: presence,
+  leave: presence,
+
+  typing(m) {
+    const room = state.rooms.get(m.room);
+    if (!room || !isStr(m.user) || nameKey(m.user) === state.meKey) return;
+    room.typing.set(nameKey(m.user), { name: m.user, until: Date.now() + TYPING_SHOWN_MS });
+    setTimeout(render, TYPING_SHOWN_MS + 50);
+  },
+
+  dm(m) {
+    const dm = wire.asDirect(m), mine = dm && nameKey(dm.from) === state.meKey;
+    if (!dm) return;
+    const conv = state.conversation(mine ? dm.to : dm.from), key = nameKey(conv.peer);
+    if (mine && dm.cid) outbox.delete(dm.cid);
+    if (!conv.add(dm) || mine) return;
+    if (!state.viewing("dm", key) || document.hidden) conv.unread++;
+    notifier.show(`Message from ${dm.from}`, dm.text, () => show("dm", key));
+  },
+
+  error(m) {
+    const cid = isStr(m.cid) ? m.cid : "", [kind, name] = cid.split(":");
+    const words = ERRORS[m.code] ?? `the server refused it (${m.message}).`;
+    const entry = outbox.get(cid), room = state.rooms.get(name);
+    if (entry) {
+      entry.state = "failed";
+      entry.error = words;
+      composer.showError(`Message not sent: ${words}`);
+    } else if (kind === "join") {
+      if (!room?.everJoined) leave(name);
+      setText(joinError, `Cannot join #${name}: ${words}`);
+      openSidebar(true);
+    } else if (kind === "history") {
+      if (room?.historyQueue.shift() === "before") room.loadingOlder = false;
+    } else if (m.code !== "not_in_room") {
+      // not_in_room without a cid answers a typing notice that raced a leave.
+      composer.showError(`Something went wrong: ${words}`);
+    }
+  },
+};
+
+/** A member joined or left a room. @param {wire.ServerMsg} m */
+function presence(m) {
+  const room = state.rooms.get(m.room), key = isStr(m.user) ? nameKey(m.user) : state.meKey;
+  if (!room || key === state.meKey) return;
+  if (m.type === "join") room.members.set(key, m.user);
+  else room.members.delete(key);
+  room.typing.delete(key);
+  room.addSystem(`${m.user} ${m.type === "join" ? "joined" : "left"}`, m.ts || Date.now());
+}
+
+/**
+ * Bookkeeping for a message seen for the first time; `fresh` ones count as unread and may notify.
+ * @param {import("./state.js").Room} room @param {wire.ChatMessage} msg @param {boolean} fresh
+ */
+function arrived(room, msg, fresh) {
+  const key = nameKey(msg.from), seen = state.viewing("room", room.name) && !document.hidden;
+  room.typing.delete(key);
+  if (key === state.meKey) return msg.cid && outbox.delete(msg.cid);
+  if (!fresh) return;
+  if (!seen) room.unread++;
+  if (!mentions(msg.text, state.meKey)) return;
+  if (!seen) room.mentions++;
+  notifier.show(`${msg.from} in #${room.name}`, msg.text, () => show("room", room.name));
+}
+
+/**
+ * Asks for the page before the oldest or after the newest message held; the cid matches an
+ * error reply (rate_limited, …) to the request.
+ * @param {import("./state.js").Room} room @param {"before" | "after"} dir
+ */
+function history(room, dir) {
+  const page = dir === "before"
+    ? { before: room.minSeq, limit: OLDER_PAGE }
+    : { after: room.maxSeq, limit: state.historyLimit };
+  if (conn.send({ type: "history", room: room.name, ...page, cid: `history:${room.name}` })) {
+    room.historyQueue.push(dir);
+  } else room.loadingOlder = false;
+}
+
+function loadOlder() {
+  const room = state.currentRoom;
+  if (!room?.hasOlder || room.loadingOlder) return;
+  room.loadingOlder = true;
+  history(room, "before");
+  render();
+}
+
+/** Queues a message; it stays in the outbox until its echo arrives. @param {string} text */
+function send(text) {
+  const v = state.view, peer = state.currentDm?.peer;
+  if (!v) return composer.showError("Join a room first.");
+  transmit(outbox.add(peer ? "dm" : "say", peer ?? v.id, text));
+  render();
+  log.toBottom();
+}
+
+/** @param {import("./outbox.js").Entry} e */
+function transmit(e) {
+  const to = e.kind === "say" ? { type: "say", room: e.target } : { type: "dm", to: e.target };
+  e.state = conn.send({ ...to, text: e.text, cid: e.cid }) ? "sent" : "queued";
+}
+
+/** Shows a room, or a conversation by name key. @param {"room" | "dm"} kind @param {string} id */
+function show(kind, id) {
+  if (!state.viewing(kind, id)) composer.reset();
+  state.view = { kind, id };
+  openSidebar(false);
+  render();
+}
+
+function join() {
+  const name = wire.roomName(joinInput.value);
+  setText(joinError, name ? "" : `Cannot join: ${ERRORS.room_invalid}`);
+  if (!name) return;
+  joinInput.value = "";
+  if (state.rooms.has(name)) return show("room", name);
+  state.room(name);
+  save("rooms", [...state.rooms.keys()]);
+  conn.send({ type: "join", room: name, cid: `join:${name}` });
+  show("room", name);
+}
+
+/** @param {string} name */
+function leave(name) {
+  if (!state.rooms.delete(name)) return;
+  conn.send({ type: "leave", room: name });
+  save("rooms", [...state.rooms.keys()]);
+  for (const e of outbox.where((e) => e.target === name && e.kind === "say")) outbox.delete(e.cid);
+  const next = [...state.rooms.keys()][0];
+  if (state.viewing("room", name)) state.view = next ? { kind: "room", id: next } : null;
+}
+
+/** @param {boolean} open */
+function openSidebar(open) {
+  open &&= NARROW.matches;
+  app.classList.toggle("nav-open", open);
+  menu.setAttribute("aria-expanded", String(open));
+  el("backdrop").hidden = !open;
+  if (open) el("sidebar").querySelector("button")?.focus();
+}
+
+let queued = false;
+
+/** Redraws once per task, however many messages arrived. */
+function render() {
+  if (!queued) queueMicrotask(draw);
+  queued = true;
+}
+
+function draw() {
+  queued = false;
+  const room = state.currentRoom, conv = state.currentDm, n = room?.members.size;
+  if (!room && !conv) state.view = null;
+  if (!document.hidden && room) room.unread = room.mentions = 0;
+  if (!document.hidden && conv) conv.unread = 0;
+  const items = room?.timeline() ?? conv?.timeline() ?? [];
+  const mine = outbox.where((e) =>
+    room
+      ? e.kind === "say" && e.target === room.name
+      : e.kind === "dm" && nameKey(e.target) === state.view?.id
+  );
+  const view = `${state.view?.kind}:${state.view?.id}:${state.meKey}`;
+  const sig = view + mine.map((e) => e.cid + e.state + e.error);
+  const rows = sig === pending.dataset.sig
+    ? null
+    : pendingRows(mine, items.findLast((i) => i.from) ?? null, state.me);
+  pending.dataset.sig = sig;
+  log.update(view, layoutRows(items, state.meKey), rows);
+
+  setText(el("view-title"), room ? `# ${room.name}` : conv?.peer ?? "No room open");
+  setText(
+    el("view-sub"),
+    conv ? "Direct message" : room?.everJoined ? `${n} online` : room ? "Joining…" : "",
+  );
+  composer.input.placeholder = `Message ${room ? `#${room.name}` : conv?.peer ?? ""}`;
+  setText(
+    el("log-top"),
+    room?.loadingOlder
+      ? "Loading older messages…"
+      : room?.everJoined && !room.hasOlder
+      ? `This is the start of #${room.name}.`
+      : "",
+  );
+  const t = room?.typists() ?? [];
+  setText(el("typing"), t.length ? `${t.join(", ")} ${t[1] ? "are" : "is"} typing…` : "");
+  renderSidebar(state);
+  setText(el("me-name"), state.me);
+  notifyBtn.hidden = !notifier.supported;
+  notifyBtn.setAttribute("aria-pressed", String(notifier.on));
+  setText(notifyBtn, notifier.on ? "Notifications on" : "Enable notifications");
+  setTitleCount(state.totalUnread());
+  drawBanner();
+}
+
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let countdown;
+
+/** The connection banner: connecting, reconnecting (with a countdown), offline, or replaced. */
+function drawBanner() {
+  clearTimeout(countdown);
+  const s = replaced ? "replaced" : status.state,
+    secs = Math.ceil((status.retryAt - Date.now()) / 1000);
+  const [text, button = ""] = {
+    replaced: [
+      "Chat is open in another tab or window, so this one was disconnected.",
+      "Reconnect here",
+    ],
+    offline: ["You are offline. Messages you write will be sent when you are back."],
+    connecting: [everOnline ? "Reconnecting…" : "Connecting…"],
+    waiting: [`Connection lost. Reconnecting in ${Math.max(1, secs)} s…`, "Retry now"],
+  }[s] ?? [""];
+  if (s === "waiting") countdown = setTimeout(drawBanner, 1000);
+  banner.hidden = !text;
+  banner.dataset.tone = s === "connecting" ? "info" : "";
+  setText(banner.firstElementChild ?? banner, text);
+  bannerBtn.hidden = !button;
+  setText(bannerBtn, button);
+}
+
+/** @param {Event} e */
+const dataOf = (e) => (e.target instanceof Element && e.target.closest("button")?.dataset) || {};
+
+menu.onclick = () => openSidebar(!app.classList.contains("nav-open"));
+el("backdrop").onclick = NARROW.onchange = () => openSidebar(false);
+onkeydown = (e) => {
+  if (e.key !== "Escape" || !app.classList.contains("nav-open")) return;
+  openSidebar(false);
+  menu.focus();
+};
+onfocus = document.onvisibilitychange = render;
+
+byId("join-form", HTMLFormElement).onsubmit = (e) => {
+  e.preventDefault();
+  join();
+  render();
+};
+
+el("sidebar").onclick = (e) => {
+  const d = dataOf(e);
+  if (d.room) show("room", d.room);
+  if (d.leave) leave(d.leave);
+  if (d.dm) show("dm", nameKey(state.conversation(d.dm).peer));
+  if (d.dm) composer.input.focus();
+  render();
+};
+
+pending.onclick = (/** @type {Event} */ e) => {
+  const d = dataOf(e), entry = outbox.get(d.retry ?? d.discard ?? "");
+  if (!entry) return;
+  if (d.retry) transmit(entry);
+  else outbox.delete(entry.cid);
+  composer.reset();
+  render();
+};
+
+notifyBtn.onclick = () => notifier.toggle().then(render);
+bannerBtn.onclick = () => replaced ? start() : conn.retryNow();
+
+for (const r of load("rooms", ["general"]).map(wire.roomName)) if (r) state.room(r);
+const first = [...state.rooms.keys()][0];
+if (first) state.view = { kind: "room", id: first };
+if (identity.name) start();
+else showLogin({});

@@ -1,0 +1,61 @@
+// @ts-check
+/// <reference lib="dom" />
+/** The wire format as the browser sees it: frame splitting, field checks, names and cids. */
+
+/** @typedef {{ room: string, seq: number, from: string, text: string, ts: number, cid?: string }} ChatMessage */
+/** @typedef {{ from: string, to: string, text: string, ts: number, cid?: string }} DirectMessage */
+/** @typedef {{ type: string, [key: string]: any }} ServerMsg */
+
+/** @param {unknown} v @returns {v is string} */
+export const isStr = (v) => typeof v === "string";
+/** @param {unknown} v @returns {v is number} */
+export const isNum = (v) => Number.isFinite(v);
+
+/** Splits a frame into its messages, one JSON object per line; a bad line is skipped. */
+/** @param {string} data @returns {ServerMsg[]} */
+export const splitFrame = (data) =>
+  data.split("\n").flatMap((line) => {
+    try {
+      const v = JSON.parse(line);
+      return isStr(v?.type) ? [v] : [];
+    } catch {
+      return [];
+    }
+  });
+
+/** @param {any} m @returns {ChatMessage | null} */
+export const asMessage = (m) =>
+  isStr(m?.room) && isNum(m.seq) && isStr(m.from) && isStr(m.text) && isNum(m.ts) ? m : null;
+
+/** @param {any} m @returns {DirectMessage | null} */
+export const asDirect = (m) =>
+  isStr(m?.from) && isStr(m.to) && isStr(m.text) && isNum(m.ts) ? m : null;
+
+/** @param {unknown} list */
+export const asMessages = (list) =>
+  Array.isArray(list) ? list.map(asMessage).filter((m) => m !== null) : [];
+
+/** The key two names collide on, as the server compares them. @param {string} name */
+export const nameKey = (name) => name.normalize("NFKC").toLowerCase();
+
+/** Why the server would refuse `name`, or "". @param {string} name */
+export const nameProblem = (name) =>
+  !name
+    ? "Enter a name."
+    : [...name].length > 32
+    ? "Names are at most 32 characters."
+    : /^[\p{L}\p{N}_.-]+$/u.test(name)
+    ? ""
+    : "Names may use only letters, digits, _ - and .";
+
+/** The room the server would make of `input`, or "" if it would refuse it. @param {string} input */
+export function roomName(input) {
+  const r = input.trim().replace(/^#/, "").toLowerCase();
+  return /^[a-z0-9_-]{1,32}$/.test(r) ? r : "";
+}
+
+/** A random cid, 128 bits (crypto.randomUUID would need a secure context). */
+export const newCid = () =>
+  [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(36).padStart(2, "0")).join(
+    "",
+  );
