@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { parseRate, type Rate } from "./rate_limit.ts";
+import { MAX_HISTORY_LIMIT } from "./protocol.ts";
 import type { RetentionPolicy } from "./store.ts";
 import { isLogLevel, type LogFormat, type LogLevel } from "./log.ts";
 import denoJson from "./deno.json" with { type: "json" };
@@ -225,6 +226,18 @@ const FLAGS: Flag[] = [
     help: `debug, info, warn or error (default ${DEFAULTS.logLevel})`,
   },
 ];
+
+/** The limits a welcome reports, so clients can respect them before the server has to refuse. */
+export function welcomeLimits(config: Config): Record<string, unknown> {
+  return {
+    maxTextChars: config.maxTextChars,
+    maxFrameBytes: config.maxFrameBytes,
+    maxRooms: config.maxRoomsPerClient,
+    historyLimit: MAX_HISTORY_LIMIT,
+    rate: config.rateLimit,
+    auth: config.jwtSecret !== null ? "token" : config.password !== null ? "password" : "none",
+  };
+}
 
 /** The text `--help` prints. */
 export function helpText(): string {

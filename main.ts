@@ -3,12 +3,11 @@
  * gracefully on SIGINT or SIGTERM (a second signal exits at once).
  */
 import { assets } from "./assets.ts";
-import { type Config, parseConfig, VERSION } from "./config.ts";
+import { type Config, parseConfig, VERSION, welcomeLimits } from "./config.ts";
 import { type Cluster, type ClusterListener, Hub } from "./hub.ts";
 import { createHandler } from "./server.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import { MemoryStore, type Store } from "./store.ts";
-import { MAX_HISTORY_LIMIT } from "./protocol.ts";
 import { Admission } from "./admission.ts";
 import { createAuthenticator } from "./auth.ts";
 import { createJwtVerifier } from "./jwt.ts";
@@ -93,14 +92,7 @@ async function main(): Promise<number> {
     store,
     maxRoomsPerClient: config.maxRoomsPerClient,
     version: VERSION,
-    welcomeLimits: {
-      maxTextChars: config.maxTextChars,
-      maxFrameBytes: config.maxFrameBytes,
-      maxRooms: config.maxRoomsPerClient,
-      historyLimit: MAX_HISTORY_LIMIT,
-      rate: config.rateLimit,
-      auth: config.jwtSecret !== null ? "token" : config.password !== null ? "password" : "none",
-    },
+    welcomeLimits: welcomeLimits(config),
     observers: hubObservers(metrics, logger),
     auth: createAuthenticator({ password: config.password, jwt }),
     ...(cluster ? { cluster } : {}),

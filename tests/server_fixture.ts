@@ -7,9 +7,9 @@
  * the fixture opened, shuts the hub and the listener down, so Deno's leak checks stay on.
  */
 import { assets } from "../assets.ts";
-import { type Config, parseConfig, VERSION } from "../config.ts";
+import { type Config, parseConfig, VERSION, welcomeLimits } from "../config.ts";
 import { Hub } from "../hub.ts";
-import { type ChatMessage, MAX_HISTORY_LIMIT } from "../protocol.ts";
+import type { ChatMessage } from "../protocol.ts";
 import { createHandler } from "../server.ts";
 import {
   MemoryStore,
@@ -66,13 +66,7 @@ export async function startServer(options: FixtureOptions = {}): Promise<InProce
     store,
     maxRoomsPerClient: config.maxRoomsPerClient,
     version: VERSION,
-    welcomeLimits: {
-      maxTextChars: config.maxTextChars,
-      maxFrameBytes: config.maxFrameBytes,
-      maxRooms: config.maxRoomsPerClient,
-      historyLimit: MAX_HISTORY_LIMIT,
-      rate: config.rateLimit,
-    },
+    welcomeLimits: welcomeLimits(config),
     now: hubNow,
   });
   await hub.start();
