@@ -525,7 +525,6 @@ export class Hub implements ClientHandler, ClusterListener {
       );
     }
     let room = this.#rooms.get(roomName);
-    const fresh = room === undefined;
     if (room === undefined) this.#rooms.set(roomName, room = new Room(roomName));
     room.joinsInFlight++;
     client.joining.add(roomName);

@@ -67,7 +67,8 @@ async function main(): Promise<number> {
     return 1;
   }
   let cluster: Cluster | undefined;
-  let listener: ClusterListener | undefined;
+  // The cluster hears other instances before the hub exists; it reaches the hub through this.
+  const relay: { hub?: ClusterListener } = {};
   if (config.redis !== null) {
     // Loaded only here, so a single instance never loads any Redis code.
     const [{ RedisStore }, { RedisCluster }] = await Promise.all([
@@ -78,7 +79,7 @@ async function main(): Promise<number> {
       store = await RedisStore.connect({ url: config.redis, retention: config.retention });
       cluster = await RedisCluster.connect(
         { url: config.redis },
-        () => listener!,
+        () => relay.hub!,
         (e) => logger.warn("redis", { error: e }),
       );
     } catch (e) {
@@ -97,7 +98,7 @@ async function main(): Promise<number> {
     auth: createAuthenticator({ password: config.password, jwt }),
     ...(cluster ? { cluster } : {}),
   });
-  listener = hub;
+  relay.hub = hub;
   await hub.start();
   const handler = createHandler({
     hub,
