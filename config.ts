@@ -13,6 +13,13 @@ import denoJson from "./deno.json" with { type: "json" };
 /** The server's version, from deno.json, so `deno compile` embeds it. */
 export const VERSION: string = denoJson.version;
 
+/** Environment variables the server reads: secrets kept out of `ps`. */
+export const SECRET_ENV_VARIABLES = [
+  "CHAT_PASSWORD",
+  "CHAT_JWT_SECRET",
+  "CHAT_METRICS_TOKEN",
+] as const;
+
 /** Default limits, named by meaning and unit; `--help` prints them. */
 export const DEFAULTS = {
   host: "127.0.0.1",

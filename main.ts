@@ -3,7 +3,13 @@
  * gracefully on SIGINT or SIGTERM (a second signal exits at once).
  */
 import { assets } from "./assets.ts";
-import { type Config, parseConfig, VERSION, welcomeLimits } from "./config.ts";
+import {
+  type Config,
+  parseConfig,
+  SECRET_ENV_VARIABLES,
+  VERSION,
+  welcomeLimits,
+} from "./config.ts";
 import { type Cluster, type ClusterListener, Hub } from "./hub.ts";
 import { createHandler } from "./server.ts";
 import { SqliteStore } from "./sqlite_store.ts";
@@ -37,11 +43,10 @@ function listeningLine(hostname: string, port: number, scheme: string): string {
 }
 
 async function main(): Promise<number> {
-  const parsed = parseConfig(Deno.args, {
-    CHAT_PASSWORD: Deno.env.get("CHAT_PASSWORD"),
-    CHAT_JWT_SECRET: Deno.env.get("CHAT_JWT_SECRET"),
-    CHAT_METRICS_TOKEN: Deno.env.get("CHAT_METRICS_TOKEN"),
-  });
+  const parsed = parseConfig(
+    Deno.args,
+    Object.fromEntries(SECRET_ENV_VARIABLES.map((name) => [name, Deno.env.get(name)])),
+  );
   if (parsed.kind === "help" || parsed.kind === "version") {
     console.log(parsed.text);
     return 0;
@@ -70,6 +75,13 @@ async function main(): Promise<number> {
   // The cluster hears other instances before the hub exists; it reaches the hub through this.
   const relay: { hub?: ClusterListener } = {};
   if (config.redis !== null) {
+    if (Deno.permissions.querySync({ name: "env" }).state !== "granted") {
+      // The Redis client library reads the whole environment when it loads.
+      console.error(
+        "Cannot start with --redis: the Redis client needs --allow-env (all variables)",
+      );
+      return 2;
+    }
     // Loaded only here, so a single instance never loads any Redis code.
     const [{ RedisStore }, { RedisCluster }] = await Promise.all([
       import("./redis_store.ts"),

@@ -20,12 +20,15 @@ export const TARGETS = [
   "x86_64-pc-windows-msvc",
 ] as const;
 
+import { SECRET_ENV_VARIABLES } from "../config.ts";
+
 /** The SQLite files the server may read and write: the database, its WAL, shared memory and journal. */
 export const DATABASE_FILES = ["chat.db", "chat.db-wal", "chat.db-shm", "chat.db-journal"];
 
 /** Permission flags baked into every executable; the compile test uses these same flags. */
 export const COMPILE_PERMISSIONS: readonly string[] = [
   "--allow-net",
+  `--allow-env=${SECRET_ENV_VARIABLES.join(",")}`,
   `--allow-read=${DATABASE_FILES.join(",")}`,
   `--allow-write=${DATABASE_FILES.join(",")}`,
 ];

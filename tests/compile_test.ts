@@ -286,9 +286,14 @@ Deno.test("compile_all builds five targets, each to its own file name", () => {
   assert(names.includes("chat-aarch64-apple-darwin"), `no macOS arm64: ${names}`);
 });
 
-Deno.test("compiled executables may touch only the network and the database files", () => {
+Deno.test("compiled executables may touch only the network, the database files and the CHAT_* secrets", () => {
   const files = DATABASE_FILES.join(",");
-  const expected = ["--allow-net", `--allow-read=${files}`, `--allow-write=${files}`];
+  const expected = [
+    "--allow-net",
+    "--allow-env=CHAT_PASSWORD,CHAT_JWT_SECRET,CHAT_METRICS_TOKEN",
+    `--allow-read=${files}`,
+    `--allow-write=${files}`,
+  ];
   assert(
     JSON.stringify(COMPILE_PERMISSIONS) === JSON.stringify(expected),
     `${COMPILE_PERMISSIONS}`,
