@@ -1,8 +1,8 @@
 /** The hub, specified with fake sockets, a manual flush scheduler and an injected clock. */
 import assert from "node:assert/strict";
 import { Client, type SocketLike } from "../client.ts";
-import { Hub, NAME_RESERVATION_MS, RESEND_WINDOW_MS } from "../hub.ts";
-import type { ChatMessage } from "../protocol.ts";
+import { type Cluster, Hub, NAME_RESERVATION_MS, RESEND_WINDOW_MS } from "../hub.ts";
+import { type ChatMessage, messageLine } from "../protocol.ts";
 import { MemoryStore, type NewMessage, type Store } from "../store.ts";
 
 class FakeSocket implements SocketLike {
@@ -383,4 +383,172 @@ Deno.test("shutdown commits what was accepted, then closes every socket with 100
   assert.equal(a.socket.closeCode, 1001);
   assert.equal(a.socket.closeReason, "server shutting down");
   await r.done();
+});
+
+/** A cluster of one fake peer: records what the hub publishes and lets a test play the peer. */
+class FakeCluster implements Cluster {
+  healthy = true;
+  published: { room: string; line: string; seq?: number }[] = [];
+  direct: { key: string; line: string }[] = [];
+  names = new Map<string, string>([["zed", "Zed"]]); // held by the other instance
+  remoteMembers = new Map<string, string[]>([["general", ["Zed"]]]);
+  claimName(key: string, name: string) {
+    if (this.names.has(key) && this.names.get(key) !== name) return Promise.resolve(false);
+    this.names.set(key, name);
+    return Promise.resolve(true);
+  }
+  releaseName(key: string) {
+    this.names.delete(key);
+  }
+  ownerOf(key: string) {
+    return Promise.resolve(this.names.get(key) ?? null);
+  }
+  enterRoom() {
+    return Promise.resolve();
+  }
+  exitRoom() {}
+  members(room: string) {
+    return Promise.resolve([...(this.remoteMembers.get(room) ?? [])]);
+  }
+  rooms() {
+    return Promise.resolve([{ room: "general", members: 2 }]);
+  }
+  publishRoom(room: string, line: string, seq?: number) {
+    this.published.push(seq === undefined ? { room, line } : { room, line, seq });
+  }
+  publishDirect(key: string, line: string) {
+    this.direct.push({ key, line });
+  }
+  close() {
+    return Promise.resolve();
+  }
+}
+
+function clusterRig() {
+  const store = new MemoryStore();
+  const cluster = new FakeCluster();
+  const queue: (() => void)[] = [];
+  const hub = new Hub({
+    store,
+    maxRoomsPerClient: 3,
+    welcomeLimits: {},
+    version: "test",
+    schedule: (fn) => queue.push(fn),
+    cluster,
+  });
+  const flush = () => {
+    while (queue.length > 0) queue.shift()!();
+  };
+  const connect = async (name: string) => {
+    const socket = new FakeSocket();
+    const client = new Client(socket, hub, {
+      sendQueueBytes: 1 << 20,
+      maxFrameBytes: 16384,
+      maxTextChars: 4000,
+      rate: null,
+      handshakeTimeoutMs: 60_000,
+      address: "test",
+    });
+    hub.add(client);
+    client.receive(JSON.stringify({ type: "hello", name }));
+    await settle();
+    return { client, socket };
+  };
+  /** What another instance does: commit to the shared store, then publish. */
+  const peerSays = (text: string, publish = true) => {
+    const [m] = store.append([{ room: "general", from: "Zed", text, ts: 1 }]);
+    if (publish) hub.remoteRoomLine("general", messageLine(m), m.seq);
+    return m;
+  };
+  return { hub, store, cluster, flush, connect, peerSays };
+}
+
+Deno.test("cluster: a name held on another instance is taken; members are the union", async () => {
+  const r = clusterRig();
+  const zed = await r.connect("ZED");
+  assert.equal(zed.socket.closeCode, 4009);
+  const a = await r.connect("alice");
+  join(a.client);
+  await settle();
+  assert.deepEqual(
+    a.socket.of("joined")[0].members,
+    ["Zed"],
+    "the fake union lists the other instance's member",
+  );
+  assert.equal(r.cluster.names.get("alice"), "alice");
+  a.client.socketClosed("client");
+  assert.equal(r.cluster.names.has("alice"), false, "the cluster claim ends with the disconnect");
+  await r.hub.shutdown();
+});
+
+Deno.test("cluster: committed messages are published with their seq; remote ones arrive in seq order", async () => {
+  const r = clusterRig();
+  const a = await r.connect("alice");
+  join(a.client);
+  await settle();
+  say(a.client, "mine");
+  r.flush();
+  assert.deepEqual(r.cluster.published.filter((p) => p.seq !== undefined).map((p) => p.seq), [1]);
+  r.peerSays("theirs");
+  r.flush();
+  assert.deepEqual(a.socket.of("message").map((m) => [m.seq, m.text]), [[1, "mine"], [
+    2,
+    "theirs",
+  ]]);
+  // A late repeat of a line already delivered is dropped.
+  r.hub.remoteRoomLine(
+    "general",
+    messageLine({ room: "general", seq: 2, from: "Zed", text: "theirs", ts: 1 }),
+    2,
+  );
+  r.flush();
+  assert.equal(a.socket.of("message").length, 2);
+  await r.hub.shutdown();
+});
+
+Deno.test("cluster: a line past a gap makes the hub fill the gap from the store, in order, once", async () => {
+  const r = clusterRig();
+  const a = await r.connect("alice");
+  join(a.client);
+  await settle();
+  r.peerSays("lost on the bus", false); // seq 1 never published
+  r.peerSays("arrives"); // seq 2 arrives first
+  await settle();
+  r.flush();
+  assert.deepEqual(a.socket.of("message").map((m) => m.seq), [1, 2]);
+  r.hub.remoteRoomLine(
+    "general",
+    messageLine({ room: "general", seq: 1, from: "Zed", text: "x", ts: 1 }),
+    1,
+  );
+  r.flush();
+  assert.deepEqual(
+    a.socket.of("message").map((m) => m.seq),
+    [1, 2],
+    "the late line is not delivered twice",
+  );
+  await r.hub.shutdown();
+});
+
+Deno.test("cluster: a DM to a user on another instance goes over the bus; one to this instance arrives", async () => {
+  const r = clusterRig();
+  const a = await r.connect("alice");
+  a.client.receive(JSON.stringify({ type: "dm", to: "zed", text: "hi" }));
+  await settle();
+  assert.equal(r.cluster.direct.length, 1);
+  assert.equal(r.cluster.direct[0].key, "zed");
+  assert.deepEqual(JSON.parse(r.cluster.direct[0].line), {
+    type: "dm",
+    from: "alice",
+    to: "Zed",
+    text: "hi",
+    ts: JSON.parse(r.cluster.direct[0].line).ts,
+  });
+  assert.equal(a.socket.of("dm").length, 1, "the sender gets its copy");
+  a.client.receive(JSON.stringify({ type: "dm", to: "nobody", text: "hi" }));
+  await settle();
+  assert.deepEqual(a.socket.of("error").map((e) => e.code), ["unknown_user"]);
+  r.hub.remoteDirect("alice", '{"type":"dm","from":"Zed","to":"alice","text":"yo","ts":1}');
+  assert.equal(a.socket.of("dm").length, 2);
+  await r.hub.shutdown();
 });
