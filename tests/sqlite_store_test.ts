@@ -1,33 +1,15 @@
 /**
- * Specification of the history stores: one behavioural spec that MemoryStore and SqliteStore (on
- * a file and on `:memory:`) must all meet, then what only the durable store promises: seqs
- * survive a restart, a failed batch leaves no trace, pruning is bounded and gap-free, the file is
- * in WAL mode and needs no permission beyond the data file.
+ * Specification of the local history stores: MemoryStore and SqliteStore (on a file and on
+ * `:memory:`) meet the shared store spec (store_spec.ts), then what only the durable store
+ * promises: seqs survive a restart, a failed batch leaves no trace, pruning is bounded and
+ * gap-free, the file is in WAL mode and needs no permission beyond the data file.
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { MemoryStore, type NewMessage, type RetentionPolicy, type Store } from "../store.ts";
+import { MemoryStore } from "../store.ts";
 import { DEFAULT_PRUNE_CHUNK_ROWS, SqliteStore } from "../sqlite_store.ts";
 import { nameKey } from "../protocol.ts";
-
-/** Makes a fresh, empty store; `dir` is a temporary directory it may put files in. */
-type StoreFactory = (dir: string, retention: RetentionPolicy) => Store;
-
-/** Runs `fn` against a fresh store, then closes it and removes its directory. */
-async function withStore(
-  factory: StoreFactory,
-  retention: RetentionPolicy,
-  fn: (store: Store, dir: string) => Promise<void> | void,
-): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "store_test_" });
-  const store = factory(dir, retention);
-  try {
-    await fn(store, dir);
-  } finally {
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { many, msg, storeSpec } from "./store_spec.ts";
 
 /** Runs `fn` with a temporary directory that is removed afterwards. */
 async function withDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
@@ -39,171 +21,8 @@ async function withDir(fn: (dir: string) => Promise<void> | void): Promise<void>
   }
 }
 
-function msg(room: string, text: string, ts: number, cid?: string): NewMessage {
-  return cid === undefined ? { room, from: "ann", text, ts } : { room, from: "ann", text, ts, cid };
-}
-
-/** `n` messages to `room`, texts "t1".."tn", ts 1..n. */
-function many(room: string, n: number, ts = (i: number) => i): NewMessage[] {
-  return Array.from({ length: n }, (_, i) => msg(room, `t${i + 1}`, ts(i + 1)));
-}
-
-async function seqs(store: Store, room: string, range = { limit: 1000 }): Promise<number[]> {
-  return (await store.read(room, range)).map((m) => m.seq);
-}
-
 // ---------------------------------------------------------------------------------------------
-// The shared spec.
-
-function storeSpec(label: string, factory: StoreFactory): void {
-  const test = (name: string, retention: RetentionPolicy, fn: (store: Store) => unknown) =>
-    Deno.test(`${label} ${name}`, () =>
-      withStore(factory, retention, async (s) => void await fn(s)));
-
-  test(
-    "append gives each room its next seq and returns the stored messages in batch order",
-    {},
-    async (store) => {
-      const stored = await store.append([
-        { room: "a", from: "Zoë", text: "first", ts: 1000, cid: "c1" },
-        { room: "b", from: "bob", text: "other room", ts: 1001 },
-        { room: "a", from: "bob", text: "second", ts: 1002 },
-      ]);
-      assert.deepEqual(stored, [
-        { room: "a", seq: 1, from: "Zoë", text: "first", ts: 1000, cid: "c1" },
-        { room: "b", seq: 1, from: "bob", text: "other room", ts: 1001 },
-        { room: "a", seq: 2, from: "bob", text: "second", ts: 1002 },
-      ]);
-      assert.equal("cid" in stored[1], false, "a message without cid has no cid key");
-      assert.deepEqual((await store.append([msg("a", "third", 1003)])).map((m) => m.seq), [3]);
-      assert.deepEqual(await store.append([]), []);
-    },
-  );
-
-  test(
-    "read returns every field as appended, and no cid key when there was none",
-    {},
-    async (store) => {
-      await store.append([
-        { room: "a", from: "Zoë", text: "héllo 👋\nline two", ts: 1_700_000_000_123, cid: "x-1" },
-        { room: "a", from: "bob", text: "plain", ts: 1_700_000_000_124 },
-      ]);
-      const [m1, m2] = await store.read("a", { limit: 10 });
-      assert.equal(m1.room, "a");
-      assert.equal(m1.seq, 1);
-      assert.equal(m1.from, "Zoë");
-      assert.equal(m1.text, "héllo 👋\nline two");
-      assert.equal(m1.ts, 1_700_000_000_123);
-      assert.equal(m1.cid, "x-1");
-      assert.deepEqual(m2, {
-        room: "a",
-        seq: 2,
-        from: "bob",
-        text: "plain",
-        ts: 1_700_000_000_124,
-      });
-      assert.equal("cid" in m2, false);
-    },
-  );
-
-  test("text and cid holding U+0000 come back whole", {}, async (store) => {
-    await store.append([msg("a", "before\u0000after", 1, "c\u0000d")]);
-    const [m] = await store.read("a", { limit: 1 });
-    assert.equal(m.text, "before\u0000after");
-    assert.equal(m.cid, "c\u0000d");
-    assert.equal((await store.recentWithCid(0))[0].cid, "c\u0000d");
-  });
-
-  test("read honours after, before, newest and limit", {}, async (store) => {
-    await store.append([...many("a", 10), ...many("b", 3)]);
-    const cases: [Parameters<Store["read"]>[1], number[]][] = [
-      [{ limit: 3 }, [1, 2, 3]], // no bound: the oldest
-      [{ limit: 3, newest: true }, [8, 9, 10]], // no bound and newest: the newest
-      [{ after: 4, limit: 3 }, [5, 6, 7]],
-      [{ after: 4, limit: 3, newest: true }, [5, 6, 7]], // newest applies only without after
-      [{ before: 5, limit: 3 }, [2, 3, 4]], // before alone: the newest below it
-      [{ before: 5, limit: 10 }, [1, 2, 3, 4]],
-      [{ after: 2, before: 6, limit: 10 }, [3, 4, 5]],
-      [{ after: 2, before: 6, limit: 2 }, [3, 4]], // with after: the oldest
-      [{ after: 10, limit: 5 }, []],
-      [{ before: 1, limit: 5 }, []],
-      [{ after: 5, before: 6, limit: 5 }, []],
-      [{ limit: 0 }, []],
-      [{ limit: 0, newest: true }, []],
-    ];
-    for (const [range, expected] of cases) {
-      assert.deepEqual(await seqs(store, "a", range), expected, JSON.stringify(range));
-    }
-    assert.deepEqual(await seqs(store, "b"), [1, 2, 3], "rooms do not mix");
-    assert.deepEqual(await store.read("nowhere", { limit: 5, newest: true }), []);
-  });
-
-  test("bounds is oldest 1, latest 0 for an unknown room and tracks appends", {}, async (store) => {
-    assert.deepEqual(await store.bounds("a"), { oldest: 1, latest: 0 });
-    await store.append(many("a", 4));
-    assert.deepEqual(await store.bounds("a"), { oldest: 1, latest: 4 });
-  });
-
-  test("maxMessagesPerRoom keeps only the newest messages and moves oldest up", {
-    maxMessagesPerRoom: 3,
-  }, async (store) => {
-    const stored = await store.append([...many("a", 5), msg("b", "b1", 1)]);
-    assert.deepEqual(stored.map((m) => m.seq), [1, 2, 3, 4, 5, 1], "all are returned");
-    assert.deepEqual(await seqs(store, "a"), [3, 4, 5]);
-    assert.deepEqual(await store.bounds("a"), { oldest: 3, latest: 5 });
-    await store.append([msg("a", "t6", 6)]);
-    assert.deepEqual(await seqs(store, "a"), [4, 5, 6]);
-    assert.deepEqual(await seqs(store, "b"), [1]);
-  });
-
-  test("prune drops messages older than maxAgeMs and returns how many", {
-    maxAgeMs: 1000,
-  }, async (store) => {
-    await store.append([msg("a", "old", 1000), msg("a", "old", 2000), msg("a", "new", 3000)]);
-    await store.append([msg("b", "old", 2500)]);
-    assert.equal(await store.prune(3600), 3); // cutoff 2600
-    assert.deepEqual(await seqs(store, "a"), [3]);
-    assert.deepEqual(await store.bounds("a"), { oldest: 3, latest: 3 });
-    assert.deepEqual(
-      await store.bounds("b"),
-      { oldest: 2, latest: 1 },
-      "empty: oldest = latest + 1",
-    );
-    assert.equal(await store.prune(3600), 0);
-    assert.deepEqual((await store.append([msg("b", "again", 3700)])).map((m) => m.seq), [2]);
-  });
-
-  test("prune without a retention policy removes nothing", {}, async (store) => {
-    await store.append(many("a", 3));
-    assert.equal(await store.prune(Number.MAX_SAFE_INTEGER), 0);
-    assert.deepEqual(await seqs(store, "a"), [1, 2, 3]);
-  });
-
-  test(
-    "recentWithCid returns messages with a cid at or after sinceTs, oldest first",
-    {},
-    async (store) => {
-      await store.append([
-        msg("a", "x", 100, "cx"),
-        msg("a", "no cid", 200),
-        msg("b", "y", 150, "cy"),
-        msg("a", "z", 300, "cz"),
-      ]);
-      assert.deepEqual(await store.recentWithCid(150), [
-        { room: "b", seq: 1, from: "ann", text: "y", ts: 150, cid: "cy" },
-        { room: "a", seq: 3, from: "ann", text: "z", ts: 300, cid: "cz" },
-      ]);
-      assert.deepEqual((await store.recentWithCid(0)).map((m) => m.cid), ["cx", "cy", "cz"]);
-      assert.deepEqual(await store.recentWithCid(301), []);
-    },
-  );
-
-  test("close is safe twice and append after close fails", {}, async (store) => {
-    await store.close();
-    await store.close();
-    await assert.rejects(async () => await store.append([msg("a", "late", 1)]), /Cannot append/);
-  });
-}
+// The shared spec (store_spec.ts), on every local store.
 
 storeSpec("MemoryStore", (_dir, retention) => new MemoryStore({ retention }));
 storeSpec(
