@@ -42,20 +42,21 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
     hello.name === undefined
       ? { ok: false, reason: "hello needs a name" }
       : { ok: true, name: hello.name, verified: false };
+  // Close reasons a client can act on: "password" or "token" says which sign-in is wanted.
   const passwordOk = (hello: Hello) =>
     password === null ||
     (hello.password !== undefined && timingSafeEqual(hello.password, password));
   if (jwt === null) {
     return (hello) =>
-      passwordOk(hello) ? open(hello) : { ok: false, reason: "wrong or missing password" };
+      passwordOk(hello) ? open(hello) : { ok: false, reason: "password required or wrong" };
   }
   return async (hello) => {
-    if (!passwordOk(hello)) return { ok: false, reason: "wrong or missing password" };
-    if (hello.token === undefined) return { ok: false, reason: "hello needs a token" };
+    if (!passwordOk(hello)) return { ok: false, reason: "password required or wrong" };
+    if (hello.token === undefined) return { ok: false, reason: "token required" };
     const result = await jwt(hello.token);
-    if (!result.ok) return { ok: false, reason: "invalid token" };
+    if (!result.ok) return { ok: false, reason: "token invalid or expired" };
     if (nameProblem(result.name) !== null) {
-      return { ok: false, reason: "the token's name is not a valid name" };
+      return { ok: false, reason: "token names an invalid name" };
     }
     return result.exp === undefined
       ? { ok: true, name: result.name, verified: true }

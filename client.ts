@@ -98,6 +98,8 @@ export class Client {
   readonly rooms = new Set<string>();
   /** Rooms with a join in progress (waiting for the store). Owned by the hub. */
   readonly joining = new Set<string>();
+  /** Commands for rooms whose join is in flight, replayed when it ends. Owned by the hub. */
+  readonly held: Command[] = [];
   /** Last typing relay per room, in ms. Owned by the hub. */
   readonly lastTyping = new Map<string, number>();
 
@@ -208,7 +210,7 @@ export class Client {
     clearTimeout(this.#expiryTimer);
     const delay = atMs - this.#now();
     if (delay <= 0) {
-      this.close(CloseCode.unauthorized, "token expired", "unauthorized");
+      this.close(CloseCode.unauthorized, "token invalid or expired", "unauthorized");
       return;
     }
     this.#expiryTimer = setTimeout(() => this.expireAt(atMs), Math.min(delay, MAX_TIMER_MS));

@@ -31,18 +31,19 @@ import {
   type Hello,
   messageLine,
   nameKey,
+  RESEND_WINDOW_MS,
 } from "./protocol.ts";
 import type { NewMessage, ReadRange, Store } from "./store.ts";
 import { type Authenticator, type AuthResult, timingSafeEqual } from "./auth.ts";
 
 /** How long a disconnected name stays reserved for its token holder, in ms. */
 export const NAME_RESERVATION_MS = 60_000;
-/** How long an accepted cid blocks a resend with the same cid, in ms. */
-export const RESEND_WINDOW_MS = 10 * 60_000;
 /** Most cids remembered at once; the oldest are forgotten first. Bounds memory under any load. */
 export const RESEND_GUARD_ENTRIES = 200_000;
 /** Most messages one `joined` reply carries when the client asks with `since`. */
 export const MAX_JOIN_SINCE_MESSAGES = 1000;
+/** Commands a client may send into rooms whose join is still in flight. */
+export const MAX_HELD_COMMANDS = 256;
 /** Committed messages kept in memory per active room, so joins and resumes rarely read the store. */
 export const ROOM_CACHE_MESSAGES = 1000;
 /** At most one typing event per client per room in this many ms is relayed. */
@@ -111,6 +112,8 @@ export interface ClusterListener {
   resync(room: string): void;
   /** Members of an instance that died; they left their rooms. */
   membersGone(gone: { room: string; name: string }[]): void;
+  /** Names this instance held that another instance took while this one was cut off. */
+  namesLost(keys: string[]): void;
 }
 
 /** Options for {@linkcode Hub}. */
@@ -336,7 +339,8 @@ export class Hub implements ClientHandler, ClusterListener {
         address: client.address,
         reason: auth.reason,
       });
-      return client.close(CloseCode.unauthorized, "unauthorized", "unauthorized");
+      // The reason says what is missing (never the secret), so a client knows what to ask for.
+      return client.close(CloseCode.unauthorized, auth.reason, "unauthorized");
     }
     const name = auth.name;
     const key = nameKey(name);
@@ -427,6 +431,20 @@ export class Hub implements ClientHandler, ClusterListener {
   }
 
   command(client: Client, command: Command): void {
+    // A client may send into a room right after asking to join it (a reconnect resends its
+    // outbox at once); hold those commands until the join answers, so they keep their order.
+    if ("room" in command && command.type !== "join" && client.joining.has(command.room)) {
+      if (client.held.length >= MAX_HELD_COMMANDS) {
+        return this.#refuse(
+          client,
+          "not_in_room",
+          "Cannot wait for the join: too many commands",
+          command.cid,
+        );
+      }
+      client.held.push(command);
+      return;
+    }
     switch (command.type) {
       case "say":
         return this.#say(client, command.room, command.text, command.cid);
@@ -532,8 +550,9 @@ export class Hub implements ClientHandler, ClusterListener {
     let entered = false;
     try {
       if (this.#cluster !== null && !already) {
-        await this.#cluster.enterRoom(roomName, client.name!);
+        // Marked first: a failed enter may have recorded part of itself, and must be undone.
         entered = true;
+        await this.#cluster.enterRoom(roomName, client.name!);
       }
       if (!room.ready) {
         const latest = (await this.#store.bounds(roomName)).latest;
@@ -589,9 +608,21 @@ export class Hub implements ClientHandler, ClusterListener {
     } finally {
       client.joining.delete(roomName);
       room.joinsInFlight--;
+      this.#replayHeld(client, roomName);
       if (entered) this.#cluster!.exitRoom(roomName, client.name!, room.members.size === 0);
       this.#dropIfEmpty(room);
     }
+  }
+
+  /** Runs the commands held for `roomName` while its join was in flight, in order. */
+  #replayHeld(client: Client, roomName: string): void {
+    if (client.held.length === 0 || client.closed) return;
+    const mine = client.held.filter((c) => "room" in c && c.room === roomName);
+    if (mine.length === 0) return;
+    const rest = client.held.filter((c) => !("room" in c && c.room === roomName));
+    client.held.length = 0;
+    client.held.push(...rest);
+    for (const command of mine) this.command(client, command);
   }
 
   #leave(client: Client, roomName: string, cid: string | undefined): void {
@@ -715,6 +746,15 @@ export class Hub implements ClientHandler, ClusterListener {
     if (client != null) this.#send(client, line);
   }
 
+  namesLost(keys: string[]): void {
+    for (const key of keys) {
+      const client = this.#sessions.get(key)?.client;
+      // This instance was cut off long enough to be presumed dead, and another took the name.
+      if (client != null) client.close(CloseCode.nameTaken, "name taken", "name_taken");
+      this.#sessions.delete(key);
+    }
+  }
+
   membersGone(gone: { room: string; name: string }[]): void {
     const ts = this.#now();
     for (const { room: roomName, name } of gone) {
@@ -757,19 +797,23 @@ export class Hub implements ClientHandler, ClusterListener {
     }
   }
 
-  /** Delivers a committed message in seq order; a gap is filled from the store first. */
-  #deliverSeq(room: Room, m: ChatMessage, line: string): void {
-    if (m.seq <= room.latest) return; // already delivered (a late or repeated line)
+  /**
+   * Delivers a committed message in seq order, filling a gap from the store first. False when the
+   * members already had it (a late or repeated line, or a resend the store recognised).
+   */
+  #deliverSeq(room: Room, m: ChatMessage, line: string): boolean {
+    if (m.seq <= room.latest) return false;
     if (!room.ready || room.resyncing || m.seq > room.latest + 1) {
       room.pendingSeq = Math.max(room.pendingSeq, m.seq);
       if (room.ready && !room.resyncing) void this.resync(room.name);
-      return;
+      return true;
     }
     room.remember(m, line);
     if (room.members.size > 0) {
       room.outbox.push({ line });
       this.#dirty.add(room);
     }
+    return true;
   }
 
   #typing(client: Client, roomName: string, cid: string | undefined): void {
@@ -887,9 +931,10 @@ export class Hub implements ClientHandler, ClusterListener {
       }
       this.#cluster?.publishRoom(m.room, line, m.seq);
       const room = this.#rooms.get(m.room);
-      if (room !== undefined) this.#deliverSeq(room, m, line);
-      // A sender who left the room before the commit still gets its echo: it is the acknowledgement.
-      if (room === undefined || !room.members.has(sender)) this.#send(sender, line);
+      const reaches = room !== undefined && this.#deliverSeq(room, m, line);
+      // The echo is the acknowledgement: a sender who left the room before the commit, or whose
+      // resend the store recognised as an already delivered message, still gets it.
+      if (!reaches || !room.members.has(sender)) this.#send(sender, line);
     }
     if (this.#resendGuard.size > RESEND_GUARD_ENTRIES) {
       this.#trimGuard(this.#resendGuard.size - RESEND_GUARD_ENTRIES);
@@ -1052,8 +1097,7 @@ export class Hub implements ClientHandler, ClusterListener {
     for (const client of closing) {
       client.close(CloseCode.shutdown, "server shutting down", "shutdown");
     }
-    await this.#store.close();
-    await this.#cluster?.close();
+    await Promise.all([this.#store.close(), this.#cluster?.close()]);
     // Give the close frames time to leave: the HTTP server's own shutdown would otherwise abort
     // the sockets first, with its own reason, and drop the last acknowledgements queued above.
     const deadline = performance.now() + SHUTDOWN_CLOSE_WAIT_MS;

@@ -13,6 +13,8 @@ export const MAX_ROOM_CHARS = 32;
 export const MAX_CID_CHARS = 64;
 /** Largest page a `history` request may ask for, in messages. */
 export const MAX_HISTORY_LIMIT = 200;
+/** How long an accepted cid blocks a resend with the same cid from the same name in the same room, in ms. */
+export const RESEND_WINDOW_MS = 10 * 60_000;
 /** Default page size for `history` and the number of messages a plain `join` returns. */
 export const DEFAULT_HISTORY_LIMIT = 50;
 

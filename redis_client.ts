@@ -61,10 +61,21 @@ export async function connectRedis(
   return client;
 }
 
-/** Closes `client` and resolves once its socket is gone; safe to call twice. */
+/** Longest a close waits for the client to report its socket gone, in ms. */
+export const CLOSE_WAIT_MS = 1000;
+
+/**
+ * Closes `client` and resolves once its socket is gone, or after CLOSE_WAIT_MS; safe to call
+ * twice. The bound matters while Redis is unreachable: a client that is between reconnect attempts
+ * only cancels its retry timer on disconnect and never reports `end`, which would hold a shutdown.
+ */
 export async function closeRedis(client: Redis): Promise<void> {
   if (client.status === "end") return;
-  const ended = new Promise<void>((resolve) => client.once("end", () => resolve()));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const ended = new Promise<void>((resolve) => {
+    client.once("end", () => resolve());
+    timer = setTimeout(resolve, CLOSE_WAIT_MS);
+  });
   if (client.status === "ready") {
     // QUIT lets Redis finish what was sent; a dead socket is simply dropped.
     await client.quit().catch(() => client.disconnect());
@@ -72,6 +83,7 @@ export async function closeRedis(client: Redis): Promise<void> {
     client.disconnect();
   }
   await ended;
+  clearTimeout(timer);
 }
 
 /** A Lua script, sent by its SHA1 and reloaded when Redis has forgotten it (after a restart). */

@@ -63,6 +63,7 @@ export class RedisCluster implements Cluster {
         ...(options.refreshMs === undefined ? {} : { refreshMs: options.refreshMs }),
         ...(options.sweepMs === undefined ? {} : { sweepMs: options.sweepMs }),
         onExpired: (gone) => listener().membersGone(gone),
+        onNamesLost: (keys) => listener().namesLost(keys),
       });
       return new RedisCluster(id, bus, presence, onError);
     } catch (e) {
@@ -115,7 +116,7 @@ export class RedisCluster implements Cluster {
   }
 
   async close(): Promise<void> {
-    await this.#presence.close();
-    await this.#bus.close();
+    // In parallel: while Redis is unreachable each close waits out its bound.
+    await Promise.all([this.#presence.close(), this.#bus.close()]);
   }
 }

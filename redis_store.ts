@@ -29,7 +29,7 @@
  * Needs Redis 7.0 or later (script flags; XTRIM MINID and exclusive ranges came in 6.2); not
  * Redis Cluster (a batch touches keys of several rooms).
  */
-import type { ChatMessage } from "./protocol.ts";
+import { type ChatMessage, nameKey, RESEND_WINDOW_MS } from "./protocol.ts";
 import {
   closeRedis,
   connectRedis,
@@ -72,22 +72,33 @@ local function latest(seqKey, streamKey)
 end
 `;
 
-// KEYS: the rooms set, then a (seq key, stream key) pair per distinct room of the batch.
-// ARGV: maxlen (0: none), room count, the room names, then 6 fields per message:
-// room index (1-based), from, text, ts, has cid ("1"/"0"), cid.
-// Returns the seqs, in batch order.
+// KEYS: the rooms set, then a (seq key, stream key) pair per distinct room of the batch, then one
+// resend key per message that has a cid.
+// ARGV: maxlen (0: none), resend window in ms, room count, the room names, then 7 fields per
+// message: room index (1-based), from, text, ts, has cid ("1"/"0"), cid, resend key index in KEYS
+// (0: none).
+// Returns, in batch order, "seq" for a stored message, or "seq:ts" of the original when the same
+// name already sent that cid in that room within the window: such a resend is not stored again,
+// whichever instance accepted the original (the guard lives here, not in one hub's memory).
 // The shebang makes this a flagged script (Redis 7), which Redis refuses up front when it is over
 // maxmemory, instead of letting it fail at some XADD in the middle of a batch.
 const APPEND = new Script(
   "#!lua\n" + LATEST_FN + `
 local maxlen = tonumber(ARGV[1])
-local nrooms = tonumber(ARGV[2])
+local window = tonumber(ARGV[2])
+local nrooms = tonumber(ARGV[3])
 local nextSeq = {}
 for r = 1, nrooms do nextSeq[r] = latest(KEYS[2 * r], KEYS[2 * r + 1]) end
 local seqs = {}
-local first = 3 + nrooms
-for b = first, #ARGV, 6 do
+local first = 4 + nrooms
+for b = first, #ARGV, 7 do
   local r = tonumber(ARGV[b])
+  local ck = tonumber(ARGV[b + 6])
+  local prev = false
+  if ck > 0 then prev = redis.call('GET', KEYS[ck]) end
+  if prev then
+    seqs[#seqs + 1] = prev
+  else
   local seq = nextSeq[r] + 1
   nextSeq[r] = seq
   local cmd = { 'XADD', KEYS[2 * r + 1] }
@@ -107,11 +118,15 @@ for b = first, #ARGV, 6 do
     cmd[#cmd + 1] = ARGV[b + 5]
   end
   redis.call(unpack(cmd))
-  seqs[#seqs + 1] = seq
+  if ck > 0 then
+    redis.call('SET', KEYS[ck], string.format('%d:%s', seq, ARGV[b + 3]), 'PX', window)
+  end
+  seqs[#seqs + 1] = string.format('%d', seq)
+  end
 end
 for r = 1, nrooms do
   redis.call('SET', KEYS[2 * r], string.format('%d', nextSeq[r]))
-  redis.call('SADD', KEYS[1], ARGV[2 + r])
+  redis.call('SADD', KEYS[1], ARGV[3 + r])
 end
 return seqs
 `,
@@ -224,10 +239,16 @@ export class RedisStore implements Store {
     for (const room of roomIndex.keys()) keys.push(this.#seqKey(room), this.#streamKey(room));
     const args: (string | number)[] = [
       this.#retention.maxMessagesPerRoom ?? 0,
+      RESEND_WINDOW_MS,
       roomIndex.size,
       ...roomIndex.keys(),
     ];
     for (const m of batch) {
+      let resendKey = 0;
+      if (m.cid !== undefined) {
+        keys.push(this.#key(`cid:${m.room}:${nameKey(m.from)}:${m.cid}`));
+        resendKey = keys.length;
+      }
       args.push(
         roomIndex.get(m.room)!,
         m.from,
@@ -235,19 +256,22 @@ export class RedisStore implements Store {
         m.ts,
         m.cid === undefined ? "0" : "1",
         m.cid ?? "",
+        resendKey,
       );
     }
-    const seqs = await APPEND.run(this.#client, keys, args);
-    if (!Array.isArray(seqs) || seqs.length !== batch.length) {
+    const replies = await APPEND.run(this.#client, keys, args);
+    if (!Array.isArray(replies) || replies.length !== batch.length) {
       throw new Error("Cannot append: Redis answered the append script with an unexpected reply");
     }
     return batch.map((m, i) => {
+      // "seq" for a new message, "seq:ts" for the original of a resend.
+      const [seq, originalTs] = String(replies[i]).split(":");
       const stored: ChatMessage = {
         room: m.room,
-        seq: Number(seqs[i]),
+        seq: Number(seq),
         from: m.from,
         text: m.text,
-        ts: m.ts,
+        ts: originalTs === undefined ? m.ts : Number(originalTs),
       };
       if (m.cid !== undefined) stored.cid = m.cid;
       return stored;

@@ -47,11 +47,7 @@ let everOnline = false;
 let replaced = false;
 let status = { state: "stopped", retryAt: 0 };
 
-/**
- * The sign-in card: asks for a name on the first visit and when the name is taken or refused,
- * with a password field when the server asks for one.
- * @param {{ name?: string, error?: string, needPassword?: boolean }} how
- */
+/** The sign-in card, with a password field when asked. @param {{ name?: string, error?: string, needPassword?: boolean }} how */
 function showLogin(how) {
   const name = byId("login-name", HTMLInputElement), pw = byId("login-password", HTMLInputElement);
   const error = el("login-error"), row = el("login-password-row");
@@ -85,14 +81,17 @@ const composer = new Composer(
 const log = new MessageLog(el("log"), el("messages"), pending, el("new-pill"), loadOlder);
 const conn = new Connection({
   url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
-  hello: () => ({
-    type: "hello",
-    name: identity.name,
-    resume: identity.token || undefined,
-    password: password || undefined,
-  }),
+  hello() {
+    // Another tab may have resumed since and got a newer token.
+    const saved = load("identity", identity);
+    if (nameKey(saved.name) === nameKey(identity.name)) identity = saved;
+    // A JWT in the password field goes as `token` (servers started with --jwt-secret).
+    const jwt = /^[\w-]+\.[\w-]+\.[\w-]+$/.test(password);
+    const secret = password ? { [jwt ? "token" : "password"]: password } : {};
+    return { type: "hello", name: identity.name, resume: identity.token || undefined, ...secret };
+  },
   onMessage(m) {
-    handlers[m.type]?.(m);
+    if (Object.hasOwn(handlers, m.type)) handlers[m.type](m);
     render();
   },
   onStatus(s, retryAt) {
@@ -112,13 +111,16 @@ function start() {
 
 /** Decides what a close means; returns whether to reconnect. @param {number} code @param {string} reason */
 function closed(code, reason) {
-  for (const r of state.rooms.values()) r.typing.clear();
+  for (const r of state.rooms.values()) {
+    r.joined = false;
+    r.typing.clear();
+  }
   for (const e of outbox.where((e) => e.state === "sent")) e.state = "queued";
   // Reconnecting after 4010 would start a tug of war with the tab that took over.
   replaced = code === 4010;
   const error = {
     4000: `The server refused: ${reason || "bad hello"}.`,
-    4001: password ? "That password is wrong." : "This chat needs a password.",
+    4001: password ? "That password or token was not accepted." : "This chat needs a password.",
     4009: `The name “${identity.name}” is taken. Pick another name.`,
   }[code];
   if (!error) return !replaced;
@@ -135,8 +137,7 @@ const handlers = {
     if (isNum(m.limits?.maxTextChars)) composer.limit = m.limits.maxTextChars;
     if (isNum(m.limits?.historyLimit)) state.historyLimit = Math.min(200, m.limits.historyLimit);
     everOnline = true;
-    // Rejoin each room asking only for what was missed, then resend the outbox: the server
-    // handles frames in order, so each say arrives after its room's join.
+    // Rejoin each room asking only for what was missed; its outbox goes once it is joined.
     for (const r of state.rooms.values()) {
       r.historyQueue = [];
       r.loadingOlder = false;
@@ -147,7 +148,7 @@ const handlers = {
         since: r.everJoined ? r.maxSeq : undefined,
       });
     }
-    for (const e of outbox.where((e) => e.state !== "failed")) transmit(e);
+    for (const e of outbox.where((e) => e.kind === "dm" && e.state !== "failed")) transmit(e);
   },
 
   joined(m) {
@@ -160,7 +161,7 @@ const handlers = {
       room.reachedStart = false;
     }
     const rejoin = room.everJoined;
-    room.everJoined = true;
+    room.joined = room.everJoined = true;
     room.members = new Map(
       (Array.isArray(m.members) ? m.members : []).filter(isStr).map((n) => [nameKey(n), n]),
     );
@@ -168,6 +169,10 @@ const handlers = {
     for (const msg of wire.asMessages(m.history)) if (room.add(msg)) arrived(room, msg, rejoin);
     if (m.more === true) history(room, "after");
     if (!state.view) show("room", room.name);
+    // Only now: the server may refuse a say that arrives while the join is still in flight.
+    for (const e of outbox.where((e) => e.kind === "say" && e.target === room.name)) {
+      if (e.state === "queued") transmit(e);
+    }
   },
 
   message(m) {
@@ -272,7 +277,7 @@ function history(room, dir) {
 
 function loadOlder() {
   const room = state.currentRoom;
-  if (!room?.hasOlder || room.loadingOlder) return;
+  if (!room?.joined || !room.hasOlder || room.loadingOlder) return;
   room.loadingOlder = true;
   history(room, "before");
   render();
@@ -290,7 +295,8 @@ function send(text) {
 /** @param {import("./outbox.js").Entry} e */
 function transmit(e) {
   const to = e.kind === "say" ? { type: "say", room: e.target } : { type: "dm", to: e.target };
-  e.state = conn.send({ ...to, text: e.text, cid: e.cid }) ? "sent" : "queued";
+  const ready = e.kind === "dm" || state.rooms.get(e.target)?.joined;
+  e.state = ready && conn.send({ ...to, text: e.text, cid: e.cid }) ? "sent" : "queued";
 }
 
 /** Shows a room, or a conversation by name key. @param {"room" | "dm"} kind @param {string} id */
@@ -353,7 +359,7 @@ function draw() {
       : e.kind === "dm" && nameKey(e.target) === state.view?.id
   );
   const view = `${state.view?.kind}:${state.view?.id}:${state.meKey}`;
-  const sig = view + mine.map((e) => e.cid + e.state + e.error);
+  const sig = view + items.at(-1)?.key + mine.map((e) => e.cid + e.state + e.error);
   const rows = sig === pending.dataset.sig
     ? null
     : pendingRows(mine, items.findLast((i) => i.from) ?? null, state.me);
@@ -382,6 +388,7 @@ function draw() {
   notifyBtn.setAttribute("aria-pressed", String(notifier.on));
   setText(notifyBtn, notifier.on ? "Notifications on" : "Enable notifications");
   setTitleCount(state.totalUnread());
+  menu.classList.toggle("unread", state.totalUnread() > 0);
   drawBanner();
 }
 
@@ -394,11 +401,8 @@ function drawBanner() {
   const s = replaced ? "replaced" : status.state,
     secs = Math.ceil((status.retryAt - Date.now()) / 1000);
   const [text, button = ""] = {
-    replaced: [
-      "Chat is open in another tab or window, so this one was disconnected.",
-      "Reconnect here",
-    ],
-    offline: ["You are offline. Messages you write will be sent when you are back."],
+    replaced: ["Chat was opened in another tab, so this one stopped.", "Reconnect here"],
+    offline: ["You are offline; messages will go out when you are back."],
     connecting: [everOnline ? "Reconnecting…" : "Connecting…"],
     waiting: [`Connection lost. Reconnecting in ${Math.max(1, secs)} s…`, "Retry now"],
   }[s] ?? [""];

@@ -29,7 +29,8 @@ export class Composer {
       if (chars > this.limit) {
         return this.showError(`Too long: ${chars} of ${this.limit} characters.`);
       }
-      this.reset();
+      // The throttle keeps running: the server drops notices closer than 2 s anyway.
+      this.showError("");
       input.value = "";
       this.#changed();
       onSend(text);

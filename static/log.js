@@ -1,9 +1,8 @@
 // @ts-check
 /// <reference lib="dom" />
 /**
- * The scrolling message list: patches only changed rows (so a screen reader announces only new
- * ones), stays at the bottom only when the reader was there, keeps the view still when rows go in
- * above.
+ * The scrolling message list: patches only changed rows (a screen reader announces only new ones)
+ * and keeps the reader's place: the bottom only if they were there, still when rows go in above.
  */
 
 /** Within this many px of an end counts as being there. */

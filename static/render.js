@@ -13,8 +13,8 @@ import { nameKey } from "./wire.js";
 export function avatar(name) {
   let x = 0;
   for (const c of nameKey(name)) x = (x * 31 + (c.codePointAt(0) ?? 0)) % 360;
-  const a = h("span", { class: "avatar", "aria-hidden": "true" }, name[0].toUpperCase());
-  a.style.background = `hsl(${x} 55% 38%)`;
+  const a = h("span", { class: "avatar", "aria-hidden": "true" }, [...name][0].toUpperCase());
+  a.style.background = `hsl(${x} 55% 34%)`;
   return a;
 }
 
@@ -85,8 +85,7 @@ export const pendingRows = (entries, prev, me) =>
     const cur = { from: me, text: e.text, ts: e.ts },
       li = messageRow(cur, !continues(prev, cur), nameKey(me));
     /** @param {string} what */
-    const button = (what) =>
-      h("button", { type: "button", class: "link", [`data-${what}`]: e.cid }, what);
+    const button = (what) => h("button", { class: "link", [`data-${what}`]: e.cid }, what);
     prev = cur;
     li.classList.add("pending");
     li.lastElementChild?.append(h(

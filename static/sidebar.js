@@ -22,8 +22,7 @@ function mark(li, active, unread, label) {
 /** @param {string} cls */
 const span = (cls, text = "") => h("span", { class: cls }, text);
 /** @param {Record<string, string>} attrs @param {Node[]} kids */
-const button = (attrs, ...kids) =>
-  h("button", { type: "button", class: "entry", ...attrs }, ...kids);
+const button = (attrs, ...kids) => h("button", { class: "entry", ...attrs }, ...kids);
 /** @param {string} id */
 const el = (id) => byId(id, HTMLElement);
 
@@ -38,7 +37,6 @@ export function renderSidebar(state) {
       span("badge count"),
     ),
     h("button", {
-      type: "button",
       class: "leave",
       "data-leave": r.name,
       "aria-label": `Leave ${r.name}`,

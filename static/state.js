@@ -20,7 +20,8 @@ export class Room {
   system = [];
   /** @type {Map<string, string>} name key → name */
   members = new Map();
-  /** A `joined` came, so a rejoin asks only for what was missed (`since`). */
+  /** A `joined` came on this connection; `everJoined`: on any, so a rejoin sends `since`. */
+  joined = false;
   everJoined = false;
   unread = 0;
   mentions = 0;

@@ -1,8 +1,8 @@
 /** The hub, specified with fake sockets, a manual flush scheduler and an injected clock. */
 import assert from "node:assert/strict";
 import { Client, type SocketLike } from "../client.ts";
-import { type Cluster, Hub, NAME_RESERVATION_MS, RESEND_WINDOW_MS } from "../hub.ts";
-import { type ChatMessage, messageLine } from "../protocol.ts";
+import { type Cluster, Hub, NAME_RESERVATION_MS } from "../hub.ts";
+import { type ChatMessage, messageLine, RESEND_WINDOW_MS } from "../protocol.ts";
 import { MemoryStore, type NewMessage, type Store } from "../store.ts";
 
 class FakeSocket implements SocketLike {
@@ -551,4 +551,26 @@ Deno.test("cluster: a DM to a user on another instance goes over the bus; one to
   r.hub.remoteDirect("alice", '{"type":"dm","from":"Zed","to":"alice","text":"yo","ts":1}');
   assert.equal(a.socket.of("dm").length, 2);
   await r.hub.shutdown();
+});
+
+Deno.test("commands sent right after a join wait for it, so a reconnect may resend its outbox at once", async () => {
+  const store = new MemoryStore();
+  const slowReads = wrapStore(store, {
+    async read(room, range) {
+      await new Promise((res) => setTimeout(res, 5));
+      return store.read(room, range);
+    },
+  });
+  const r = rig(slowReads);
+  const a = r.connect("alice");
+  join(a.client, "general", 0); // a read from the store is in flight
+  say(a.client, "resent", "c1");
+  while (a.socket.of("message").length === 0) {
+    await new Promise((res) => setTimeout(res, 2));
+    r.flush();
+  }
+  assert.deepEqual(a.socket.of("error"), []);
+  const types = a.socket.messages.map((m) => m.type);
+  assert.ok(types.indexOf("joined") < types.indexOf("message"), `order: ${types}`);
+  await r.done();
 });

@@ -1,7 +1,24 @@
 /**
- * Starts a private, throwaway `redis-server` for tests: a free loopback port, no persistence, its
- * own temporary directory, and kill/restart for the "Redis goes away mid-stream" tests.
+ * Starts a private, throwaway `redis-server` for tests: a free loopback port, no persistence unless
+ * asked for, its own temporary directory, and kill/restart for the "Redis goes away mid-stream"
+ * tests.
  */
+
+/** Options for {@linkcode startRedis}. */
+export interface StartRedisOptions {
+  /**
+   * Keep data across `restart()` and `kill()`: an append-only file in the server's directory,
+   * fsynced before every reply (`--appendonly yes --appendfsync always`), so whatever Redis
+   * acknowledged survives. @default false (nothing kept: a restart starts empty)
+   */
+  persist?: boolean;
+}
+
+/** Options for {@linkcode TestRedis.restart}. */
+export interface RestartOptions {
+  /** How long Redis stays down between the stop and the start, in ms. @default 0 */
+  downMs?: number;
+}
 
 /** A running test Redis. */
 export interface TestRedis {
@@ -12,8 +29,11 @@ export interface TestRedis {
   stop(): Promise<void>;
   /** Kills the server (SIGKILL) without removing its directory, as a crash would. */
   kill(): Promise<void>;
-  /** Stops the server if it runs and starts a fresh, empty one on the same port. */
-  restart(): Promise<void>;
+  /**
+   * Stops the server if it runs (SIGTERM) and starts it again on the same port and directory:
+   * empty, or with its data when started with `persist`.
+   */
+  restart(options?: RestartOptions): Promise<void>;
   /** Freezes the server (SIGSTOP): connections stay open and nothing answers, like a hung host. */
   pause(): void;
   /** Lets a paused server go on (SIGCONT); it then answers everything sent meanwhile. */
@@ -29,7 +49,8 @@ const PING_INTERVAL_MS = 20;
  * Starts `redis-server` on a free port of 127.0.0.1 and resolves once it answers PING; resolves
  * null when no `redis-server` is installed, so tests can skip.
  */
-export async function startRedis(): Promise<TestRedis | null> {
+export async function startRedis(options: StartRedisOptions = {}): Promise<TestRedis | null> {
+  const persist = options.persist ?? false;
   if (!await hasRedisServer()) return null;
   const dir = await Deno.makeTempDir({ prefix: "chat-redis-test-" });
   let port = 0;
@@ -39,7 +60,7 @@ export async function startRedis(): Promise<TestRedis | null> {
   for (let attempt = 0; child === null; attempt++) {
     port = freePort();
     try {
-      child = await spawnRedis(port, dir);
+      child = await spawnRedis(port, dir, persist);
     } catch (e) {
       if (attempt >= 2) {
         await Deno.remove(dir, { recursive: true });
@@ -71,10 +92,12 @@ export async function startRedis(): Promise<TestRedis | null> {
       }
     },
     kill: () => end("SIGKILL"),
-    async restart() {
+    async restart(restartOptions: RestartOptions = {}) {
       if (removed) throw new Error("Cannot restart Redis: it was stopped for good");
       await end("SIGTERM");
-      running = await spawnRedis(port, dir);
+      const downMs = restartOptions.downMs ?? 0;
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      running = await spawnRedis(port, dir, persist);
     },
     pause: () => running?.kill("SIGSTOP"),
     resume: () => running?.kill("SIGCONT"),
@@ -103,8 +126,11 @@ function freePort(): number {
   return port;
 }
 
-/** Starts redis-server on `port` and waits until it answers PING; kills it if it never does. */
-async function spawnRedis(port: number, dir: string): Promise<Deno.ChildProcess> {
+/**
+ * Starts redis-server on `port` and waits until it answers PING; kills it if it never does. With
+ * `persist` it keeps an append-only file in `dir` and loads it on start.
+ */
+async function spawnRedis(port: number, dir: string, persist: boolean): Promise<Deno.ChildProcess> {
   const logfile = `${dir}/redis-${port}.log`;
   const child = new Deno.Command("redis-server", {
     args: [
@@ -114,8 +140,7 @@ async function spawnRedis(port: number, dir: string): Promise<Deno.ChildProcess>
       "127.0.0.1",
       "--save",
       "",
-      "--appendonly",
-      "no",
+      ...(persist ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]),
       "--dir",
       dir,
       "--logfile",

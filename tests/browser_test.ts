@@ -1,0 +1,809 @@
+/**
+ * The browser client in a real browser: Debian's Chromium driven by playwright-core against the
+ * real server (`main.ts` as a child process). Without /usr/bin/chromium these tests are ignored,
+ * and a line says so; nothing ever downloads a browser.
+ */
+import assert from "node:assert/strict";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { assets } from "../assets.ts";
+import { signJwt } from "../jwt.ts";
+import { type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
+
+/**
+ * The few browser globals used by the functions that run inside the page. Deno type-checks this
+ * file without the DOM library, and string expressions are no way out: the page's CSP forbids eval.
+ */
+declare const document: {
+  title: string;
+  hidden: boolean;
+  getElementById(id: string): { textContent: string | null; getBoundingClientRect(): DOMRect };
+  querySelector(selector: string): unknown;
+  querySelectorAll(selector: string): Iterable<{ textContent: string | null }>;
+  dispatchEvent(event: Event): boolean;
+};
+declare function getComputedStyle(element: unknown): { whiteSpace: string; visibility: string };
+interface DOMRect {
+  left: number;
+}
+
+const CHROMIUM = "/usr/bin/chromium";
+const HAVE_CHROMIUM = (() => {
+  try {
+    return Deno.statSync(CHROMIUM).isFile;
+  } catch {
+    return false;
+  }
+})();
+if (!HAVE_CHROMIUM) {
+  console.log(`Browser tests skipped: Chromium is absent (${CHROMIUM} not found).`);
+}
+
+const LAUNCH = {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+  ],
+};
+
+/** Page, scripts and styles together must stay under this many bytes, uncompressed. */
+const UI_BUDGET_BYTES = 60 * 1024;
+
+/** What a test gets: a running server and browser, and a way to open a signed-in page. */
+interface Harness {
+  server: SpawnedServer;
+  browser: Browser;
+  /** Opens a page in a fresh context (its own localStorage), signs in as `name`, waits for #general. */
+  open(name: string, options?: OpenOptions): Promise<ChatPage>;
+}
+
+interface OpenOptions {
+  viewport?: { width: number; height: number };
+  colorScheme?: "light" | "dark";
+}
+
+/** A signed-in page and what it reported while the test ran. */
+interface ChatPage {
+  page: Page;
+  /** Console errors, page errors and dialogs: any of them fails a test that checks. */
+  problems: string[];
+  /** Every URL the page requested. */
+  requests: string[];
+}
+
+/**
+ * Registers a browser test: starts a server with `serverArgs` and a browser, and always closes
+ * both, so Deno's leak checks stay on.
+ */
+function browserTest(
+  name: string,
+  fn: (h: Harness) => Promise<void>,
+  serverArgs: string[] = ["--port", "0", "--data", ":memory:"],
+) {
+  Deno.test({
+    name,
+    ignore: !HAVE_CHROMIUM,
+    async fn() {
+      const server = await spawnServer(serverArgs);
+      let browser: Browser | undefined;
+      try {
+        browser = await chromium.launch(LAUNCH);
+        const b = browser;
+        await fn({
+          server,
+          browser: b,
+          open: (who, options) => openChat(b, server.url, who, options),
+        });
+      } finally {
+        await browser?.close();
+        await server.stop();
+      }
+    },
+  });
+}
+
+async function openChat(
+  browser: Browser,
+  url: string,
+  name: string,
+  options: OpenOptions = {},
+): Promise<ChatPage> {
+  const context = await browser.newContext({
+    viewport: options.viewport ?? { width: 1280, height: 800 },
+    colorScheme: options.colorScheme ?? "light",
+  });
+  const page = await context.newPage();
+  const chat = watch(page);
+  await page.goto(url);
+  await page.getByLabel("Name").fill(name);
+  await page.getByRole("button", { name: "Join chat" }).click();
+  await waitJoined(page, "general");
+  return chat;
+}
+
+/** Records console errors, page errors, dialogs and requests of `page`. */
+function watch(page: Page): ChatPage {
+  const chat: ChatPage = { page, problems: [], requests: [] };
+  page.on("console", (m) => {
+    // A WebSocket that cannot connect while the server is down logs an error; that is expected.
+    if (m.type() === "error" && !m.text().includes("WebSocket connection")) {
+      chat.problems.push(`console: ${m.text()}`);
+    }
+  });
+  page.on("pageerror", (e) => chat.problems.push(`pageerror: ${e.message}`));
+  page.on("dialog", (d) => {
+    chat.problems.push(`dialog: ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+  page.on("request", (r) => chat.requests.push(r.url()));
+  return chat;
+}
+
+/** Waits until the page shows `room` and has its `joined` reply. */
+async function waitJoined(page: Page, room: string) {
+  await page.waitForFunction(
+    (r) =>
+      document.getElementById("view-title").textContent === `# ${r}` &&
+      /online/.test(document.getElementById("view-sub").textContent ?? ""),
+    room,
+  );
+}
+
+/** The texts of the stored (not pending) messages on screen. */
+function messageTexts(page: Page): Promise<string[]> {
+  return page.locator("#messages .msg .text").allTextContents();
+}
+
+/** Waits until a stored message with exactly `text` is on screen. */
+async function waitMessage(page: Page, text: string) {
+  await page.waitForFunction(
+    (t) => [...document.querySelectorAll("#messages .msg .text")].some((e) => e.textContent === t),
+    text,
+  );
+}
+
+/** Types `text` into the composer and presses Enter. */
+async function say(page: Page, text: string) {
+  const box = page.getByLabel("Message", { exact: true });
+  await box.fill(text);
+  await box.press("Enter");
+}
+
+Deno.test("UI assets: page, scripts and styles stay under 60 KB", () => {
+  const bodies = new Set<string>();
+  for (const [path, asset] of assets) if (path !== "/favicon.svg") bodies.add(asset.body);
+  let bytes = 0;
+  for (const body of bodies) bytes += new TextEncoder().encode(body).length;
+  assert.ok(bytes < UI_BUDGET_BYTES, `UI is ${bytes} bytes`);
+  // Every file under static/ is embedded, and every module the page imports is served.
+  for (const entry of Deno.readDirSync(new URL("../static/", import.meta.url))) {
+    assert.ok(assets.has(`/${entry.name}`), `static/${entry.name} is missing from assets.ts`);
+  }
+  for (const [path, asset] of assets) {
+    for (const m of asset.body.matchAll(/from "\.(\/[a-z]+\.js)"/g)) {
+      assert.deepEqual(
+        assets.has(m[1]),
+        true,
+        `${path} imports ${m[1]}, which is not in assets.ts`,
+      );
+    }
+  }
+});
+
+browserTest("Two people chat: messages, typing, presence and delivery", async (h) => {
+  const alice = await h.open("alice");
+  const bob = await h.open("bob");
+  await alice.page.locator("#messages .sys", { hasText: "bob joined" }).waitFor();
+  // Both see each other in the member list, with an online dot.
+  await alice.page.locator("#members .entry", { hasText: "bob" }).locator(".dot.on").waitFor();
+
+  await say(alice.page, "hi bob\nsecond line");
+  await waitMessage(bob.page, "hi bob\nsecond line");
+  await waitMessage(alice.page, "hi bob\nsecond line");
+  assert.deepEqual(
+    await alice.page.locator("#pending li").count(),
+    0,
+    "echo clears the pending row",
+  );
+
+  await bob.page.getByLabel("Message", { exact: true }).pressSequentially("hey al");
+  await alice.page.locator("#typing", { hasText: "bob is typing…" }).waitFor();
+  await bob.page.getByLabel("Message", { exact: true }).press("Enter");
+  await waitMessage(alice.page, "hey al");
+  // A message from bob clears his typing notice at once; otherwise it fades after about 3 s.
+  assert.deepEqual(await alice.page.locator("#typing").textContent(), "");
+  await bob.page.waitForTimeout(2100); // the server relays one notice per 2 s
+  await bob.page.getByLabel("Message", { exact: true }).pressSequentially("and");
+  await alice.page.locator("#typing", { hasText: "bob is typing…" }).waitFor();
+  const shown = Date.now();
+  await alice.page.waitForFunction(() => document.getElementById("typing").textContent === "");
+  const faded = Date.now() - shown;
+  assert.ok(faded > 2000 && faded < 4500, `typing notice faded after ${faded} ms`);
+  await bob.page.getByLabel("Message", { exact: true }).fill("");
+
+  // Shift+Enter adds a line instead of sending.
+  const box = alice.page.getByLabel("Message", { exact: true });
+  await box.fill("one");
+  await box.press("Shift+Enter");
+  await box.pressSequentially("two");
+  assert.deepEqual(await box.inputValue(), "one\ntwo");
+  await box.press("Enter");
+  await waitMessage(bob.page, "one\ntwo");
+
+  // Line breaks survive rendering, and messages in one minute from one sender form one group.
+  const ws = await bob.page.evaluate(() =>
+    getComputedStyle(document.querySelector("#messages .text")).whiteSpace
+  );
+  assert.deepEqual(ws, "pre-wrap");
+  await say(alice.page, "three");
+  await waitMessage(bob.page, "three");
+  const texts = await messageTexts(bob.page);
+  assert.deepEqual(texts, ["hi bob\nsecond line", "hey al", "one\ntwo", "three"]);
+  // A new sender starts a group (avatar and name); the same sender in the same minute does not.
+  const rows = bob.page.locator("#messages .msg");
+  const minutes = (await rows.locator("time").evaluateAll((ts) =>
+    ts.map((t) =>
+      Math.floor(Date.parse(t.getAttribute("datetime") ?? "") / 60_000)
+    )
+  )).slice(-2);
+  const starts = await rows.evaluateAll((rs) => rs.map((r) => r.classList.contains("start")));
+  assert.deepEqual(starts.slice(0, 3), [true, true, true]);
+  assert.deepEqual(starts[3], minutes[0] !== minutes[1]);
+
+  await bob.page.context().close();
+  await alice.page.locator("#messages .sys", { hasText: "bob left" }).waitFor();
+  assert.deepEqual([...alice.problems, ...bob.problems], []);
+});
+
+browserTest("A direct message reaches only the person it is for", async (h) => {
+  const alice = await h.open("alice");
+  const bob = await h.open("bob");
+  const carol = await TestClient.connect(h.server.wsUrl, "carol");
+  try {
+    await carol.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+    await alice.page.locator("#members button", { hasText: "bob" }).click();
+    await alice.page.locator("#view-title", { hasText: "bob" }).waitFor();
+    await say(alice.page, "psst, bob");
+    await waitMessage(alice.page, "psst, bob");
+
+    // Bob gets a conversation with an unread badge; opening it shows the message.
+    const conv = bob.page.locator("#dms .entry", { hasText: "alice" });
+    await conv.locator(".count", { hasText: "1" }).waitFor();
+    await conv.click();
+    await waitMessage(bob.page, "psst, bob");
+    await say(bob.page, "hi alice");
+    await waitMessage(alice.page, "hi alice");
+
+    // DMs never show in the room and never reach a third person.
+    await alice.page.locator("#rooms .entry", { hasText: "general" }).click();
+    await waitJoined(alice.page, "general");
+    assert.deepEqual(await messageTexts(alice.page), []);
+    assert.deepEqual(carol.messages.filter((m) => m.type === "dm"), []);
+    assert.deepEqual([...alice.problems, ...bob.problems], []);
+  } finally {
+    await carol.close();
+  }
+});
+
+browserTest("Joining and leaving a room", async (h) => {
+  const alice = await h.open("alice");
+  const bob = await TestClient.connect(h.server.wsUrl, "bob");
+  try {
+    await bob.request({ type: "join", room: "random" }, (m) => m.type === "joined");
+    await bob.request(
+      { type: "say", room: "random", text: "earlier" },
+      (m) => m.type === "message",
+    );
+
+    await alice.page.getByLabel("Room", { exact: true }).fill("Random");
+    await alice.page.getByRole("button", { name: "Join", exact: true }).click();
+    await waitJoined(alice.page, "random");
+    await waitMessage(alice.page, "earlier");
+    await bob.waitFor((m) => m.type === "join" && m.room === "random" && m.user === "alice");
+    await alice.page.locator("#members .entry", { hasText: "bob" }).waitFor();
+
+    // A name the server would refuse is caught before sending.
+    await alice.page.getByLabel("Room", { exact: true }).fill("no spaces!");
+    await alice.page.getByRole("button", { name: "Join", exact: true }).click();
+    await alice.page.locator("#join-error", { hasText: "Cannot join" }).waitFor();
+
+    await alice.page.getByRole("button", { name: "Leave random" }).click();
+    await bob.waitFor((m) => m.type === "leave" && m.room === "random" && m.user === "alice");
+    await waitJoined(alice.page, "general");
+    assert.deepEqual(await alice.page.locator("#rooms .name").allTextContents(), ["general"]);
+
+    // The open rooms are remembered: a reload rejoins general only.
+    await alice.page.reload();
+    await waitJoined(alice.page, "general");
+    assert.deepEqual(await alice.page.locator("#rooms .name").allTextContents(), ["general"]);
+    assert.deepEqual(alice.problems, []);
+  } finally {
+    await bob.close();
+  }
+});
+
+browserTest("Unread counts, mention badge and title", async (h) => {
+  const alice = await h.open("alice");
+  const bob = await TestClient.connect(h.server.wsUrl, "bob");
+  try {
+    await bob.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+    await alice.page.getByLabel("Room", { exact: true }).fill("side");
+    await alice.page.getByLabel("Room", { exact: true }).press("Enter");
+    await waitJoined(alice.page, "side");
+
+    for (const text of ["one", "two", "hey @alice, look"]) {
+      await bob.request({ type: "say", room: "general", text }, (m) => m.type === "message");
+    }
+    const general = alice.page.locator("#rooms li", { hasText: "general" });
+    await general.locator(".count", { hasText: "3" }).waitFor();
+    await general.locator(".badge.at").waitFor({ state: "visible" });
+    assert.deepEqual(await alice.page.title(), "(3) Chat");
+
+    await general.locator(".entry").click();
+    await waitMessage(alice.page, "hey @alice, look");
+    assert.deepEqual(await general.locator(".count").textContent(), "");
+    assert.deepEqual(await alice.page.title(), "Chat");
+    // The mention of alice is highlighted for alice.
+    const mention = alice.page.locator("#messages .mentioned .mention.me");
+    assert.deepEqual(await mention.textContent(), "@alice");
+
+    // While the tab is hidden, new messages in the open room count too.
+    await alice.page.evaluate(() => {
+      Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    await bob.request(
+      { type: "say", room: "general", text: "you there?" },
+      (m) => m.type === "message",
+    );
+    await alice.page.waitForFunction(() => document.title === "(1) Chat");
+    assert.deepEqual(alice.problems, []);
+  } finally {
+    await bob.close();
+  }
+});
+
+browserTest("Untrusted text renders as inert text", async (h) => {
+  const alice = await h.open("alice");
+  const bob = await TestClient.connect(h.server.wsUrl, "bob");
+  const payloads = [
+    "<img src=x onerror=alert(1)>",
+    "javascript:alert(1)",
+    "[click](javascript:alert(1)) <a href=javascript:alert(1)>x</a>",
+    "<script>alert(1)</script> data:text/html,<b>x</b>",
+    "see https://example.com/a?b=<img>&c=1 and JavaScript://%0aalert(1)",
+  ];
+  try {
+    await bob.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+    for (const text of payloads) {
+      await bob.request({ type: "say", room: "general", text }, (m) => m.type === "message");
+    }
+    await waitMessage(alice.page, payloads.at(-1)!);
+    assert.deepEqual(await messageTexts(alice.page), payloads);
+    const log = alice.page.locator("#log");
+    assert.deepEqual(await log.locator("img, script").count(), 0);
+    const hrefs = await log.locator("a").evaluateAll((as) =>
+      as.map((a) => [a.getAttribute("href"), a.getAttribute("rel"), a.getAttribute("target")])
+    );
+    assert.deepEqual(hrefs, [["https://example.com/a?b=", "noopener noreferrer", "_blank"]]);
+    await alice.page.waitForTimeout(300); // give any handler that slipped through time to fire
+    assert.deepEqual(alice.problems, []);
+  } finally {
+    await bob.close();
+  }
+});
+
+browserTest(
+  "Scrolling to the top loads older messages without jumping",
+  async (h) => {
+    const seeder = await TestClient.connect(h.server.wsUrl, "seeder");
+    try {
+      await seeder.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+      for (let i = 1; i <= 120; i++) seeder.send({ type: "say", room: "general", text: `m${i}` });
+      await seeder.waitFor((m) => m.type === "message" && m.text === "m120", 15_000);
+    } finally {
+      await seeder.close();
+    }
+    const alice = await h.open("alice");
+    const page = alice.page;
+    await waitMessage(page, "m120");
+    assert.deepEqual((await messageTexts(page)).length, 50, "a join shows the last 50");
+    const log = page.locator("#log");
+    await log.evaluate((e) => e.scrollTop = 0);
+    await waitMessage(page, "m70");
+    await page.waitForFunction(() => document.getElementById("log-top").textContent === "");
+    // The message that was at the top is still where the reader left it, not pushed away.
+    const scrollTop = await log.evaluate((e) => e.scrollTop);
+    assert.ok(scrollTop > 500, `scrollTop is ${scrollTop}`);
+    const top = await page.locator("#messages .text", { hasText: /^m71$/ }).boundingBox();
+    assert.ok(Math.abs((top?.y ?? 0) - 100) < 120, `m71 is at y=${top?.y}`);
+    // Keep going back to the first message.
+    for (let i = 0; i < 5 && !(await messageTexts(page)).includes("m1"); i++) {
+      await log.evaluate((e) => e.scrollTop = 0);
+      await page.waitForTimeout(300);
+    }
+    await page.locator("#log-top", { hasText: "This is the start of #general." }).waitFor();
+    const texts = await messageTexts(page);
+    assert.deepEqual(texts.length, 120);
+    assert.deepEqual(texts, Array.from({ length: 120 }, (_, i) => `m${i + 1}`));
+
+    // Scrolled up, a new message does not pull the reader down; a pill offers to.
+    const pill = page.getByRole("button", { name: "New messages" });
+    const bob = await TestClient.connect(h.server.wsUrl, "bob");
+    try {
+      await bob.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+      const before = await log.evaluate((e) => e.scrollTop);
+      await bob.request(
+        { type: "say", room: "general", text: "news" },
+        (m) => m.type === "message",
+      );
+      await waitMessage(page, "news");
+      await pill.waitFor();
+      assert.deepEqual(await log.evaluate((e) => e.scrollTop), before);
+      await pill.click();
+      await pill.waitFor({ state: "hidden" });
+      // At the bottom, the log stays pinned there as messages arrive.
+      await bob.request(
+        { type: "say", room: "general", text: "more news" },
+        (m) => m.type === "message",
+      );
+      await waitMessage(page, "more news");
+      const gap = await log.evaluate((e) => e.scrollHeight - e.scrollTop - e.clientHeight);
+      assert.ok(gap < 5, `${gap}px from the bottom`);
+      assert.deepEqual(await pill.isVisible(), false);
+    } finally {
+      await bob.close();
+    }
+    assert.deepEqual(alice.problems, []);
+  },
+  ["--port", "0", "--data", ":memory:", "--rate-limit", "off"],
+);
+
+/** A port nobody listens on now (the server takes it after a restart). */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+Deno.test({
+  name: "After a server restart both pages reconnect and a message written offline arrives once",
+  ignore: !HAVE_CHROMIUM,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const args = ["--port", String(freePort()), "--data", `${dir}/chat.db`];
+    let server = await spawnServer(args);
+    const browser = await chromium.launch(LAUNCH);
+    try {
+      const alice = await openChat(browser, server.url, "alice");
+      const bob = await openChat(browser, server.url, "bob");
+      await say(alice.page, "before the restart");
+      await waitMessage(bob.page, "before the restart");
+
+      await server.stop();
+      for (const p of [alice.page, bob.page]) {
+        await p.locator("#banner", { hasText: /Reconnecting|Connection lost/ }).waitFor();
+      }
+      await say(alice.page, "written while down");
+      await alice.page.locator("#pending li", { hasText: "Waiting for connection" }).waitFor();
+
+      server = await spawnServer(args);
+      for (const p of [alice.page, bob.page]) {
+        await p.locator("#banner").waitFor({ state: "hidden", timeout: 20_000 });
+        await waitMessage(p, "written while down");
+      }
+      await say(bob.page, "after the restart");
+      await waitMessage(alice.page, "after the restart");
+      for (const p of [alice.page, bob.page]) {
+        const texts = await messageTexts(p);
+        assert.deepEqual(texts.filter((t) => t === "written while down").length, 1);
+        assert.deepEqual(texts.filter((t) => t === "before the restart").length, 1);
+        assert.deepEqual(await p.locator("#pending li").count(), 0);
+      }
+      assert.deepEqual([...alice.problems, ...bob.problems], []);
+    } finally {
+      await browser.close();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+browserTest("A taken name is said plainly and another can be picked", async (h) => {
+  const bob = await TestClient.connect(h.server.wsUrl, "bob");
+  try {
+    const context = await h.browser.newContext();
+    const page = await context.newPage();
+    const chat = watch(page);
+    await page.goto(h.server.url);
+    await page.getByLabel("Name").fill("Bob");
+    await page.getByRole("button", { name: "Join chat" }).click();
+    await page.locator("#login-error", { hasText: "is taken" }).waitFor();
+    await page.getByLabel("Name").fill("bobby");
+    await page.getByRole("button", { name: "Join chat" }).click();
+    await waitJoined(page, "general");
+    // The name is remembered: a reload goes straight in.
+    await page.reload();
+    await waitJoined(page, "general");
+    assert.deepEqual(await page.locator("#me-name").textContent(), "bobby");
+    assert.deepEqual(chat.problems, []);
+  } finally {
+    await bob.close();
+  }
+});
+
+browserTest("A tab replaced by another offers to reconnect instead of fighting", async (h) => {
+  const first = await h.open("alice");
+  // A second tab in the same browser profile resumes the same name with the stored token.
+  const second = await first.page.context().newPage();
+  await second.goto(h.server.url);
+  await waitJoined(second, "general");
+  const again = first.page.getByRole("button", { name: "Reconnect here" });
+  await again.waitFor();
+  await first.page.waitForTimeout(1500);
+  // Still replaced: the first tab did not reconnect on its own.
+  assert.deepEqual(await again.isVisible(), true);
+  await again.click();
+  await waitJoined(first.page, "general");
+  await second.getByRole("button", { name: "Reconnect here" }).waitFor();
+});
+
+const SIDEBAR_HIDDEN = () =>
+  getComputedStyle(document.getElementById("sidebar")).visibility === "hidden";
+
+browserTest("The narrow layout hides the sidebar behind a button", async (h) => {
+  const alice = await h.open("alice", { viewport: { width: 390, height: 800 } });
+  const page = alice.page;
+  const sidebar = page.locator("#sidebar");
+  const menu = page.getByRole("button", { name: "Rooms and people" });
+  assert.deepEqual(await sidebar.isVisible(), false);
+  await menu.click();
+  await page.waitForFunction(() =>
+    document.getElementById("sidebar").getBoundingClientRect().left === 0
+  );
+  assert.deepEqual(await sidebar.isVisible(), true);
+  assert.deepEqual(await menu.getAttribute("aria-expanded"), "true");
+  await page.keyboard.press("Escape");
+  await page.waitForFunction(SIDEBAR_HIDDEN);
+  await menu.click();
+  await page.locator("#rooms .entry", { hasText: "general" }).click();
+  await page.waitForFunction(SIDEBAR_HIDDEN);
+  // The composer still fits the screen.
+  const send = await page.getByRole("button", { name: "Send" }).boundingBox();
+  assert.ok((send?.x ?? 999) + (send?.width ?? 0) <= 390);
+  assert.deepEqual(alice.problems, []);
+});
+
+browserTest("The page keeps to its CSP and talks to no other host", async (h) => {
+  const alice = await h.open("alice");
+  const bob = await h.open("bob");
+  await say(alice.page, "a link https://example.com/ and an image name x.png");
+  await waitMessage(bob.page, "a link https://example.com/ and an image name x.png");
+  const response = await alice.page.goto(h.server.url);
+  const csp = response?.headers()["content-security-policy"] ?? "";
+  assert.deepEqual(csp.includes("default-src 'self'"), true, csp);
+  await waitJoined(alice.page, "general");
+  const origin = new URL(h.server.url);
+  for (const chat of [alice, bob]) {
+    for (const url of chat.requests) {
+      assert.deepEqual(new URL(url).host, origin.host, `request to another host: ${url}`);
+    }
+    // A CSP violation shows as a console error, which `problems` collects.
+    assert.deepEqual(chat.problems, []);
+  }
+});
+
+browserTest("Server errors show inline in plain words", async (h) => {
+  const alice = await h.open("alice");
+  const page = alice.page;
+  // The composer refuses a message over the limit from the welcome, with a counter.
+  const box = page.getByLabel("Message", { exact: true });
+  await box.fill("x".repeat(45));
+  assert.deepEqual(await page.locator("#counter").textContent(), "45 / 50");
+  await box.fill("x".repeat(51));
+  await box.press("Enter");
+  await page.locator("#composer-error", { hasText: "Too long" }).waitFor();
+  // A DM to someone who left fails with the reason and can be discarded.
+  const bob = await h.open("bob");
+  await page.locator("#members button", { hasText: "bob" }).click();
+  await bob.page.context().close();
+  await page.locator("#messages .sys", { hasText: "bob left" }).count();
+  await say(page, "are you there?");
+  await page.locator("#pending li", { hasText: "Not sent: that person is not online." }).waitFor();
+  await page.getByRole("button", { name: "Discard" }).click();
+  assert.deepEqual(await page.locator("#pending li").count(), 0);
+  assert.deepEqual(alice.problems, []);
+}, ["--port", "0", "--data", ":memory:", "--max-text-chars", "50"]);
+
+browserTest("A password-protected server asks for the password", async (h) => {
+  const context = await h.browser.newContext();
+  const page = await context.newPage();
+  const chat = watch(page);
+  await page.goto(h.server.url);
+  await page.getByLabel("Name").fill("alice");
+  await page.getByRole("button", { name: "Join chat" }).click();
+  await page.locator("#login-error", { hasText: "needs a password" }).waitFor();
+  await page.getByLabel("Password").fill("wrong");
+  await page.getByRole("button", { name: "Join chat" }).click();
+  await page.locator("#login-error", { hasText: "was not accepted" }).waitFor();
+  await page.getByLabel("Password").fill("s3cret");
+  await page.getByRole("button", { name: "Join chat" }).click();
+  await waitJoined(page, "general");
+  // The password lasts for the session: a reload goes straight in.
+  await page.reload();
+  await waitJoined(page, "general");
+  assert.deepEqual(chat.problems, []);
+}, ["--port", "0", "--data", ":memory:", "--password", "s3cret"]);
+
+browserTest("A page that was away catches up on more than 1000 missed messages", async (h) => {
+  const first = await h.open("alice");
+  // A second tab takes the name over; the first stays away (4010) until asked to reconnect.
+  const second = await first.page.context().newPage();
+  await second.goto(h.server.url);
+  await waitJoined(second, "general");
+  const again = first.page.getByRole("button", { name: "Reconnect here" });
+  await again.waitFor();
+  await second.close();
+  const seeder = await TestClient.connect(h.server.wsUrl, "seeder");
+  try {
+    await seeder.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+    for (let i = 1; i <= 1100; i++) seeder.send({ type: "say", room: "general", text: `m${i}` });
+    await seeder.waitFor((m) => m.type === "message" && m.text === "m1100", 20_000);
+  } finally {
+    await seeder.close();
+  }
+  // The rejoin asks for everything since the last seq seen: 1000 arrive with `more`, the rest
+  // by paging forward with `after`.
+  await again.click();
+  await waitMessage(first.page, "m1100");
+  const texts = await messageTexts(first.page);
+  assert.deepEqual(texts, Array.from({ length: 1100 }, (_, i) => `m${i + 1}`));
+  // Missed messages count as unread while the tab is hidden; here it is visible, so none.
+  assert.deepEqual(await first.page.title(), "Chat");
+  assert.deepEqual(first.problems, []);
+}, ["--port", "0", "--data", ":memory:", "--rate-limit", "off"]);
+
+/**
+ * Runs in the page: lists every visible text (and placeholder) whose contrast with its background
+ * is under WCAG AA (4.5:1, or 3:1 for large text). Decorative text (aria-hidden) is skipped.
+ */
+const CONTRAST_CHECK = `(() => {
+  const rgba = (c) => { const m = c.match(/[\\d.]+/g).map(Number); return { r: m[0], g: m[1], b: m[2], a: m[3] ?? 1 }; };
+  const lum = ({ r, g, b }) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = (el) => {
+    const layers = [];
+    for (; el; el = el.parentElement) {
+      const c = rgba(getComputedStyle(el).backgroundColor);
+      if (c.a > 0) layers.push(c);
+      if (c.a >= 1) break;
+    }
+    let base = layers.pop() ?? rgba(getComputedStyle(document.body).backgroundColor);
+    for (const t of layers.reverse()) base = { r: t.r * t.a + base.r * (1 - t.a), g: t.g * t.a + base.g * (1 - t.a), b: t.b * t.a + base.b * (1 - t.a) };
+    return base;
+  };
+  const ratio = (fg, el) => { const a = lum(fg), b = lum(background(el)); return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05); };
+  const bad = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const el = walker.currentNode.parentElement, style = getComputedStyle(el);
+    if (!walker.currentNode.textContent.trim() || !el.getBoundingClientRect().width) continue;
+    if (style.visibility === "hidden" || el.closest("[aria-hidden=true]")) continue;
+    const size = parseFloat(style.fontSize), large = size >= 24 || (size >= 18.66 && +style.fontWeight >= 700);
+    const r = ratio(rgba(style.color), el);
+    if (r < (large ? 3 : 4.5)) bad.push(el.tagName + "." + el.className + " " + JSON.stringify(el.textContent.slice(0, 20)) + " " + r.toFixed(2));
+  }
+  for (const el of document.querySelectorAll("input, textarea")) {
+    if (!el.getBoundingClientRect().width) continue;
+    const r = ratio(rgba(getComputedStyle(el, "::placeholder").color), el);
+    if (r < 4.5) bad.push("placeholder of #" + el.id + " " + r.toFixed(2));
+  }
+  return bad;
+})()`;
+
+browserTest("Text meets WCAG AA contrast in light and dark themes", async (h) => {
+  const bob = await TestClient.connect(h.server.wsUrl, "bob");
+  try {
+    await bob.request({ type: "join", room: "side" }, (m) => m.type === "joined");
+    for (const colorScheme of ["light", "dark"] as const) {
+      // The check is a string, which the page's CSP (no eval) would refuse; only this test lifts it.
+      const context = await h.browser.newContext({ colorScheme, bypassCSP: true });
+      const page = await context.newPage();
+      await page.goto(h.server.url);
+      assert.deepEqual(await page.evaluate(CONTRAST_CHECK), [], `${colorScheme} sign-in`);
+      const name = `alice_${colorScheme}`;
+      await page.getByLabel("Name").fill(name);
+      await page.getByRole("button", { name: "Join chat" }).click();
+      await waitJoined(page, "general");
+      await page.getByLabel("Room", { exact: true }).fill("side");
+      await page.getByLabel("Room", { exact: true }).press("Enter");
+      await waitJoined(page, "side");
+      await page.locator("#rooms .entry", { hasText: "general" }).click();
+      await bob.request(
+        { type: "say", room: "side", text: `hi @${name} https://example.com` },
+        (m) => m.type === "message",
+      );
+      await bob.request({ type: "dm", to: name, text: "psst" }, (m) => m.type === "dm");
+      await say(page, "my own message with a link https://example.com/x");
+      await page.getByLabel("Message", { exact: true }).fill("x".repeat(3500));
+      await page.locator("#dms .count", { hasText: "1" }).waitFor();
+      assert.deepEqual(await page.evaluate(CONTRAST_CHECK), [], `${colorScheme} chat`);
+      await page.locator("#rooms .entry", { hasText: "side" }).click();
+      await page.locator("#messages .mentioned").waitFor();
+      assert.deepEqual(await page.evaluate(CONTRAST_CHECK), [], `${colorScheme} mention`);
+      await context.close();
+    }
+  } finally {
+    await bob.close();
+  }
+});
+
+browserTest("Desktop notifications for DMs and mentions, only once turned on", async (h) => {
+  const context = await h.browser.newContext();
+  await context.grantPermissions(["notifications"], { origin: h.server.url });
+  // Record notifications instead of showing them (an init script is not subject to the CSP).
+  await context.addInitScript(`{
+    const Real = Notification;
+    window.shown = [];
+    window.Notification = class extends Real {
+      constructor(title, options) { super(title, options); window.shown.push(title); }
+    };
+  }`);
+  const page = await context.newPage();
+  const chat = watch(page);
+  await page.goto(h.server.url);
+  await page.getByLabel("Name").fill("alice");
+  await page.getByRole("button", { name: "Join chat" }).click();
+  await waitJoined(page, "general");
+  const shown = () => page.evaluate(() => (globalThis as unknown as { shown: string[] }).shown);
+  const bob = await TestClient.connect(h.server.wsUrl, "bob");
+  try {
+    await bob.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+    await page.evaluate(() => {
+      Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    // Not turned on yet: nothing.
+    await bob.request({ type: "dm", to: "alice", text: "first" }, (m) => m.type === "dm");
+    await page.locator("#dms .count", { hasText: "1" }).waitFor();
+    assert.deepEqual(await shown(), []);
+
+    await page.getByRole("button", { name: "Enable notifications" }).click();
+    await page.getByRole("button", { name: "Notifications on" }).waitFor();
+    await bob.request({ type: "dm", to: "alice", text: "second" }, (m) => m.type === "dm");
+    await bob.request({ type: "say", room: "general", text: "plain" }, (m) => m.type === "message");
+    await bob.request(
+      { type: "say", room: "general", text: "hey @alice" },
+      (m) => m.type === "message",
+    );
+    await page.waitForFunction(() => document.title === "(4) Chat");
+    assert.deepEqual(await shown(), ["Message from bob", "bob in #general"]);
+    assert.deepEqual(chat.problems, []);
+  } finally {
+    await bob.close();
+  }
+});
+
+browserTest("A server that wants a sign-in token takes one in the password field", async (h) => {
+  const token = await signJwt({ sub: "carol", exp: Math.floor(Date.now() / 1000) + 600 }, "k3y");
+  const context = await h.browser.newContext();
+  const page = await context.newPage();
+  const chat = watch(page);
+  await page.goto(h.server.url);
+  await page.getByLabel("Name").fill("someone");
+  await page.getByRole("button", { name: "Join chat" }).click();
+  await page.locator("#login-error", { hasText: "needs a password" }).waitFor();
+  await page.getByLabel("Password").fill(token);
+  await page.getByRole("button", { name: "Join chat" }).click();
+  await waitJoined(page, "general");
+  // The token names the user, whatever name was typed.
+  assert.deepEqual(await page.locator("#me-name").textContent(), "carol");
+  assert.deepEqual(chat.problems, []);
+}, ["--port", "0", "--data", ":memory:", "--jwt-secret", "k3y"]);

@@ -1,0 +1,676 @@
+/**
+ * Several real server processes sharing one real, private Redis (`--redis`): one seq sequence per
+ * room across instances, DMs and unique names across instances, presence as the union, a resume
+ * on another instance, a SIGKILLed instance vanishing from presence without losing an echoed
+ * message, Redis restarts and outages answered with `unavailable` and "degraded" rather than
+ * silence or loss, resends that are never stored twice, and no trace or hang left by an outage.
+ * Every test is registered as ignored, with the reason printed once, when no `redis-server` is
+ * installed.
+ */
+import assert from "node:assert/strict";
+import { type Msg, type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
+import { startRedis, type StartRedisOptions, type TestRedis } from "./redis_server.ts";
+
+// Probe once: without redis-server every test below is registered as ignored, with the reason.
+const probe = await startRedis();
+await probe?.stop();
+const SKIP = probe === null;
+if (SKIP) {
+  console.warn(
+    "cluster_test.ts: skipping every cluster test: no redis-server on PATH " +
+      "(apt-get install redis-server)",
+  );
+}
+
+/** The presence bound the server states: TTL 10 s + sweep 5 s = 15 s; allowed here with slack. */
+const PRESENCE_BOUND_MS = 20_000;
+
+/** What one cluster test starts; everything is stopped when the test ends, pass or fail. */
+interface Rig {
+  redis: TestRedis;
+  /** Starts one more server instance on this Redis. */
+  server(): Promise<SpawnedServer>;
+  /** Connects and greets a client that the rig closes at the end. */
+  client(server: SpawnedServer, name: string): Promise<TestClient>;
+}
+
+function clusterTest(
+  name: string,
+  fn: (rig: Rig) => Promise<void>,
+  redisOptions: StartRedisOptions = {},
+): void {
+  Deno.test({
+    name: SKIP ? `${name} (skipped: no redis-server)` : name,
+    ignore: SKIP,
+    async fn() {
+      const redis = await startRedis(redisOptions);
+      if (redis === null) throw new Error("Cannot start redis-server");
+      const servers: SpawnedServer[] = [];
+      const clients: TestClient[] = [];
+      try {
+        await fn({
+          redis,
+          async server() {
+            const s = await spawnServer([
+              "--port",
+              "0",
+              "--redis",
+              redis.url,
+              "--rate-limit",
+              "off",
+            ]);
+            servers.push(s);
+            return s;
+          },
+          async client(server, name) {
+            const c = new TestClient(server.wsUrl);
+            clients.push(c);
+            await c.opened;
+            c.send({ type: "hello", name });
+            await c.waitFor((m) => m.type === "welcome");
+            return c;
+          },
+        });
+      } finally {
+        await Promise.all(clients.map((c) => c.close()));
+        await Promise.all(servers.map((s) => s.stop()));
+        await redis.stop();
+      }
+    },
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` every 20 ms until it returns true; throws after `timeoutMs`. */
+async function eventually(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
+    await sleep(20);
+  }
+}
+
+/** The `status` field of the server's /healthz. */
+async function health(server: SpawnedServer): Promise<string> {
+  const res = await fetch(new URL("healthz", server.url));
+  const body = await res.json();
+  return String(body.status);
+}
+
+/** Polls /healthz every 25 ms in the background, recording each change of status. */
+function watchHealth(server: SpawnedServer): { seen: string[]; stop(): Promise<void> } {
+  const seen: string[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const status = await health(server).catch((e) => `error: ${e}`);
+      if (seen.at(-1) !== status) seen.push(status);
+      await sleep(25);
+    }
+  })();
+  return {
+    seen,
+    async stop() {
+      running = false;
+      await loop;
+    },
+  };
+}
+
+/** Opens a socket, sends hello, and resolves with the close code the server answers with. */
+async function refusedWith(server: SpawnedServer, name: string): Promise<number> {
+  const c = new TestClient(server.wsUrl);
+  await c.opened;
+  c.send({ type: "hello", name });
+  const closed = await Promise.race([c.closed, sleep(5000).then(() => null)]);
+  if (closed === null) {
+    await c.close();
+    throw new Error(`hello as ${name} was not refused; got ${JSON.stringify(c.messages)}`);
+  }
+  return closed.code;
+}
+
+/** The chat messages of `room` a client received live, in arrival order. */
+function received(c: TestClient, room: string): Msg[] {
+  return c.messages.filter((m) => m.type === "message" && m.room === room);
+}
+
+/** Joins `room` and resolves with the `joined` reply. */
+function join(c: TestClient, room: string, since?: number): Promise<Msg> {
+  return c.request(
+    since === undefined ? { type: "join", room } : { type: "join", room, since },
+    (m) => m.type === "joined" && m.room === room,
+  );
+}
+
+/** Reads a room's whole history: join with since 0, then page forward with `after`. */
+async function readAll(c: TestClient, room: string): Promise<Msg[]> {
+  const joined = await join(c, room, 0);
+  const all: Msg[] = [...joined.history];
+  let more = joined.more === true;
+  while (more) {
+    const page = await c.request(
+      { type: "history", room, after: all.at(-1)!.seq, limit: 200 },
+      (m) => m.type === "history" && m.room === room,
+    );
+    all.push(...page.messages);
+    more = page.messages.length === 200;
+  }
+  return all;
+}
+
+/** 1..n. */
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i + 1);
+}
+
+/** The `seq` of every stored copy of each cid in `history`. */
+function seqsByCid(history: Msg[]): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const m of history) {
+    if (m.cid !== undefined) out.set(m.cid, [...(out.get(m.cid) ?? []), m.seq]);
+  }
+  return out;
+}
+
+const byName = (a: string, b: string) => a < b ? -1 : a > b ? 1 : 0;
+
+// ---------------------------------------------------------------------------------------------
+
+clusterTest(
+  "Two instances on one Redis share one seq sequence per room, carry DMs both ways, and keep names unique",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const alice = await rig.client(a, "Alice");
+    const bob = await rig.client(b, "Bob");
+    await join(alice, "general");
+    await join(bob, "general");
+
+    // Both send at once, so the two instances commit into the same room concurrently.
+    const n = 15;
+    for (let i = 1; i <= n; i++) {
+      alice.send({ type: "say", room: "general", text: `a${i}`, cid: `a${i}` });
+      bob.send({ type: "say", room: "general", text: `b${i}`, cid: `b${i}` });
+    }
+    for (const c of [alice, bob]) {
+      await eventually(
+        `${c === alice ? "alice" : "bob"} got all ${2 * n} messages`,
+        () => received(c, "general").length >= 2 * n,
+      );
+    }
+    await sleep(200); // a duplicate or late line would arrive meanwhile
+    const seen = (c: TestClient) => received(c, "general").map((m) => [m.seq, m.text]);
+    assert.deepEqual(seen(alice), seen(bob), "both clients see the same [seq, text] list");
+    assert.deepEqual(
+      seen(alice).map(([seq]) => seq),
+      range(2 * n),
+      "seqs 1..N, dense, in order, no duplicates",
+    );
+    const texts = seen(alice).map(([, text]) => String(text)).sort();
+    const sent = range(n).flatMap((i) => [`a${i}`, `b${i}`]).sort();
+    assert.deepEqual(texts, sent, "every message exactly once");
+
+    // DMs cross both ways; `to` matches case-insensitively; from/to as registered.
+    alice.send({ type: "dm", to: "bOB", text: "hi bob", cid: "d1" });
+    const d1 = await bob.waitFor((m) => m.type === "dm" && m.cid === "d1");
+    assert.deepEqual(
+      { from: d1.from, to: d1.to, text: d1.text },
+      { from: "Alice", to: "Bob", text: "hi bob" },
+    );
+    const d1Echo = await alice.waitFor((m) => m.type === "dm" && m.cid === "d1");
+    assert.deepEqual({ from: d1Echo.from, to: d1Echo.to }, { from: "Alice", to: "Bob" });
+
+    bob.send({ type: "dm", to: "aLiCe", text: "hi alice", cid: "d2" });
+    const d2 = await alice.waitFor((m) => m.type === "dm" && m.cid === "d2");
+    assert.deepEqual(
+      { from: d2.from, to: d2.to, text: d2.text },
+      { from: "Bob", to: "Alice", text: "hi alice" },
+    );
+    const d2Echo = await bob.waitFor((m) => m.type === "dm" && m.cid === "d2");
+    assert.deepEqual({ from: d2Echo.from, to: d2Echo.to }, { from: "Bob", to: "Alice" });
+    assert.equal(alice.messages.filter((m) => m.type === "dm" && m.cid === "d2").length, 1);
+    assert.equal(bob.messages.filter((m) => m.type === "dm" && m.cid === "d1").length, 1);
+
+    const nobody = await alice.request(
+      { type: "dm", to: "nobody", text: "anyone?", cid: "d3" },
+      (m) => m.cid === "d3",
+    );
+    assert.equal(nobody.type, "error");
+    assert.equal(nobody.code, "unknown_user");
+
+    // Names are unique across instances, case-insensitively.
+    assert.equal(await refusedWith(b, "ALICE"), 4009, "a second ALICE on the other instance");
+    assert.equal(await refusedWith(a, "bob"), 4009, "a second bob on the other instance");
+    assert.equal(alice.socket.readyState, WebSocket.OPEN, "the first Alice keeps her name");
+    assert.equal(bob.socket.readyState, WebSocket.OPEN, "the first Bob keeps his name");
+  },
+);
+
+clusterTest(
+  "Presence is the union of every instance: members, join and leave events, and rooms",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const alice = await rig.client(a, "Alice");
+    const carol = await rig.client(a, "Carol");
+    const bob = await rig.client(b, "Bob");
+
+    assert.deepEqual((await join(alice, "lobby")).members, ["Alice"]);
+    const bobJoined = await join(bob, "lobby");
+    assert.deepEqual([...bobJoined.members].sort(byName), ["Alice", "Bob"]);
+    await alice.waitFor((m) => m.type === "join" && m.room === "lobby" && m.user === "Bob");
+    const carolJoined = await join(carol, "lobby");
+    assert.deepEqual([...carolJoined.members].sort(byName), ["Alice", "Bob", "Carol"]);
+    await bob.waitFor((m) => m.type === "join" && m.room === "lobby" && m.user === "Carol");
+
+    await join(alice, "a-only");
+    await join(bob, "b-only");
+    const union = [
+      { room: "a-only", members: 1 },
+      { room: "b-only", members: 1 },
+      { room: "lobby", members: 3 },
+    ];
+    for (const c of [alice, bob]) {
+      const rooms = await c.request({ type: "rooms" }, (m) => m.type === "rooms");
+      assert.deepEqual(rooms.rooms, union);
+    }
+
+    // A disconnect on A reaches B as a leave; a leave on B reaches A.
+    await carol.close();
+    await bob.waitFor((m) => m.type === "leave" && m.room === "lobby" && m.user === "Carol");
+    bob.send({ type: "leave", room: "lobby" });
+    await alice.waitFor((m) => m.type === "leave" && m.room === "lobby" && m.user === "Bob");
+    // Asked on B, whose presence writes are ordered before its own reads.
+    const after = await bob.request({ type: "rooms" }, (m) => m.type === "rooms");
+    assert.deepEqual(after.rooms, [
+      { room: "a-only", members: 1 },
+      { room: "b-only", members: 1 },
+      { room: "lobby", members: 1 },
+    ]);
+    assert.deepEqual(
+      alice.messages.filter((m) => m.type === "join" || m.type === "leave")
+        .map((m) => [m.type, m.room, m.user]),
+      [
+        ["join", "lobby", "Bob"],
+        ["join", "lobby", "Carol"],
+        ["leave", "lobby", "Carol"],
+        ["leave", "lobby", "Bob"],
+      ],
+      "alice got each presence event once",
+    );
+  },
+);
+
+clusterTest(
+  "A client that reconnects to another instance with since gets exactly the messages it missed",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const alice = await rig.client(a, "Alice");
+    const carol = await rig.client(a, "Carol");
+    const bob = await rig.client(b, "Bob");
+    for (const c of [alice, carol, bob]) await join(c, "general");
+
+    bob.send({ type: "say", room: "general", text: "m1" });
+    carol.send({ type: "say", room: "general", text: "m2" });
+    bob.send({ type: "say", room: "general", text: "m3" });
+    await eventually("alice saw 3 messages", () => received(alice, "general").length === 3);
+    const lastSeen = Math.max(...received(alice, "general").map((m) => m.seq));
+    assert.equal(lastSeen, 3);
+
+    await alice.close();
+    await bob.waitFor((m) => m.type === "leave" && m.user === "Alice");
+
+    // Others on both instances talk while alice is away.
+    const gapTexts = ["g1", "g2", "g3", "g4", "g5"];
+    gapTexts.forEach((text, i) =>
+      (i % 2 === 0 ? bob : carol).send({ type: "say", room: "general", text })
+    );
+    await eventually("bob saw the gap", () => received(bob, "general").length === 8);
+    const gap = received(bob, "general").filter((m) => m.seq > lastSeen)
+      .map((m) => [m.seq, m.from, m.text]);
+    assert.deepEqual(gap.map(([seq]) => seq), [4, 5, 6, 7, 8]);
+
+    // Same name on the other instance: the cluster-wide claim ended with the disconnect.
+    const back = await rig.client(b, "Alice");
+    const joined = await join(back, "general", lastSeen);
+    assert.deepEqual(joined.history.map((m: Msg) => [m.seq, m.from, m.text]), gap);
+    assert.equal(joined.seq, 8);
+    assert.equal(joined.more, undefined);
+    assert.equal(joined.truncated, undefined);
+    await sleep(300);
+    assert.deepEqual(received(back, "general"), [], "nothing beyond the gap arrives live");
+
+    carol.send({ type: "say", room: "general", text: "after" });
+    const live = await back.waitFor((m) => m.type === "message" && m.text === "after");
+    assert.equal(live.seq, 9);
+    await sleep(200);
+    assert.deepEqual(received(back, "general").map((m) => m.seq), [9]);
+  },
+);
+
+clusterTest(
+  "A resend with the same cid after reconnecting to another instance is not stored twice",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const alice = await rig.client(a, "Alice");
+    const bob = await rig.client(b, "Bob");
+    await join(alice, "general");
+    await join(bob, "general");
+    const first = await alice.request(
+      { type: "say", room: "general", text: "only once", cid: "r1" },
+      (m) => m.type === "message" && m.cid === "r1",
+    );
+    assert.equal(first.seq, 1);
+    // The echo may be lost in a disconnect; the client resends its outbox on whichever instance
+    // the reconnect lands.
+    await alice.close();
+    await bob.waitFor((m) => m.type === "leave" && m.user === "Alice");
+    const back = await rig.client(b, "Alice");
+    await join(back, "general", 0);
+    const resent = await back.request(
+      { type: "say", room: "general", text: "only once", cid: "r1" },
+      (m) => (m.type === "message" || m.type === "error") && m.cid === "r1",
+    );
+    assert.deepEqual([resent.type, resent.seq], ["message", 1], "the original comes back");
+    const history = await readAll(back, "general");
+    assert.deepEqual(history.map((m) => [m.seq, m.cid]), [[1, "r1"]], "stored once");
+  },
+);
+
+clusterTest(
+  "After SIGKILL of an instance its users leave presence within the bound and no echoed message is lost",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const alice = await rig.client(a, "Alice"); // sends, dies with A
+    const dave = await rig.client(a, "Dave"); // idle, dies with A
+    const bob = await rig.client(b, "Bob"); // sends, survives
+    for (const c of [alice, dave, bob]) await join(c, "general");
+    await join(dave, "side");
+    await join(bob, "side");
+
+    const own = (c: TestClient, prefix: string) =>
+      c.messages.filter((m) => m.type === "message" && m.cid?.startsWith(prefix));
+    // Both write until a good share is acknowledged; A dies with a burst still in flight.
+    const bobSent: string[] = [];
+    let i = 0;
+    const deadline = Date.now() + 10_000;
+    while (own(alice, "a").length < 300 && Date.now() < deadline) {
+      for (let k = 0; k < 10; k++, i++) {
+        alice.send({ type: "say", room: "general", text: `a${i}`, cid: `a${i}` });
+        bob.send({ type: "say", room: "general", text: `b${i}`, cid: `b${i}` });
+        bobSent.push(`b${i}`);
+      }
+      await sleep(5);
+    }
+    const killedAt = Date.now();
+    assert.equal(await a.stop("SIGKILL"), 137);
+    await alice.closed;
+    await dave.closed;
+    const aliceAcked = own(alice, "a");
+    await bob.waitFor((m) => m.type === "message" && m.cid === bobSent.at(-1));
+    const acked = [...aliceAcked, ...own(bob, "b")];
+
+    // B's sweep sends the leave lines the dead instance never sent.
+    const expectLeaves = [["general", "Alice"], ["general", "Dave"], ["side", "Dave"]];
+    const leaves = () =>
+      bob.messages.filter((m) => m.type === "leave").map((m) => [m.room, m.user]);
+    await eventually(
+      "bob got a leave for every user of the killed instance",
+      () => expectLeaves.every(([r, u]) => leaves().some(([r2, u2]) => r === r2 && u === u2)),
+      PRESENCE_BOUND_MS - (Date.now() - killedAt),
+    );
+    const elapsed = Date.now() - killedAt;
+    assert.ok(elapsed <= PRESENCE_BOUND_MS, `leave lines after ${elapsed} ms`);
+    console.log(`  leave lines for the killed instance's users after ${elapsed} ms`);
+
+    const erin = await rig.client(b, "Erin");
+    const history = await readAll(erin, "general");
+    const joined = erin.messages.find((m) => m.type === "joined" && m.room === "general")!;
+    assert.deepEqual([...joined.members].sort(byName), ["Bob", "Erin"]);
+    const rooms = await erin.request({ type: "rooms" }, (m) => m.type === "rooms");
+    assert.deepEqual(rooms.rooms, [
+      { room: "general", members: 2 },
+      { room: "side", members: 1 },
+    ]);
+
+    assert.deepEqual(history.map((m) => m.seq), range(history.length), "seqs dense from 1");
+    const stored = seqsByCid(history);
+    for (const m of acked) {
+      assert.deepEqual(stored.get(m.cid), [m.seq], `echoed ${m.cid} is stored once, at its seq`);
+    }
+    for (const [cid, seqs] of stored) assert.equal(seqs.length, 1, `${cid} stored once`);
+    assert.ok(aliceAcked.length >= 300, `${aliceAcked.length} echoes before the kill`);
+    assert.deepEqual(
+      leaves().sort(),
+      expectLeaves.sort(),
+      "one leave per member of the dead instance",
+    );
+  },
+);
+
+clusterTest(
+  "A Redis restart mid-stream answers sends with unavailable, shows degraded, and loses no echoed message",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const writer = await rig.client(a, "writer");
+    const reader = await rig.client(b, "reader");
+    await join(writer, "stream");
+    await join(reader, "stream");
+
+    const sent: string[] = [];
+    let sending = true;
+    const sender = (async () => {
+      while (sending) {
+        const cid = `w${sent.length + 1}`;
+        sent.push(cid);
+        writer.send({ type: "say", room: "stream", text: `text ${cid}`, cid });
+        await sleep(10);
+      }
+    })();
+    const watches = [watchHealth(a), watchHealth(b)];
+    try {
+      await sleep(500);
+      assert.ok(received(reader, "stream").length > 0, "the stream flows before the restart");
+      await rig.redis.restart({ downMs: 1500 });
+      await eventually(
+        "both instances report ok again",
+        async () => (await health(a)) === "ok" && (await health(b)) === "ok",
+        10_000,
+      );
+      await sleep(500);
+    } finally {
+      sending = false;
+      await sender;
+      await Promise.all(watches.map((w) => w.stop()));
+    }
+    for (const [i, w] of watches.entries()) {
+      assert.deepEqual(w.seen, ["ok", "degraded", "ok"], `instance ${i ? "B" : "A"} /healthz`);
+    }
+
+    // Every send is answered: an echo, or unavailable while Redis was away; never silence.
+    const answers = (cid: string) =>
+      writer.messages.filter((m) => (m.type === "message" || m.type === "error") && m.cid === cid);
+    await eventually("every send is answered", () => sent.every((cid) => answers(cid).length > 0));
+    await sleep(200);
+    const echoed: Msg[] = [];
+    const refused = new Set<string>();
+    for (const cid of sent) {
+      const [first] = answers(cid);
+      if (first.type === "error") {
+        assert.equal(first.code, "unavailable", `${cid}: ${JSON.stringify(first)}`);
+        refused.add(cid);
+      }
+      const copies = answers(cid).filter((m) => m.type === "message");
+      assert.ok(copies.length <= 1, `${cid} delivered once: ${JSON.stringify(copies)}`);
+      echoed.push(...copies);
+    }
+    assert.ok(refused.size > 0, "sends during the outage get unavailable");
+    assert.ok(echoed.some((m) => m.cid === sent.at(-1)), "sends succeed again after the restart");
+    // An append Redis ran but could not answer before it went down is refused to the sender and
+    // still stored; it then reaches the room (the sender too) when the instances fill the gap.
+    // "A send answered unavailable is not stored twice when resent" holds the resend to account.
+    const refusedThenStored = echoed.filter((m) => refused.has(m.cid)).map((m) => m.cid);
+    console.log(
+      `  ${echoed.length} echoed, ${refused.size} unavailable` +
+        (refusedThenStored.length > 0 ? `, of which stored anyway: ${refusedThenStored}` : ""),
+    );
+
+    writer.send({ type: "say", room: "stream", text: "final", cid: "final" });
+    await reader.waitFor((m) => m.type === "message" && m.cid === "final");
+    const auditor = await rig.client(a, "auditor");
+    const history = await readAll(auditor, "stream");
+    assert.deepEqual(history.map((m) => m.seq), range(history.length), "seqs dense from 1");
+    const stored = seqsByCid(history);
+    for (const m of echoed) {
+      assert.deepEqual(stored.get(m.cid), [m.seq], `echoed ${m.cid} is stored once, at its seq`);
+    }
+    for (const [cid, seqs] of stored) assert.equal(seqs.length, 1, `${cid} stored once`);
+    // The instances resubscribed and filled the gap from the stream: the reader on B saw every
+    // stored message live, once, in order.
+    assert.deepEqual(
+      received(reader, "stream").map((m) => [m.seq, m.cid]),
+      history.map((m) => [m.seq, m.cid]),
+    );
+  },
+  { persist: true },
+);
+
+clusterTest(
+  "A send answered unavailable is not stored twice when resent with its cid",
+  async (rig) => {
+    const a = await rig.server();
+    const alice = await rig.client(a, "alice");
+    await join(alice, "general");
+    const before = await alice.request(
+      { type: "say", room: "general", text: "before", cid: "p0" },
+      (m) => m.cid === "p0",
+    );
+    assert.equal(before.seq, 1);
+
+    // A hung Redis: the append reaches it but no answer comes back within the command timeout,
+    // so the sender is told unavailable; the append runs once Redis goes on.
+    rig.redis.pause();
+    let refused: Msg;
+    try {
+      alice.send({ type: "say", room: "general", text: "maybe", cid: "p1" });
+      refused = await alice.waitFor((m) => m.cid === "p1", 8000);
+    } finally {
+      rig.redis.resume();
+    }
+    assert.deepEqual([refused.type, refused.code], ["error", "unavailable"]);
+    await eventually("/healthz reports ok", async () => (await health(a)) === "ok", 10_000);
+
+    // The protocol says: send it again with the same cid, and resends are never stored twice.
+    alice.send({ type: "say", room: "general", text: "maybe", cid: "p1" });
+    await alice.waitFor((m) => m.type === "message" && m.cid === "p1");
+    await sleep(300);
+    const history = await readAll(alice, "general");
+    assert.deepEqual(
+      history.map((m) => [m.seq, m.cid]),
+      [[1, "p0"], [2, "p1"]],
+      "the resent message is stored once",
+    );
+    assert.deepEqual(
+      alice.messages.filter((m) => m.type === "message" && m.cid === "p1").map((m) => m.seq),
+      [2],
+      "the sender gets one copy, at the stored seq",
+    );
+  },
+);
+
+clusterTest(
+  "A client sending while Redis is down gets unavailable, and /healthz reports degraded",
+  async (rig) => {
+    const a = await rig.server();
+    const alice = await rig.client(a, "alice");
+    await join(alice, "general");
+    const before = await alice.request(
+      { type: "say", room: "general", text: "before", cid: "s1" },
+      (m) => m.cid === "s1",
+    );
+    assert.equal(before.type, "message");
+    assert.equal(await health(a), "ok");
+
+    await rig.redis.kill();
+    await eventually("/healthz reports degraded", async () => (await health(a)) === "degraded");
+
+    const say = await alice.request(
+      { type: "say", room: "general", text: "while down", cid: "s2" },
+      (m) => m.cid === "s2",
+    );
+    assert.deepEqual([say.type, say.code], ["error", "unavailable"]);
+    const dm = await alice.request(
+      { type: "dm", to: "bob", text: "anyone?", cid: "d1" },
+      (m) => m.cid === "d1",
+    );
+    assert.deepEqual([dm.type, dm.code], ["error", "unavailable"]);
+    const joinReply = await alice.request(
+      { type: "join", room: "elsewhere", cid: "j1" },
+      (m) => m.cid === "j1" || (m.type === "joined" && m.room === "elsewhere"),
+    );
+    assert.deepEqual([joinReply.type, joinReply.code], ["error", "unavailable"]);
+    assert.equal(await health(a), "degraded");
+    assert.equal(alice.socket.readyState, WebSocket.OPEN, "errors never close the connection");
+    // A new name cannot be claimed cluster-wide now: the sign-in is closed with "try again later".
+    assert.equal(await refusedWith(a, "newcomer"), 1013);
+  },
+);
+
+clusterTest(
+  "A join refused while Redis is down leaves no member behind once Redis is back",
+  async (rig) => {
+    const a = await rig.server();
+    const alice = await rig.client(a, "alice");
+    await join(alice, "general");
+    await rig.redis.kill();
+    await eventually("/healthz reports degraded", async () => (await health(a)) === "degraded");
+    const refused = await alice.request(
+      { type: "join", room: "elsewhere", cid: "j1" },
+      (m) => m.cid === "j1" || (m.type === "joined" && m.room === "elsewhere"),
+    );
+    assert.deepEqual([refused.type, refused.code], ["error", "unavailable"]);
+
+    await rig.redis.restart(); // empty: the instances write their presence back
+    await eventually("/healthz reports ok", async () => (await health(a)) === "ok", 10_000);
+    // The instance writes all its presence back in one script when it reconnects to the empty
+    // Redis; once general is listed again, everything it writes back is there.
+    let rooms: Msg = {};
+    await eventually("presence is written back", async () => {
+      rooms = await alice.request({ type: "rooms" }, (m) => m.type === "rooms");
+      return rooms.rooms.some((r: Msg) => r.room === "general");
+    });
+    assert.deepEqual(rooms.rooms, [{ room: "general", members: 1 }]);
+    const bob = await rig.client(a, "bob");
+    const joined = await join(bob, "elsewhere");
+    assert.deepEqual(joined.members, ["bob"], "alice never joined elsewhere");
+  },
+);
+
+clusterTest(
+  "An instance stops promptly on SIGTERM while Redis is down",
+  async (rig) => {
+    const a = await rig.server();
+    const alice = await rig.client(a, "alice");
+    await join(alice, "general");
+    await rig.redis.kill();
+    await eventually("/healthz reports degraded", async () => (await health(a)) === "degraded");
+
+    // The hub closes every socket, then its store and cluster links; none of that needs Redis.
+    // The process-wide deadline (5 s in main.ts) is the last resort, not the way out.
+    const started = Date.now();
+    assert.equal(await a.stop(), 0);
+    const took = Date.now() - started;
+    assert.equal((await alice.closed).code, 1001);
+    assert.ok(took < 3000, `SIGTERM with Redis down took ${took} ms`);
+  },
+);
