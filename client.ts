@@ -61,6 +61,10 @@ export type DisconnectReason =
 /** How many refusals within a minute mark a client as flooding. */
 export const FLOOD_REJECTIONS = 100;
 export const FLOOD_WINDOW_MS = 60_000;
+/** How long a client may stay over its send budget before it counts as slow, in ms. */
+export const SLOW_GRACE_MS = 250;
+/** A client holding more than this many send budgets is slow at once, grace or not. */
+export const HARD_LIMIT_FACTOR = 8;
 /** Frames a client may send after its hello and before its welcome (while credentials are checked). */
 export const MAX_EARLY_FRAMES = 32;
 /** Longest delay setTimeout takes, in ms; longer expiries re-arm. */
@@ -111,6 +115,10 @@ export class Client {
   #handshakeTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #greeted = false;
+  /** The flush whose budget check this client last passed. */
+  #epoch = -1;
+  /** Since when (ms) the client has been over its budget; -1 when it is not. */
+  #overSince = -1;
   /** Frames that arrived between the hello and the welcome; null once ready. */
   #early: string[] | null = [];
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -147,16 +155,34 @@ export class Client {
   }
 
   /**
-   * Sends a frame if it fits the byte budget; false when it does not, and the caller then evicts
-   * the client as a slow consumer. A frame larger than the whole budget (a long `joined` history)
-   * goes out when nothing else is waiting, so a client that keeps up is never evicted for it;
-   * memory stays bounded by the budget plus one frame. Sending to a closed client is a no-op that
-   * reports success.
+   * Sends a frame unless the client is a slow consumer; false when it is, and the caller then
+   * evicts it (4008). Sending to a closed client is a no-op that reports success.
+   *
+   * Over budget means: more than `sendQueueBytes` still waiting when a flush (`epoch`) begins, or,
+   * for a reply outside a flush, the frame not fitting beside what waits. The socket's
+   * `bufferedAmount` drops only as the runtime reports writes done, a turn or more after the
+   * kernel took the bytes, so a fast reader can look over budget for a moment after a burst. A
+   * client is therefore slow once it has stayed over budget for SLOW_GRACE_MS, or at once when it
+   * holds more than HARD_LIMIT_FACTOR budgets: memory per client stays bounded whatever it does.
    */
-  trySend(frame: string, bytes: number): boolean {
+  trySend(frame: string, bytes: number, epoch?: number): boolean {
     if (this.#closed) return true;
-    const buffered = this.socket.bufferedAmount;
-    if (buffered > 0 && buffered + bytes > this.#options.sendQueueBytes) return false;
+    const check = epoch === undefined || epoch !== this.#epoch;
+    if (check) {
+      if (epoch !== undefined) this.#epoch = epoch;
+      const buffered = this.socket.bufferedAmount;
+      const limit = this.#options.sendQueueBytes;
+      const over = epoch === undefined
+        ? buffered > 0 && buffered + bytes > limit
+        : buffered > limit;
+      if (!over) this.#overSince = -1;
+      else {
+        if (buffered > limit * HARD_LIMIT_FACTOR) return false;
+        const now = this.#now();
+        if (this.#overSince < 0) this.#overSince = now;
+        else if (now - this.#overSince >= SLOW_GRACE_MS) return false;
+      }
+    }
     this.socket.send(frame);
     return true;
   }

@@ -50,6 +50,16 @@ export const ROOM_CACHE_MESSAGES = 1000;
 export const TYPING_INTERVAL_MS = 2000;
 /** Largest outbound room frame, in UTF-16 code units (about 256 KiB of ASCII); longer turns split. */
 export const MAX_FRAME_OUT_CHARS = 256 * 1024;
+/** The frame cap for a send budget: an eighth of it (a character may take 3 bytes, and a frame
+ * must fit beside what a healthy client still has in flight), between 4 KiB and 256 KiB. */
+export function frameCharsForBudget(sendQueueBytes: number): number {
+  return Math.max(4096, Math.min(MAX_FRAME_OUT_CHARS, Math.floor(sendQueueBytes / 8)));
+}
+
+/** A flush shorter than this, in ms, adds no linger: light load flushes on the next turn. */
+export const LINGER_AFTER_MS = 1;
+/** Longest linger between flushes, in ms; bounds the latency batching adds under load. */
+export const MAX_LINGER_MS = 20;
 /** How long shutdown waits for closed sockets to finish their close handshake, in ms. */
 export const SHUTDOWN_CLOSE_WAIT_MS = 1000;
 /** How often the hub sweeps expired reservations and cids and applies retention, in ms. */
@@ -125,8 +135,17 @@ export interface HubOptions {
   version: string;
   /** @default Date.now */
   now?: () => number;
-  /** Runs `fn` on the next macrotask. @default setTimeout(fn, 0) */
-  schedule?: (fn: () => void) => void;
+  /**
+   * Runs `fn` after `delayMs` (0: the next macrotask). Tests pass one that runs on demand.
+   * @default setTimeout
+   */
+  schedule?: (fn: () => void, delayMs: number) => void;
+  /**
+   * Largest outbound room frame, in UTF-16 code units. Keep it well under the per-client send
+   * budget: a frame must fit beside whatever a healthy client still has in flight.
+   * @default MAX_FRAME_OUT_CHARS
+   */
+  maxFrameChars?: number;
   /** Makes a resume token. @default 256 random bits, base64url */
   makeToken?: () => string;
   observers?: HubObservers;
@@ -236,7 +255,12 @@ export class Hub implements ClientHandler, ClusterListener {
   #claiming = new Set<string>();
   #options: HubOptions;
   #now: () => number;
-  #schedule: (fn: () => void) => void;
+  #schedule: (fn: () => void, delayMs: number) => void;
+  #maxFrameChars: number;
+  /** When the next flush may start (performance.now() ms): the linger after a long flush. */
+  #nextFlushAt = 0;
+  /** Counts flushes; clients measure their send budget from the start of each (see trySend). */
+  #epoch = 0;
   #makeToken: () => string;
   #observers: HubObservers;
   #clients = new Set<Client>();
@@ -263,9 +287,10 @@ export class Hub implements ClientHandler, ClusterListener {
     this.#cluster = options.cluster ?? null;
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.#schedule = options.schedule ?? ((fn) => {
-      this.#flushTimer = setTimeout(fn, 0);
+    this.#schedule = options.schedule ?? ((fn, delayMs) => {
+      this.#flushTimer = setTimeout(fn, delayMs);
     });
+    this.#maxFrameChars = options.maxFrameChars ?? MAX_FRAME_OUT_CHARS;
     this.#makeToken = options.makeToken ?? randomToken;
     this.#observers = options.observers ?? {};
   }
@@ -885,7 +910,8 @@ export class Hub implements ClientHandler, ClusterListener {
   #scheduleFlush(): void {
     if (this.#flushScheduled || this.#closed) return;
     this.#flushScheduled = true;
-    this.#schedule(this.#flushBound);
+    const wait = this.#nextFlushAt - performance.now();
+    this.#schedule(this.#flushBound, wait >= 1 ? Math.ceil(wait) : 0);
   }
 
   /** Commits pending messages as one batch, then sends each dirty room's outbox as one frame. */
@@ -961,8 +987,15 @@ export class Hub implements ClientHandler, ClusterListener {
     const started = performance.now();
     const rooms = [...this.#dirty];
     this.#dirty.clear();
+    this.#epoch++;
     for (const room of rooms) this.#sendOutbox(room);
-    this.#observers.flushSeconds?.((performance.now() - started) / 1000);
+    const ended = performance.now();
+    this.#observers.flushSeconds?.((ended - started) / 1000);
+    // Linger: after a flush that took D ms, the next waits up to D ms (at most MAX_LINGER_MS).
+    // An idle server still flushes on the next turn; a busy one spends at most about half its
+    // time writing, so reads keep up and frames grow with the load instead of the send count.
+    const took = ended - started;
+    this.#nextFlushAt = took >= LINGER_AFTER_MS ? ended + Math.min(took, MAX_LINGER_MS) : 0;
   }
 
   /**
@@ -976,18 +1009,18 @@ export class Hub implements ClientHandler, ClusterListener {
     if (entries.length === 0 || room.members.size === 0) return;
     let excluded: Set<Client> | null = null;
     for (const e of entries) if (e.except !== undefined) (excluded ??= new Set()).add(e.except);
-    const frames = buildFrames(entries.map((e) => e.line));
+    const frames = buildFrames(entries.map((e) => e.line), this.#maxFrameChars);
     let sent = 0;
     // Iterating a Set while evicting from it is safe: deleted members are simply not visited.
     for (const member of room.members) {
       if (excluded !== null && excluded.has(member)) {
         const own = entries.filter((e) => e.except !== member).map((e) => e.line);
-        for (const f of buildFrames(own)) this.#send(member, f.frame, f.count);
+        for (const f of buildFrames(own, this.#maxFrameChars)) this.#send(member, f.frame, f.count);
         continue;
       }
       let ok = true;
       for (let i = 0; ok && i < frames.length; i++) {
-        ok = member.trySend(frames[i].frame, frames[i].bytes);
+        ok = member.trySend(frames[i].frame, frames[i].bytes, this.#epoch);
       }
       if (ok) sent++;
       else this.#evictSlow(member);
@@ -1110,11 +1143,14 @@ export class Hub implements ClientHandler, ClusterListener {
 }
 
 /** Joins lines into frames of at most MAX_FRAME_OUT_CHARS (a single longer line is its own frame). */
-function buildFrames(lines: string[]): { frame: string; bytes: number; count: number }[] {
+function buildFrames(
+  lines: string[],
+  maxChars: number,
+): { frame: string; bytes: number; count: number }[] {
   const frames: { frame: string; bytes: number; count: number }[] = [];
   let start = 0, chars = 0;
   for (let i = 0; i <= lines.length; i++) {
-    if (i === lines.length || (i > start && chars + lines[i].length + 1 > MAX_FRAME_OUT_CHARS)) {
+    if (i === lines.length || (i > start && chars + lines[i].length + 1 > maxChars)) {
       if (i > start) {
         const frame = i - start === 1 ? lines[start] : lines.slice(start, i).join("\n");
         frames.push({ frame, bytes: utf8Length(frame), count: i - start });

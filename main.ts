@@ -10,7 +10,7 @@ import {
   VERSION,
   welcomeLimits,
 } from "./config.ts";
-import { type Cluster, type ClusterListener, Hub } from "./hub.ts";
+import { type Cluster, type ClusterListener, frameCharsForBudget, Hub } from "./hub.ts";
 import { createHandler } from "./server.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import { MemoryStore, type Store } from "./store.ts";
@@ -106,6 +106,7 @@ async function main(): Promise<number> {
     maxRoomsPerClient: config.maxRoomsPerClient,
     version: VERSION,
     welcomeLimits: welcomeLimits(config),
+    maxFrameChars: frameCharsForBudget(config.sendQueueBytes),
     observers: hubObservers(metrics, logger),
     auth: createAuthenticator({ password: config.password, jwt }),
     ...(cluster ? { cluster } : {}),

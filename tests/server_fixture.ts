@@ -8,7 +8,7 @@
  */
 import { assets } from "../assets.ts";
 import { type Config, parseConfig, VERSION, welcomeLimits } from "../config.ts";
-import { Hub } from "../hub.ts";
+import { frameCharsForBudget, Hub } from "../hub.ts";
 import type { ChatMessage } from "../protocol.ts";
 import { createHandler } from "../server.ts";
 import {
@@ -67,6 +67,7 @@ export async function startServer(options: FixtureOptions = {}): Promise<InProce
     maxRoomsPerClient: config.maxRoomsPerClient,
     version: VERSION,
     welcomeLimits: welcomeLimits(config),
+    maxFrameChars: frameCharsForBudget(config.sendQueueBytes),
     now: hubNow,
   });
   await hub.start();
