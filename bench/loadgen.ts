@@ -1,0 +1,245 @@
+/**
+ * A load-generator process: holds many bench clients, sends stamped texts at a fixed rate and
+ * turns every delivery into a latency sample. The orchestrator (bench/main.ts) starts several of
+ * these pinned to the load core and drives them over stdin/stdout (see control.ts).
+ *
+ * Usage: deno run -A bench/loadgen.ts [max-lifetime-seconds] [epoll|deno]
+ */
+
+import type { ClientSpec, Counters, Reply, Request } from "./control.ts";
+import { Histogram } from "./histogram.ts";
+import { scanStamps, stampText } from "./stamp.ts";
+import { EpollSocket } from "./epoll_client.ts";
+import { type BenchSocket, wallNow } from "./frames.ts";
+import { joinAs } from "./session.ts";
+import { RawWebSocket } from "./ws_client.ts";
+
+/** The process exits by itself after this long even if the orchestrator vanished, in seconds. */
+const DEFAULT_MAX_LIFETIME_S = 30 * 60;
+
+interface Client {
+  spec: ClientSpec;
+  ws: BenchSocket;
+}
+
+const clients = new Map<string, Client>();
+const histogram = new Histogram();
+// The same deliveries split at the server's `ts`: send → server, and server → receive.
+const toServer = new Histogram();
+const fromServer = new Histogram();
+let counters = emptyCounters();
+let failed = 0;
+const closes: Record<string, number> = {};
+let closedBytes = 0;
+
+// The measured window of the current run; deliveries outside it are counted but not sampled.
+let measureFrom = Infinity;
+let stopAt = -Infinity;
+let receivedAt = 0;
+let sendTimer: ReturnType<typeof setTimeout> | undefined;
+
+function resetHistograms(): void {
+  histogram.reset();
+  toServer.reset();
+  fromServer.reset();
+}
+
+function emptyCounters(): Counters {
+  return {
+    ready: 0,
+    failed: 0,
+    closes: {},
+    sent: 0,
+    sentInWindow: 0,
+    expected: 0,
+    delivered: 0,
+    deliveredOfWindow: 0,
+    deliveredDuringWindow: 0,
+    frames: 0,
+    reads: 0,
+    bytesRead: 0,
+  };
+}
+
+/** Which sockets this process uses: "epoll" (FFI, Linux) or "deno" (Deno.connect). */
+const io = Deno.args[1] === "deno" ? "deno" : "epoll";
+const openSocket: (url: URL) => Promise<BenchSocket> = io === "deno"
+  ? RawWebSocket.connect
+  : EpollSocket.connect;
+const totalReads = () => io === "deno" ? RawWebSocket.reads : EpollSocket.reads;
+
+// Reads at the last collect, so each run reports its own reads.
+let readsAtCollect = 0;
+
+/** Counts one delivery; `receivedAt` is set per read, since a whole read arrived at once. */
+function visitStamp(sentAt: number, serverTs: number): void {
+  counters.delivered++;
+  if (sentAt >= measureFrom && sentAt < stopAt) {
+    counters.deliveredOfWindow++;
+    histogram.record(receivedAt - sentAt);
+    if (serverTs === serverTs) {
+      toServer.record(serverTs - sentAt);
+      fromServer.record(receivedAt - serverTs);
+    }
+  }
+  if (receivedAt >= measureFrom && receivedAt < stopAt) counters.deliveredDuringWindow++;
+}
+
+function onRunPayload(bytes: Uint8Array, start: number, end: number, now: number): void {
+  receivedAt = now;
+  counters.frames++;
+  scanStamps(bytes, start, end, visitStamp);
+}
+
+/** Connects one client, says hello, joins its room, then counts its deliveries. */
+async function setUp(spec: ClientSpec, url: URL): Promise<void> {
+  const ws = await joinAs(openSocket, url, spec.name, spec.room, onRunPayload);
+  const client: Client = { spec, ws };
+  clients.set(spec.name, client);
+  ws.onClose = (code) => {
+    closedBytes += ws.bytesRead;
+    clients.delete(spec.name);
+    const key = String(code ?? "none");
+    closes[key] = (closes[key] ?? 0) + 1;
+  };
+  if (ws.closed) ws.onClose(ws.closeCode);
+}
+
+async function connectAll(url: URL, specs: ClientSpec[], concurrency: number): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < specs.length) {
+      const spec = specs[next++];
+      try {
+        await setUp(spec, url);
+      } catch (e) {
+        failed++;
+        if (failed <= 3) console.error(`loadgen: ${e instanceof Error ? e.message : e}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
+}
+
+function startRun(req: Extract<Request, { cmd: "run" }>): void {
+  clearTimeout(sendTimer);
+  // Each run counts from zero: setup traffic (join notices) is not part of any step.
+  resetHistograms();
+  counters = emptyCounters();
+  readsAtCollect = totalReads();
+  measureFrom = req.measureFrom;
+  stopAt = req.stopAt;
+  const senders = req.senders.map((name) => clients.get(name)).filter((c) => c !== undefined);
+  if (senders.length === 0 || req.rate <= 0) return;
+  const prefixes = senders.map((c) => `{"type":"say","room":"${c.spec.room}","text":"`);
+  let sent = 0;
+  let turn = 0;
+  const tick = () => {
+    const now = wallNow();
+    const due = Math.floor(((Math.min(now, req.stopAt) - req.startAt) * req.rate) / 1000) - sent;
+    if (due > 0) {
+      // One stamp per tick: every message of a tick leaves within the same millisecond.
+      const text = stampText(now, req.textBytes);
+      const measured = now >= req.measureFrom && now < req.stopAt;
+      for (let k = 0; k < due; k++) {
+        const i = turn++ % senders.length;
+        const sender = senders[i];
+        if (sender.ws.closed) continue;
+        sender.ws.sendText(prefixes[i] + text + '"}');
+        counters.sent++;
+        if (measured) {
+          counters.sentInWindow++;
+          counters.expected += sender.spec.roomSize;
+        }
+      }
+      sent += due;
+    }
+    if (now >= req.stopAt) return;
+    // Sleep until the next message is due (timers fire at best every ~1 ms; a late tick sends
+    // the backlog at once, so the average rate holds).
+    const nextAt = req.startAt + ((sent + 1) * 1000) / req.rate;
+    sendTimer = setTimeout(tick, Math.max(0, Math.min(nextAt, req.stopAt) - wallNow()));
+  };
+  sendTimer = setTimeout(tick, Math.max(0, req.startAt - wallNow()));
+}
+
+function snapshot(): Counters {
+  let bytesRead = closedBytes;
+  for (const c of clients.values()) bytesRead += c.ws.bytesRead;
+  return {
+    ...counters,
+    ready: clients.size,
+    failed,
+    closes: { ...closes },
+    reads: totalReads() - readsAtCollect,
+    bytesRead,
+  };
+}
+
+async function handle(req: Request): Promise<Reply> {
+  switch (req.cmd) {
+    case "connect":
+      await connectAll(new URL(req.url), req.clients, req.concurrency);
+      return { id: req.id, ok: true, counters: snapshot() };
+    case "run":
+      startRun(req);
+      return { id: req.id, ok: true, counters: snapshot() };
+    case "stats":
+      return { id: req.id, ok: true, counters: snapshot() };
+    case "collect": {
+      const reply: Reply = {
+        id: req.id,
+        ok: true,
+        counters: snapshot(),
+        histogram: histogram.toSparse(),
+        toServer: toServer.toSparse(),
+        fromServer: fromServer.toSparse(),
+      };
+      resetHistograms();
+      counters = emptyCounters();
+      readsAtCollect = totalReads();
+      return reply;
+    }
+    case "exit":
+      for (const c of clients.values()) c.ws.close();
+      setTimeout(() => Deno.exit(0), 50);
+      return { id: req.id, ok: true, counters: snapshot() };
+  }
+}
+
+const encoder = new TextEncoder();
+let writing = Promise.resolve();
+function reply(r: Reply): void {
+  const bytes = encoder.encode(JSON.stringify(r) + "\n");
+  writing = writing.then(async () => {
+    let off = 0;
+    while (off < bytes.length) off += await Deno.stdout.write(bytes.subarray(off));
+  });
+}
+
+async function main(): Promise<void> {
+  const lifetime = Number(Deno.args[0] ?? DEFAULT_MAX_LIFETIME_S);
+  setTimeout(() => {
+    console.error("loadgen: max lifetime reached, exiting");
+    Deno.exit(2);
+  }, lifetime * 1000);
+  let pending = "";
+  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      if (!line) continue;
+      const req = JSON.parse(line) as Request; // trusted: written by bench/main.ts
+      handle(req).then(
+        reply,
+        (e) => reply({ id: req.id, ok: false, error: e instanceof Error ? e.message : String(e) }),
+      );
+    }
+  }
+  // The orchestrator went away: stop everything.
+  Deno.exit(0);
+}
+
+if (import.meta.main) main();

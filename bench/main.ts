@@ -1,0 +1,393 @@
+/**
+ * The chat server benchmark: starts the server under test pinned to one core, drives it with
+ * real WebSocket clients from load-generator processes pinned to another, and prints latency,
+ * throughput, CPU and memory figures as Markdown — optionally against a naive baseline server.
+ *
+ * Usage: deno task bench [--scenario all] [--mode both] [--quick] …  (see --help)
+ */
+
+import { parseArgs } from "node:util";
+import { epollAvailable } from "./epoll_client.ts";
+import { CoreMeter, machineInfo } from "./proc.ts";
+import { scenarioSection } from "./report.ts";
+import { type Placement, Target, type TargetSpec } from "./run.ts";
+import {
+  combineRepeats,
+  DEFAULT_TEXT_BYTES,
+  runScenario,
+  type ScenarioName,
+  type ScenarioResult,
+  SCENARIOS,
+  SLOW_TEXT_BYTES,
+} from "./scenarios.ts";
+import { sleep } from "./run.ts";
+
+/** Core the server runs on; load generators and this process use LOAD_CORE. */
+export const SERVER_CORE = 0;
+export const LOAD_CORE = 1;
+/** Load-generator processes by default. */
+export const DEFAULT_WORKERS = 2;
+/** A core counts as quiet below this busy share (other jobs share the machine). */
+export const QUIET_CORE_BUSY = 0.3;
+/** The whole run is killed after this long, whatever happens, in seconds. */
+export const RUN_TIME_LIMIT_S = 20 * 60;
+
+const HELP = `Usage: deno task bench [options]
+
+Starts the server under test (pinned to core ${SERVER_CORE} with taskset) and load-generator
+processes (pinned to core ${LOAD_CORE}), runs the scenarios and prints Markdown tables on stdout.
+Progress goes to stderr. Traffic goes only to 127.0.0.1 (or --url).
+
+Options:
+  --scenario NAME     ${SCENARIOS.join(", ")} or all (default all)
+  --mode MODE         server, naive or both (default both: every figure also as server ÷ naive)
+  --quick             small and short: 100 clients, ~3 s per step (for development)
+  --clients N         clients per scenario (default 1000; slow: 100; idle: 10000)
+  --rate R[,R…]       messages/s into the server (capacity: the rates to climb; others: first)
+  --duration S        measured seconds per step (default 5-10 by scenario)
+  --url URL           measure a running server (ws://host:port/ws) instead of starting one
+  --pid PID           with --url: that server's pid, for CPU and memory figures
+  --workers N         load-generator processes (default ${DEFAULT_WORKERS})
+  --text-bytes N      size of each text (default ${DEFAULT_TEXT_BYTES}; slow: ${SLOW_TEXT_BYTES})
+  --send-queue-bytes N  passed to the real server (default: the server's own)
+  --data PATH         passed to the real server (default :memory:)
+  --io epoll|deno     generator sockets: epoll via FFI (default on Linux x86-64) or
+                      Deno.connect (portable; measured ~1.4x the CPU per read)
+  --no-pin            do not pin processes to cores
+  --repeat N          run each scenario N times per target (alternating targets) and
+                      report the median of every figure; every run's steps are listed
+  --quiet-wait S      before each scenario run, wait for both cores to be under
+                      ${
+  QUIET_CORE_BUSY * 100
+}% busy; at most S seconds over the whole run (default 120)
+  --json FILE         also write every result as JSON
+  -h, --help          show this help
+`;
+
+interface Options {
+  scenarios: ScenarioName[];
+  modes: ("naive" | "server")[];
+  url?: string;
+  pid?: number;
+  quick: boolean;
+  clients?: number;
+  rates?: number[];
+  durationS?: number;
+  workers: number;
+  textBytes?: number;
+  serverArgs: string[];
+  pin: boolean;
+  io: "epoll" | "deno";
+  repeat: number;
+  /** Seconds the whole run may spend waiting for other jobs to quiet down. */
+  quietWaitS: number;
+  json?: string;
+}
+
+function positiveInt(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new Error(`Cannot read --${name}: expected a positive integer, got "${text}"`);
+  }
+  return n;
+}
+
+function parseOptions(args: string[]): Options | "help" {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      scenario: { type: "string", default: "all" },
+      mode: { type: "string", default: "both" },
+      quick: { type: "boolean", default: false },
+      clients: { type: "string" },
+      rate: { type: "string" },
+      duration: { type: "string" },
+      url: { type: "string" },
+      pid: { type: "string" },
+      workers: { type: "string" },
+      "text-bytes": { type: "string" },
+      "send-queue-bytes": { type: "string" },
+      data: { type: "string", default: ":memory:" },
+      "no-pin": { type: "boolean", default: false },
+      io: { type: "string" },
+      json: { type: "string" },
+      repeat: { type: "string" },
+      "quiet-wait": { type: "string", default: "120" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) return "help";
+  const scenarios = values.scenario === "all"
+    ? [...SCENARIOS]
+    : values.scenario.split(",").map((s) => {
+      if (!(SCENARIOS as readonly string[]).includes(s)) {
+        throw new Error(
+          `Cannot read --scenario: expected ${SCENARIOS.join(", ")} or all, got "${s}"`,
+        );
+      }
+      return s as ScenarioName;
+    });
+  const modes: ("naive" | "server")[] | undefined = values.mode === "both"
+    ? ["naive", "server"]
+    : values.mode === "naive" || values.mode === "server"
+    ? [values.mode]
+    : undefined;
+  if (!modes) {
+    throw new Error(`Cannot read --mode: expected server, naive or both, got "${values.mode}"`);
+  }
+  if (values.url && !/^wss?:\/\//.test(values.url)) {
+    throw new Error(`Cannot read --url: expected ws://host:port/ws, got "${values.url}"`);
+  }
+  const rates = values.rate?.split(",").map((r) => positiveInt("rate", r)!);
+  const duration = values.duration === undefined ? undefined : Number(values.duration);
+  if (duration !== undefined && !(duration > 0)) {
+    throw new Error(`Cannot read --duration: expected seconds > 0, got "${values.duration}"`);
+  }
+  if (values.io !== undefined && values.io !== "epoll" && values.io !== "deno") {
+    throw new Error(`Cannot read --io: expected epoll or deno, got "${values.io}"`);
+  }
+  const io = values.io ?? (epollAvailable() ? "epoll" : "deno");
+  // Every client comes from 127.0.0.1, so the per-address limits must be off as well.
+  const serverArgs = [
+    "--rate-limit",
+    "off",
+    "--max-connections",
+    "20000",
+    "--max-connections-per-ip",
+    "0",
+    "--handshake-rate",
+    "off",
+    "--data",
+    values.data,
+  ];
+  const queue = positiveInt("send-queue-bytes", values["send-queue-bytes"]);
+  if (queue) serverArgs.push("--send-queue-bytes", String(queue));
+  return {
+    scenarios,
+    modes,
+    url: values.url,
+    pid: positiveInt("pid", values.pid),
+    quick: values.quick,
+    clients: positiveInt("clients", values.clients),
+    rates,
+    durationS: duration,
+    workers: positiveInt("workers", values.workers) ?? DEFAULT_WORKERS,
+    textBytes: positiveInt("text-bytes", values["text-bytes"]),
+    serverArgs,
+    pin: !values["no-pin"],
+    io,
+    repeat: positiveInt("repeat", values.repeat) ?? 1,
+    quietWaitS: Number(values["quiet-wait"]) >= 0 ? Number(values["quiet-wait"]) : 0,
+    json: values.json,
+  };
+}
+
+/** Pins this process (every thread, and so every later child) to `core`. */
+async function pinSelf(core: number): Promise<boolean> {
+  const out = await new Deno.Command("taskset", {
+    args: ["-a", "-p", "-c", String(core), String(Deno.pid)],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => undefined);
+  return out?.success ?? false;
+}
+
+const encoder = new TextEncoder();
+const isTerminal = Deno.stderr.isTerminal();
+let lastProgress = 0;
+function progress(line: string): void {
+  if (isTerminal) {
+    Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${line.slice(0, 160)}`));
+  } else if (performance.now() - lastProgress > 2000) {
+    // Logs get one line every 2 s instead of a carriage-return storm.
+    lastProgress = performance.now();
+    Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  }
+}
+function endProgress(): void {
+  if (isTerminal) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
+}
+
+function pct(share: number): string {
+  return `${(share * 100).toFixed(0)}%`;
+}
+
+/** Busy share of each core over one second. */
+async function backgroundLoad(): Promise<number[]> {
+  const meter = new CoreMeter();
+  await sleep(1000);
+  return meter.read().map((c) => c.busy);
+}
+
+/**
+ * Waits until every core is quiet for a second, or `budgetMs` runs out; returns the last
+ * second's busy shares. Other jobs on a shared machine distort latency far more than anything
+ * the bench does, so each scenario starts in a quiet moment when there is one.
+ */
+async function waitForQuiet(budgetMs: number, progress: (line: string) => void): Promise<number[]> {
+  const until = performance.now() + budgetMs;
+  while (true) {
+    const busy = await backgroundLoad();
+    if (busy.every((b) => b < QUIET_CORE_BUSY) || performance.now() >= until) return busy;
+    progress(`waiting for a quiet machine (cores ${busy.map(pct).join(" / ")} busy)`);
+  }
+}
+
+const open = new Set<Target>();
+
+async function closeAll(): Promise<void> {
+  await Promise.all([...open].map((t) => t.close()));
+  open.clear();
+}
+
+async function main(): Promise<number> {
+  let options: Options | "help";
+  try {
+    options = parseOptions(Deno.args);
+  } catch (e) {
+    console.error(`${e instanceof Error ? e.message : e}\n\n${HELP}`);
+    return 2;
+  }
+  if (options === "help") {
+    console.log(HELP);
+    return 0;
+  }
+  const opts = options;
+  if (!opts.url && opts.modes.includes("server")) {
+    try {
+      Deno.statSync(new URL("../main.ts", import.meta.url));
+    } catch {
+      console.error("Cannot run the real server: main.ts not found (try --mode naive)");
+      return 2;
+    }
+  }
+
+  const machine = machineInfo();
+  const pinned = opts.pin && machine.cpus >= 2 && await pinSelf(LOAD_CORE);
+  const place: Placement = {
+    serverCore: pinned ? SERVER_CORE : undefined,
+    loadCore: pinned ? LOAD_CORE : undefined,
+    workers: opts.workers,
+    maxLifetimeS: RUN_TIME_LIMIT_S + 60,
+    io: opts.io,
+  };
+
+  const stopEverything = async (why: string, code: number) => {
+    endProgress();
+    console.error(`bench: ${why}; stopping`);
+    await closeAll();
+    Deno.exit(code);
+  };
+  const watchdog = setTimeout(
+    () => stopEverything(`time limit of ${RUN_TIME_LIMIT_S} s reached`, 3),
+    RUN_TIME_LIMIT_S * 1000,
+  );
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => stopEverything(`got ${signal}`, 130));
+  }
+
+  // Whatever else runs on the machine shows up here, before the bench adds its own load.
+  const idleCores = (await backgroundLoad()).map((busy, i) => `core ${i} ${pct(busy)}`);
+
+  const header = [
+    "# Chat server benchmark",
+    "",
+    `- machine: ${machine.cpus} CPUs, ${machine.model}, ${machine.memory} RAM, Linux ${machine.kernel}`,
+    `- background load in the second before the run: ${idleCores.join(", ")} busy`,
+    `- runtime: Deno ${Deno.version.deno}, V8 ${Deno.version.v8}`,
+    pinned
+      ? `- placement: server pinned to core ${SERVER_CORE} (taskset -c ${SERVER_CORE}); ` +
+        `${opts.workers} load-generator processes (${opts.io} sockets) and this orchestrator ` +
+        `pinned to core ${LOAD_CORE} (taskset -c ${LOAD_CORE})`
+      : `- placement: not pinned (fewer than 2 CPUs, --no-pin, or taskset failed); ` +
+        `${opts.workers} load-generator processes (${opts.io} sockets)`,
+    opts.url
+      ? `- target: ${opts.url}${
+        opts.pid ? ` (pid ${opts.pid})` : " (no pid: no CPU or memory figures)"
+      }`
+      : `- targets: ${opts.modes.join(", ")}; real server args: ${opts.serverArgs.join(" ")}`,
+    `- texts: ${
+      opts.textBytes ?? `${DEFAULT_TEXT_BYTES} (slow: ${SLOW_TEXT_BYTES})`
+    } bytes, each stamped with its send time; latency = receive − send ` +
+    "on one machine clock",
+    `- command: deno task bench ${Deno.args.join(" ")}`.trimEnd(),
+    "",
+  ].join("\n");
+  console.log(header);
+
+  const quietDeadline = performance.now() + opts.quietWaitS * 1000;
+  const tag = Math.random().toString(36).slice(2, 6);
+  const all: ScenarioResult[] = [];
+  let failures = 0;
+  for (const scenario of opts.scenarios) {
+    const specs: TargetSpec[] = opts.url
+      ? [{ kind: "url", url: opts.url, pid: opts.pid }]
+      : opts.modes.map((kind) => ({ kind, args: kind === "server" ? opts.serverArgs : [] }));
+    const results: ScenarioResult[] = [];
+    // Repeats alternate the targets, so slow drifts in background load hit both alike.
+    const runs = Array.from({ length: opts.repeat }, (_, r) => specs.map((spec) => ({ spec, r })))
+      .flat();
+    for (const { spec, r } of runs) {
+      const label = `${scenario} · ${spec.kind}${opts.repeat > 1 ? ` #${r + 1}` : ""}`;
+      let target: Target | undefined;
+      try {
+        const quietBudget = Math.max(0, quietDeadline - performance.now());
+        const background = await waitForQuiet(quietBudget, (line) => progress(`${label}: ${line}`));
+        progress(`${label}: starting`);
+        target = await Target.open(spec, place);
+        open.add(target);
+        const result = await runScenario(scenario, target, {
+          quick: opts.quick,
+          clients: opts.clients,
+          rates: opts.rates,
+          durationS: opts.durationS,
+          textBytes: opts.textBytes,
+          tag: `${tag}${all.length + results.length}`,
+        }, (line) => progress(`${label} · ${line}`));
+        result.notes.unshift(
+          `background load just before: ${
+            background.map((b, i) => `core ${i} ${pct(b)}`).join(", ")
+          }`,
+        );
+        if (spec.kind !== "url") {
+          const entry = spec.kind === "naive" ? "bench/naive_server.ts" : "main.ts";
+          const pin = place.serverCore === undefined ? "" : `taskset -c ${place.serverCore} `;
+          result.notes.unshift(
+            `started as: ${pin}deno run -A ${entry} --port 0 ${spec.args.join(" ")}`.trimEnd(),
+          );
+        }
+        if (target.server) {
+          const health = JSON.stringify(await target.server.healthz()).slice(0, 400);
+          result.notes.push(`/healthz after the run: ${health}`);
+          const metrics = await target.server.metrics();
+          if (metrics) result.notes.push(`/metrics after the run: ${metrics}`);
+        }
+        results.push(result);
+      } catch (e) {
+        failures++;
+        endProgress();
+        console.error(`bench: ${label} failed: ${e instanceof Error ? e.message : e}`);
+        if (target?.server) console.error(target.server.output().slice(-2000));
+      } finally {
+        if (target) {
+          await target.close();
+          open.delete(target);
+        }
+      }
+    }
+    endProgress();
+    all.push(...results);
+    const combined = [...new Set(results.map((x) => x.target))]
+      .map((t) => combineRepeats(results.filter((x) => x.target === t)));
+    if (combined.length) console.log(scenarioSection(combined));
+  }
+  clearTimeout(watchdog);
+  if (opts.json) {
+    await Deno.writeTextFile(opts.json, JSON.stringify({ header, results: all }, null, 2));
+  }
+  return failures === 0 ? 0 : 1;
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,259 @@
+/**
+ * Child processes the bench owns: the server under test, pinned to one core, and the load
+ * generators, pinned to another. Both raise their file limit to the hard limit first
+ * (`ulimit -n` is per process and children inherit it, so the shell does it before `exec`).
+ */
+
+import type { Reply, RequestBody } from "./control.ts";
+
+const BENCH_DIR = new URL("./", import.meta.url);
+const ROOT_DIR = new URL("../", import.meta.url);
+/** How long a server may take to print its Listening line, in ms. */
+export const SERVER_START_TIMEOUT_MS = 30_000;
+/** How long a server gets to exit after SIGTERM before SIGKILL, in ms. */
+export const SERVER_STOP_GRACE_MS = 3_000;
+/** Output kept from each child for error reports, in characters. */
+const OUTPUT_TAIL_CHARS = 8_000;
+
+/** Which server to start: the real one (main.ts) or the naive baseline. */
+export type ServerKind = "server" | "naive";
+
+/** Extra `deno run` flags from the environment, e.g. BENCH_SERVER_FLAGS="--cpu-prof". */
+function extraFlags(variable: string): string[] {
+  return (Deno.env.get(variable) ?? "").split(" ").filter((f) => f !== "");
+}
+
+/** Builds `sh -c 'ulimit -n <hard>; exec taskset -c CORE deno …'` (taskset only if `core` set). */
+function pinnedCommand(core: number | undefined, denoArgs: string[], stdin: "null" | "piped") {
+  const script = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
+  const pin = core === undefined ? [] : ["taskset", "-c", String(core)];
+  return new Deno.Command("sh", {
+    args: ["-c", script, "sh", ...pin, Deno.execPath(), ...denoArgs],
+    cwd: ROOT_DIR,
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/** Keeps the last few KB a stream printed, and reports each complete line to `onLine`. */
+async function drain(
+  stream: ReadableStream<Uint8Array>,
+  keep: { text: string },
+  onLine?: (line: string) => void,
+): Promise<void> {
+  let pending = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    keep.text = (keep.text + chunk).slice(-OUTPUT_TAIL_CHARS);
+    if (!onLine) continue;
+    pending += chunk;
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      onLine(pending.slice(0, nl));
+      pending = pending.slice(nl + 1);
+    }
+  }
+}
+
+/** The server under test, running as a child process. */
+export class ServerProcess {
+  readonly kind: ServerKind;
+  readonly pid: number;
+  /** `ws://127.0.0.1:PORT/ws`. */
+  readonly wsUrl: string;
+  /** `http://127.0.0.1:PORT/`. */
+  readonly httpUrl: string;
+  #child: Deno.ChildProcess;
+  #output: { text: string };
+
+  private constructor(
+    kind: ServerKind,
+    child: Deno.ChildProcess,
+    httpUrl: string,
+    output: { text: string },
+  ) {
+    this.kind = kind;
+    this.#child = child;
+    this.pid = child.pid;
+    this.httpUrl = httpUrl;
+    this.wsUrl = httpUrl.replace(/^http/, "ws") + "ws";
+    this.#output = output;
+  }
+
+  /** Starts the server with `args` (the port is always 0) and waits for its Listening line. */
+  static async start(kind: ServerKind, args: string[], core?: number): Promise<ServerProcess> {
+    const entry = kind === "naive"
+      ? new URL("naive_server.ts", BENCH_DIR).pathname
+      : new URL("main.ts", ROOT_DIR).pathname;
+    const flags = extraFlags("BENCH_SERVER_FLAGS");
+    const child = pinnedCommand(
+      core,
+      ["run", "-A", ...flags, entry, "--port", "0", ...args],
+      "null",
+    )
+      .spawn();
+    const output = { text: "" };
+    let resolveUrl: (url: string) => void = () => {};
+    const url = new Promise<string>((resolve) => resolveUrl = resolve);
+    drain(child.stdout, output, (line) => {
+      const match = line.match(/Listening on (http:\/\/\S+\/)/);
+      if (match) resolveUrl(match[1]);
+    }).catch(() => {});
+    drain(child.stderr, output).catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const httpUrl = await Promise.race([
+        url,
+        child.status.then((s) => {
+          throw new Error(`Cannot start ${kind}: it exited with ${s.code}\n${output.text}`);
+        }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`Cannot start ${kind}: no Listening line\n${output.text}`)),
+            SERVER_START_TIMEOUT_MS,
+          );
+        }),
+      ]);
+      return new ServerProcess(kind, child, httpUrl, output);
+    } catch (e) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The tail of what the server printed. */
+  output(): string {
+    return this.#output.text;
+  }
+
+  /** GET /healthz as JSON, or an error string. */
+  async healthz(): Promise<unknown> {
+    try {
+      const res = await fetch(new URL("healthz", this.httpUrl), {
+        signal: AbortSignal.timeout(5_000),
+      });
+      return await res.json();
+    } catch (e) {
+      return `Cannot read /healthz: ${e instanceof Error ? e.message : e}`;
+    }
+  }
+
+  /**
+   * The plain counters and gauges of GET /metrics (Prometheus text, histogram buckets left out)
+   * on one line, or "" when the server has no such endpoint.
+   */
+  async metrics(): Promise<string> {
+    try {
+      const res = await fetch(new URL("metrics", this.httpUrl), {
+        signal: AbortSignal.timeout(5_000),
+      });
+      if (!res.ok) {
+        await res.body?.cancel();
+        return "";
+      }
+      return (await res.text()).split("\n")
+        .filter((l) => l && !l.startsWith("#") && !/_bucket\{|_sum |_count /.test(l))
+        .join(", ");
+    } catch {
+      return "";
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after a grace period; safe to call twice. */
+  async stop(): Promise<void> {
+    try {
+      this.#child.kill("SIGTERM");
+    } catch { /* already exited */ }
+    const timer = setTimeout(() => {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch { /* exited meanwhile */ }
+    }, SERVER_STOP_GRACE_MS);
+    await this.#child.status;
+    clearTimeout(timer);
+  }
+}
+
+/** One load-generator process (bench/loadgen.ts), driven by request/reply lines. */
+export class LoadGenerator {
+  readonly pid: number;
+  #child: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #nextId = 1;
+  #waiting = new Map<number, (reply: Reply) => void>();
+  #output = { text: "" };
+  #exited = false;
+
+  constructor(core: number | undefined, maxLifetimeS: number, io: "epoll" | "deno") {
+    const entry = new URL("loadgen.ts", BENCH_DIR).pathname;
+    const flags = extraFlags("BENCH_LOADGEN_FLAGS");
+    this.#child = pinnedCommand(
+      core,
+      ["run", "-A", ...flags, entry, String(maxLifetimeS), io],
+      "piped",
+    )
+      .spawn();
+    this.pid = this.#child.pid;
+    this.#writer = this.#child.stdin.getWriter();
+    drain(this.#child.stdout, { text: "" }, (line) => {
+      const reply = JSON.parse(line) as Reply; // written by bench/loadgen.ts
+      this.#waiting.get(reply.id)?.(reply);
+      this.#waiting.delete(reply.id);
+    }).catch(() => {});
+    drain(this.#child.stderr, this.#output, (line) => console.error(line)).catch(() => {});
+    this.#child.status.then(() => {
+      this.#exited = true;
+      for (const [id, resolve] of this.#waiting) {
+        resolve({ id, ok: false, error: `load generator exited\n${this.#output.text}` });
+      }
+      this.#waiting.clear();
+    });
+  }
+
+  /** Sends one request and waits for its reply; throws on an error reply or timeout. */
+  async request(
+    body: RequestBody,
+    timeoutMs = 10_000,
+  ): Promise<Extract<Reply, { ok: true }>> {
+    if (this.#exited) throw new Error("Cannot send request: load generator exited");
+    const id = this.#nextId++;
+    const reply = new Promise<Reply>((resolve) => this.#waiting.set(id, resolve));
+    await this.#writer.write(new TextEncoder().encode(JSON.stringify({ ...body, id }) + "\n"));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`Cannot ${body.cmd}: no reply within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    try {
+      const r = await Promise.race([reply, timeout]);
+      if (!r.ok) throw new Error(`Cannot ${body.cmd}: ${r.error}`);
+      return r;
+    } finally {
+      clearTimeout(timer);
+      this.#waiting.delete(id);
+    }
+  }
+
+  /** Asks the process to exit, then kills it if it lingers; safe to call twice. */
+  async stop(): Promise<void> {
+    if (!this.#exited) {
+      await this.request({ cmd: "exit" }, 2_000).catch(() => {});
+    }
+    const timer = setTimeout(() => {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch { /* exited */ }
+    }, 2_000);
+    await this.#child.status;
+    clearTimeout(timer);
+    try {
+      this.#writer.releaseLock();
+    } catch { /* already released */ }
+  }
+}
