@@ -100,6 +100,8 @@ export class Client {
   key = "";
   /** Rooms this client is in. Owned by the hub: only the hub adds and removes. */
   readonly rooms = new Set<string>();
+  /** Per room, the seq the room had reached when this client became a member. Owned by the hub. */
+  readonly joinedAt = new Map<string, number>();
   /** Rooms with a join in progress (waiting for the store). Owned by the hub. */
   readonly joining = new Set<string>();
   /** Commands for rooms whose join is in flight, replayed when it ends. Owned by the hub. */

@@ -505,6 +505,7 @@ export class Hub implements ClientHandler, ClusterListener {
       this.#dropIfEmpty(room);
     }
     client.rooms.clear();
+    client.joinedAt.clear();
     if (client.name !== null) {
       const session = this.#sessions.get(client.key);
       // A replaced client's session already belongs to its successor.
@@ -608,6 +609,7 @@ export class Hub implements ClientHandler, ClusterListener {
         }
         room.members.add(client);
         client.rooms.add(roomName);
+        client.joinedAt.set(roomName, room.latest);
       }
       entered = false; // the membership is now the client's; leaving undoes it
       const truncated = since !== undefined && page.truncated;
@@ -657,6 +659,7 @@ export class Hub implements ClientHandler, ClusterListener {
     }
     room.members.delete(client);
     client.rooms.delete(roomName);
+    client.joinedAt.delete(roomName);
     client.lastTyping.delete(roomName);
     this.#send(client, `{"type":"left","room":${JSON.stringify(roomName)}}`);
     this.#broadcast(room, { line: presenceLine("leave", roomName, client.name!, this.#now()) });
@@ -958,9 +961,12 @@ export class Hub implements ClientHandler, ClusterListener {
       this.#cluster?.publishRoom(m.room, line, m.seq);
       const room = this.#rooms.get(m.room);
       const reaches = room !== undefined && this.#deliverSeq(room, m, line);
-      // The echo is the acknowledgement: a sender who left the room before the commit, or whose
-      // resend the store recognised as an already delivered message, still gets it.
-      if (!reaches || !room.members.has(sender)) this.#send(sender, line);
+      // The echo is the acknowledgement. A member gets it with the room unless the message predates
+      // its membership (a resend the store recognised as an old message); a sender who left the
+      // room before the commit gets it directly. A member whose message a resync already delivered
+      // (another instance's line overtook this commit) must not get it twice.
+      const since = room?.members.has(sender) ? sender.joinedAt.get(m.room) : undefined;
+      if (since === undefined || (!reaches && m.seq <= since)) this.#send(sender, line);
     }
     if (this.#resendGuard.size > RESEND_GUARD_ENTRIES) {
       this.#trimGuard(this.#resendGuard.size - RESEND_GUARD_ENTRIES);

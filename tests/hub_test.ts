@@ -596,3 +596,55 @@ Deno.test("a member over its budget only for a moment is kept; one far over it i
   assert.equal(b.socket.closeCode, 4008, "more than eight budgets waiting: evicted without grace");
   await r.done();
 });
+
+Deno.test("cluster: a sender whose own message a resync delivered first gets it once", async () => {
+  const store = new MemoryStore();
+  const cluster = new FakeCluster();
+  let releaseAppend: () => void = () => {};
+  // The append is stored at once but answers late, as over the network.
+  const slow = wrapStore(store, {
+    async append(batch) {
+      const stored = store.append(batch);
+      await new Promise<void>((res) => releaseAppend = res);
+      return stored;
+    },
+  });
+  const queue: (() => void)[] = [];
+  const hub = new Hub({
+    store: slow,
+    maxRoomsPerClient: 3,
+    welcomeLimits: {},
+    version: "test",
+    schedule: (fn) => queue.push(fn),
+    cluster,
+  });
+  const flush = () => {
+    while (queue.length > 0) queue.shift()!();
+  };
+  const socket = new FakeSocket();
+  const a = new Client(socket, hub, {
+    sendQueueBytes: 1 << 20,
+    maxFrameBytes: 16384,
+    maxTextChars: 4000,
+    rate: null,
+    handshakeTimeoutMs: 60_000,
+    address: "test",
+  });
+  hub.add(a);
+  a.receive(JSON.stringify({ type: "hello", name: "alice" }));
+  await settle();
+  join(a);
+  await settle();
+  say(a, "mine", "c1");
+  flush(); // alice's append (seq 1) is stored, its answer is in flight
+  const [theirs] = store.append([{ room: "general", from: "Zed", text: "theirs", ts: 1 }]);
+  hub.remoteRoomLine("general", messageLine(theirs), theirs.seq); // seq 2 overtakes: gap, resync
+  await settle();
+  flush();
+  releaseAppend();
+  await settle();
+  flush();
+  assert.deepEqual(socket.of("message").map((m) => [m.seq, m.text]), [[1, "mine"], [2, "theirs"]]);
+  await hub.shutdown();
+  a.close(1000, "test over", "client");
+});
