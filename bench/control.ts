@@ -9,8 +9,10 @@ import type { SparseHistogram } from "./histogram.ts";
 export interface ClientSpec {
   name: string;
   room: string;
-  /** How many bench clients are in `room` in total (across every process). */
+  /** How many bench clients are in `room` in total (across every process and server). */
   roomSize: number;
+  /** Server this client connects to (ws://…); default: the `connect` request's `url`. */
+  url?: string;
 }
 
 /** A request from the orchestrator. */
@@ -64,6 +66,17 @@ export interface Counters {
   reads: number;
   /** Bytes read from all sockets since the process started. */
   bytesRead: number;
+  /**
+   * Message lines a client got a second time (by seq; each client must see each seq once, in
+   * order: docs/protocol.md). They count here only, not as deliveries.
+   */
+  seqRepeated: number;
+  /** Of those, lines that were the client's own message (its echo). */
+  seqRepeatedOwn: number;
+  /** Lines that arrived after a higher seq, for the first time (out of order). */
+  seqLate: number;
+  /** Seqs a client jumped over when a higher one arrived; minus `seqLate`, never arrived. */
+  seqSkipped: number;
 }
 
 /** A reply to one request. */

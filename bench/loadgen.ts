@@ -11,6 +11,7 @@ import { Histogram } from "./histogram.ts";
 import { scanStamps, stampText } from "./stamp.ts";
 import { EpollSocket } from "./epoll_client.ts";
 import { type BenchSocket, wallNow } from "./frames.ts";
+import { SeqCheck } from "./seq_check.ts";
 import { joinAs } from "./session.ts";
 import { RawWebSocket } from "./ws_client.ts";
 
@@ -58,6 +59,10 @@ function emptyCounters(): Counters {
     frames: 0,
     reads: 0,
     bytesRead: 0,
+    seqRepeated: 0,
+    seqRepeatedOwn: 0,
+    seqLate: 0,
+    seqSkipped: 0,
   };
 }
 
@@ -71,8 +76,34 @@ const totalReads = () => io === "deno" ? RawWebSocket.reads : EpollSocket.reads;
 // Reads at the last collect, so each run reports its own reads.
 let readsAtCollect = 0;
 
+// The frame being scanned and its client's seq check.
+let reading: SeqCheck | undefined;
+let readingBytes: Uint8Array = new Uint8Array(0);
+
 /** Counts one delivery; `receivedAt` is set per read, since a whole read arrived at once. */
-function visitStamp(sentAt: number, serverTs: number): void {
+function visitStamp(sentAt: number, serverTs: number, seq: number, at: number): void {
+  // Each client is in one room, so its lines must carry seqs 1 apart, each once. With several
+  // instances a line may come from the client's own instance or through Redis from another.
+  // A line the client already had is counted only as a repeat: deliveries, the delivery ratio
+  // and latency count each message once per client.
+  if (reading !== undefined && seq === seq) {
+    const skippedBefore = reading.skipped;
+    switch (reading.see(seq, readingBytes, at)) {
+      case "skipped":
+        counters.seqSkipped += reading.skipped - skippedBefore;
+        break;
+      case "late":
+        counters.seqLate++;
+        break;
+      case "repeat-own":
+        counters.seqRepeatedOwn++;
+        counters.seqRepeated++;
+        return;
+      case "repeat":
+        counters.seqRepeated++;
+        return;
+    }
+  }
   counters.delivered++;
   if (sentAt >= measureFrom && sentAt < stopAt) {
     counters.deliveredOfWindow++;
@@ -85,15 +116,31 @@ function visitStamp(sentAt: number, serverTs: number): void {
   if (receivedAt >= measureFrom && receivedAt < stopAt) counters.deliveredDuringWindow++;
 }
 
-function onRunPayload(bytes: Uint8Array, start: number, end: number, now: number): void {
+function onRunPayload(
+  seq: SeqCheck,
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  now: number,
+): void {
   receivedAt = now;
+  reading = seq;
+  readingBytes = bytes;
   counters.frames++;
   scanStamps(bytes, start, end, visitStamp);
+  reading = undefined;
 }
 
 /** Connects one client, says hello, joins its room, then counts its deliveries. */
 async function setUp(spec: ClientSpec, url: URL): Promise<void> {
-  const ws = await joinAs(openSocket, url, spec.name, spec.room, onRunPayload);
+  const seq = new SeqCheck(spec.name);
+  const ws = await joinAs(
+    openSocket,
+    spec.url === undefined ? url : new URL(spec.url),
+    spec.name,
+    spec.room,
+    (bytes, start, end, now) => onRunPayload(seq, bytes, start, end, now),
+  );
   const client: Client = { spec, ws };
   clients.set(spec.name, client);
   ws.onClose = (code) => {

@@ -1,7 +1,8 @@
 /**
  * The chat server benchmark: starts the server under test pinned to one core, drives it with
  * real WebSocket clients from load-generator processes pinned to another, and prints latency,
- * throughput, CPU and memory figures as Markdown — optionally against a naive baseline server.
+ * throughput, CPU and memory figures as Markdown — optionally against a naive baseline server,
+ * or (`--instances 2`) two instances on one Redis against one instance.
  *
  * Usage: deno task bench [--scenario all] [--mode both] [--quick] …  (see --help)
  */
@@ -10,6 +11,7 @@ import { parseArgs } from "node:util";
 import { epollAvailable } from "./epoll_client.ts";
 import { CoreMeter, machineInfo } from "./proc.ts";
 import { scenarioSection } from "./report.ts";
+import { redisServerVersion } from "./processes.ts";
 import { type Placement, Target, type TargetSpec } from "./run.ts";
 import {
   combineRepeats,
@@ -31,6 +33,18 @@ export const DEFAULT_WORKERS = 2;
 export const QUIET_CORE_BUSY = 0.3;
 /** The whole run is killed after this long, whatever happens, in seconds. */
 export const RUN_TIME_LIMIT_S = 20 * 60;
+/** Seconds the whole run may wait for a quiet machine: default, and with --instances > 1. */
+export const DEFAULT_QUIET_WAIT_S = 120;
+export const INSTANCES_QUIET_WAIT_S = 60;
+/** Most instances --instances accepts (all share one core; see docs/performance.md). */
+export const MAX_INSTANCES = 4;
+/** Scenarios that --instances > 1 runs: one room spread over every instance. */
+export const INSTANCE_SCENARIOS: readonly ScenarioName[] = ["latency", "capacity"];
+/** Target names in --instances mode; the first is the baseline every ratio is against. */
+export const BASELINE_LABEL = "1 instance";
+const ONE_REDIS_LABEL = "1 instance + Redis";
+const manyRedisLabel = (n: number) => `${n} instances + Redis`;
+const INSTANCE_SCENARIO_LIST = INSTANCE_SCENARIOS.join(", ");
 
 const HELP = `Usage: deno task bench [options]
 
@@ -41,6 +55,12 @@ Progress goes to stderr. Traffic goes only to 127.0.0.1 (or --url).
 Options:
   --scenario NAME     ${SCENARIOS.join(", ")} or all (default all)
   --mode MODE         server, naive or both (default both: every figure also as server ÷ naive)
+  --instances N       N > 1: instead of the naive comparison, run the real server three ways in
+                      the same run: one instance (--data, the baseline), one instance with
+                      --redis, and N instances with --redis, clients split evenly over them;
+                      a private redis-server on a free 127.0.0.1 port, pinned with the servers
+                      to core ${SERVER_CORE}. Scenarios: ${INSTANCE_SCENARIO_LIST} (the default then).
+                      Every figure also as a ratio of the one-instance baseline. (default 1)
   --quick             small and short: 100 clients, ~3 s per step (for development)
   --clients N         clients per scenario (default 1000; slow: 100; idle: 10000)
   --rate R[,R…]       messages/s into the server (capacity: the rates to climb; others: first)
@@ -50,7 +70,8 @@ Options:
   --workers N         load-generator processes (default ${DEFAULT_WORKERS})
   --text-bytes N      size of each text (default ${DEFAULT_TEXT_BYTES}; slow: ${SLOW_TEXT_BYTES})
   --send-queue-bytes N  passed to the real server (default: the server's own)
-  --data PATH         passed to the real server (default :memory:)
+  --data PATH         passed to the real server (default :memory:; with --instances, to the
+                      one-instance baseline only)
   --io epoll|deno     generator sockets: epoll via FFI (default on Linux x86-64) or
                       Deno.connect (portable; measured ~1.4x the CPU per read)
   --no-pin            do not pin processes to cores
@@ -59,7 +80,8 @@ Options:
   --quiet-wait S      before each scenario run, wait for both cores to be under
                       ${
   QUIET_CORE_BUSY * 100
-}% busy; at most S seconds over the whole run (default 120)
+}% busy; at most S seconds over the whole run (default ${DEFAULT_QUIET_WAIT_S};
+                      with --instances: ${INSTANCES_QUIET_WAIT_S})
   --json FILE         also write every result as JSON
   -h, --help          show this help
 `;
@@ -67,6 +89,8 @@ Options:
 interface Options {
   scenarios: ScenarioName[];
   modes: ("naive" | "server")[];
+  /** Server instances in the multi-instance comparison; 1 = the usual naive comparison. */
+  instances: number;
   url?: string;
   pid?: number;
   quick: boolean;
@@ -75,7 +99,10 @@ interface Options {
   durationS?: number;
   workers: number;
   textBytes?: number;
+  /** Flags for the real server, without the history store (`--data` or `--redis`). */
   serverArgs: string[];
+  /** `--data` value for a single instance without Redis. */
+  data: string;
   pin: boolean;
   io: "epoll" | "deno";
   repeat: number;
@@ -98,8 +125,9 @@ function parseOptions(args: string[]): Options | "help" {
     args,
     strict: true,
     options: {
-      scenario: { type: "string", default: "all" },
-      mode: { type: "string", default: "both" },
+      scenario: { type: "string" },
+      mode: { type: "string" },
+      instances: { type: "string", default: "1" },
       quick: { type: "boolean", default: false },
       clients: { type: "string" },
       rate: { type: "string" },
@@ -114,14 +142,20 @@ function parseOptions(args: string[]): Options | "help" {
       io: { type: "string" },
       json: { type: "string" },
       repeat: { type: "string" },
-      "quiet-wait": { type: "string", default: "120" },
+      "quiet-wait": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) return "help";
-  const scenarios = values.scenario === "all"
-    ? [...SCENARIOS]
-    : values.scenario.split(",").map((s) => {
+  const instances = positiveInt("instances", values.instances)!;
+  if (instances > MAX_INSTANCES) {
+    throw new Error(`Cannot read --instances: at most ${MAX_INSTANCES}, got ${instances}`);
+  }
+  const multi = instances > 1;
+  const scenarioText = values.scenario ?? (multi ? INSTANCE_SCENARIOS.join(",") : "all");
+  const scenarios = scenarioText === "all"
+    ? [...(multi ? INSTANCE_SCENARIOS : SCENARIOS)]
+    : scenarioText.split(",").map((s) => {
       if (!(SCENARIOS as readonly string[]).includes(s)) {
         throw new Error(
           `Cannot read --scenario: expected ${SCENARIOS.join(", ")} or all, got "${s}"`,
@@ -129,13 +163,30 @@ function parseOptions(args: string[]): Options | "help" {
       }
       return s as ScenarioName;
     });
-  const modes: ("naive" | "server")[] | undefined = values.mode === "both"
+  if (multi) {
+    const other = scenarios.find((s) => !INSTANCE_SCENARIOS.includes(s));
+    if (other) {
+      throw new Error(
+        `Cannot read --scenario: --instances ${instances} runs ${
+          INSTANCE_SCENARIOS.join(" and ")
+        } only, got "${other}"`,
+      );
+    }
+    if (values.mode !== undefined || values.url !== undefined) {
+      throw new Error(
+        `Cannot read --instances: it starts its own servers and compares them with one instance; ` +
+          "drop --mode and --url",
+      );
+    }
+  }
+  const mode = values.mode ?? "both";
+  const modes: ("naive" | "server")[] | undefined = mode === "both"
     ? ["naive", "server"]
-    : values.mode === "naive" || values.mode === "server"
-    ? [values.mode]
+    : mode === "naive" || mode === "server"
+    ? [mode]
     : undefined;
   if (!modes) {
-    throw new Error(`Cannot read --mode: expected server, naive or both, got "${values.mode}"`);
+    throw new Error(`Cannot read --mode: expected server, naive or both, got "${mode}"`);
   }
   if (values.url && !/^wss?:\/\//.test(values.url)) {
     throw new Error(`Cannot read --url: expected ws://host:port/ws, got "${values.url}"`);
@@ -159,14 +210,16 @@ function parseOptions(args: string[]): Options | "help" {
     "0",
     "--handshake-rate",
     "off",
-    "--data",
-    values.data,
   ];
   const queue = positiveInt("send-queue-bytes", values["send-queue-bytes"]);
   if (queue) serverArgs.push("--send-queue-bytes", String(queue));
+  const quietWait = Number(
+    values["quiet-wait"] ?? (multi ? INSTANCES_QUIET_WAIT_S : DEFAULT_QUIET_WAIT_S),
+  );
   return {
     scenarios,
     modes,
+    instances,
     url: values.url,
     pid: positiveInt("pid", values.pid),
     quick: values.quick,
@@ -176,10 +229,11 @@ function parseOptions(args: string[]): Options | "help" {
     workers: positiveInt("workers", values.workers) ?? DEFAULT_WORKERS,
     textBytes: positiveInt("text-bytes", values["text-bytes"]),
     serverArgs,
+    data: values.data,
     pin: !values["no-pin"],
     io,
     repeat: positiveInt("repeat", values.repeat) ?? 1,
-    quietWaitS: Number(values["quiet-wait"]) >= 0 ? Number(values["quiet-wait"]) : 0,
+    quietWaitS: quietWait >= 0 ? quietWait : 0,
     json: values.json,
   };
 }
@@ -235,6 +289,43 @@ async function waitForQuiet(budgetMs: number, progress: (line: string) => void):
   }
 }
 
+/** The targets each scenario runs against, in order (repeats alternate them). */
+function targetSpecs(opts: Options): TargetSpec[] {
+  if (opts.url) return [{ kind: "url", url: opts.url, pid: opts.pid }];
+  const embedded = [...opts.serverArgs, "--data", opts.data];
+  if (opts.instances > 1) {
+    // The baseline first; Redis alone, then Redis and the extra instances, so the report shows
+    // what each costs.
+    return [
+      { kind: "server", args: embedded, label: BASELINE_LABEL },
+      { kind: "server", args: opts.serverArgs, redis: true, label: ONE_REDIS_LABEL },
+      {
+        kind: "server",
+        args: opts.serverArgs,
+        redis: true,
+        instances: opts.instances,
+        label: manyRedisLabel(opts.instances),
+      },
+    ];
+  }
+  return opts.modes.map((kind) => ({ kind, args: kind === "server" ? embedded : [] }));
+}
+
+/** How a started target was launched, for the report's notes. */
+function startedAs(spec: TargetSpec, target: Target, place: Placement): string {
+  if (spec.kind === "url") return `given as ${spec.url}`;
+  const entry = spec.kind === "naive" ? "bench/naive_server.ts" : "main.ts";
+  const pin = place.serverCore === undefined ? "" : `taskset -c ${place.serverCore} `;
+  const redisArgs = target.redis ? ` --redis ${target.redis.url}` : "";
+  const count = target.servers.length > 1 ? `${target.servers.length} × ` : "";
+  const server = `${count}${pin}deno run -A ${entry} --port 0 ${spec.args.join(" ")}`.trimEnd() +
+    redisArgs;
+  const pids = target.servers.map((p) => p.pid).join(", ");
+  return target.redis
+    ? `started as: ${target.redis.command} (pid ${target.redis.pid}), then ${server} (pid ${pids})`
+    : `started as: ${server} (pid ${pids})`;
+}
+
 const open = new Set<Target>();
 
 async function closeAll(): Promise<void> {
@@ -255,6 +346,14 @@ async function main(): Promise<number> {
     return 0;
   }
   const opts = options;
+  let redisVersion: string | null = null;
+  if (opts.instances > 1) {
+    redisVersion = await redisServerVersion();
+    if (redisVersion === null) {
+      console.error("Cannot run --instances: redis-server not found on PATH");
+      return 2;
+    }
+  }
   if (!opts.url && opts.modes.includes("server")) {
     try {
       Deno.statSync(new URL("../main.ts", import.meta.url));
@@ -298,7 +397,11 @@ async function main(): Promise<number> {
     `- background load in the second before the run: ${idleCores.join(", ")} busy`,
     `- runtime: Deno ${Deno.version.deno}, V8 ${Deno.version.v8}`,
     pinned
-      ? `- placement: server pinned to core ${SERVER_CORE} (taskset -c ${SERVER_CORE}); ` +
+      ? `- placement: ${
+        opts.instances > 1
+          ? `every server instance and redis-server pinned to core ${SERVER_CORE} together`
+          : "server pinned to core " + SERVER_CORE
+      } (taskset -c ${SERVER_CORE}); ` +
         `${opts.workers} load-generator processes (${opts.io} sockets) and this orchestrator ` +
         `pinned to core ${LOAD_CORE} (taskset -c ${LOAD_CORE})`
       : `- placement: not pinned (fewer than 2 CPUs, --no-pin, or taskset failed); ` +
@@ -307,7 +410,15 @@ async function main(): Promise<number> {
       ? `- target: ${opts.url}${
         opts.pid ? ` (pid ${opts.pid})` : " (no pid: no CPU or memory figures)"
       }`
-      : `- targets: ${opts.modes.join(", ")}; real server args: ${opts.serverArgs.join(" ")}`,
+      : opts.instances > 1
+      ? `- targets: ${
+        targetSpecs(opts).map((t) => t.kind === "url" ? t.url : t.label).join(", ")
+      }` +
+        ` (baseline: ${BASELINE_LABEL} with --data ${opts.data}); Redis ${redisVersion}, ` +
+        "private, on a free 127.0.0.1 port, no persistence, fresh for each target; " +
+        `real server args: ${opts.serverArgs.join(" ")}`
+      : `- targets: ${opts.modes.join(", ")}; real server args: ${opts.serverArgs.join(" ")} ` +
+        `--data ${opts.data}`,
     `- texts: ${
       opts.textBytes ?? `${DEFAULT_TEXT_BYTES} (slow: ${SLOW_TEXT_BYTES})`
     } bytes, each stamped with its send time; latency = receive − send ` +
@@ -322,15 +433,14 @@ async function main(): Promise<number> {
   const all: ScenarioResult[] = [];
   let failures = 0;
   for (const scenario of opts.scenarios) {
-    const specs: TargetSpec[] = opts.url
-      ? [{ kind: "url", url: opts.url, pid: opts.pid }]
-      : opts.modes.map((kind) => ({ kind, args: kind === "server" ? opts.serverArgs : [] }));
+    const specs = targetSpecs(opts);
     const results: ScenarioResult[] = [];
     // Repeats alternate the targets, so slow drifts in background load hit both alike.
     const runs = Array.from({ length: opts.repeat }, (_, r) => specs.map((spec) => ({ spec, r })))
       .flat();
     for (const { spec, r } of runs) {
-      const label = `${scenario} · ${spec.kind}${opts.repeat > 1 ? ` #${r + 1}` : ""}`;
+      const name = spec.kind === "url" ? spec.kind : spec.label ?? spec.kind;
+      const label = `${scenario} · ${name}${opts.repeat > 1 ? ` #${r + 1}` : ""}`;
       let target: Target | undefined;
       try {
         const quietBudget = Math.max(0, quietDeadline - performance.now());
@@ -351,25 +461,20 @@ async function main(): Promise<number> {
             background.map((b, i) => `core ${i} ${pct(b)}`).join(", ")
           }`,
         );
-        if (spec.kind !== "url") {
-          const entry = spec.kind === "naive" ? "bench/naive_server.ts" : "main.ts";
-          const pin = place.serverCore === undefined ? "" : `taskset -c ${place.serverCore} `;
-          result.notes.unshift(
-            `started as: ${pin}deno run -A ${entry} --port 0 ${spec.args.join(" ")}`.trimEnd(),
-          );
-        }
-        if (target.server) {
-          const health = JSON.stringify(await target.server.healthz()).slice(0, 400);
-          result.notes.push(`/healthz after the run: ${health}`);
-          const metrics = await target.server.metrics();
-          if (metrics) result.notes.push(`/metrics after the run: ${metrics}`);
+        if (spec.kind !== "url") result.notes.unshift(startedAs(spec, target, place));
+        for (const [i, server] of target.servers.entries()) {
+          const which = target.servers.length > 1 ? ` (instance ${i + 1})` : "";
+          const health = JSON.stringify(await server.healthz()).slice(0, 400);
+          result.notes.push(`/healthz after the run${which}: ${health}`);
+          const metrics = await server.metrics();
+          if (metrics) result.notes.push(`/metrics after the run${which}: ${metrics}`);
         }
         results.push(result);
       } catch (e) {
         failures++;
         endProgress();
         console.error(`bench: ${label} failed: ${e instanceof Error ? e.message : e}`);
-        if (target?.server) console.error(target.server.output().slice(-2000));
+        for (const server of target?.servers ?? []) console.error(server.output().slice(-2000));
       } finally {
         if (target) {
           await target.close();
@@ -381,7 +486,9 @@ async function main(): Promise<number> {
     all.push(...results);
     const combined = [...new Set(results.map((x) => x.target))]
       .map((t) => combineRepeats(results.filter((x) => x.target === t)));
-    if (combined.length) console.log(scenarioSection(combined));
+    if (combined.length) {
+      console.log(scenarioSection(combined, opts.instances > 1 ? BASELINE_LABEL : undefined));
+    }
   }
   clearTimeout(watchdog);
   if (opts.json) {

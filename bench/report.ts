@@ -1,6 +1,7 @@
 /**
  * Markdown tables for the bench results: one row per measured step, and a summary with every
- * figure for each target and, when both ran, the real server as a ratio of the naive baseline.
+ * figure for each target and each target as a ratio of the baseline (the naive server, or in
+ * two-instance mode the one embedded instance).
  */
 
 import { fmtRate, type StepResult } from "./run.ts";
@@ -60,8 +61,11 @@ function table(head: string[], rows: string[][]): string {
   return [row(head), row(head.map(() => "---")), ...rows.map(row)].join("\n");
 }
 
-function stepRow(target: string, s: StepResult): string[] {
+function stepRow(target: string, s: StepResult, withRedis: boolean): string[] {
   const closes = Object.entries(s.closes).map(([c, n]) => `${n}×${c}`).join(" ");
+  const cpu = s.serverCpus.length > 1
+    ? `${s.serverCpus.map(share).join(" + ")} = ${share(s.serverCpu)}`
+    : share(s.serverCpu);
   return [
     target,
     s.label,
@@ -74,7 +78,8 @@ function stepRow(target: string, s: StepResult): string[] {
     ms(s.latency.p999),
     ms(s.latency.max),
     `${ms(s.toServer.p99)} / ${ms(s.fromServer.p99)}`,
-    share(s.serverCpu),
+    cpu,
+    ...(withRedis ? [share(s.redisCpu)] : []),
     bytes(s.serverPeakRss),
     Number.isFinite(s.messagesPerFrame) ? s.messagesPerFrame.toFixed(1) : "n/a",
     fmtRate(s.readsPerS),
@@ -82,12 +87,14 @@ function stepRow(target: string, s: StepResult): string[] {
     s.cores.map((c) => share(c.busy)).join(" / "),
     s.cores.map((c) => share(c.steal)).join(" / "),
     closes || "-",
+    `${s.seqRepeated} (${s.seqRepeatedOwn}) / ${s.seqLate} / ${s.seqSkipped - s.seqLate}`,
   ];
 }
 
 /** The per-step table of one scenario over every target it ran on (empty if no steps). */
 export function stepsTable(results: ScenarioResult[]): string {
-  const rows = results.flatMap((r) => r.steps.map((s) => stepRow(r.target, s)));
+  const withRedis = results.some((r) => r.steps.some((s) => Number.isFinite(s.redisCpu)));
+  const rows = results.flatMap((r) => r.steps.map((s) => stepRow(r.target, s, withRedis)));
   if (rows.length === 0) return "";
   return table([
     "target",
@@ -102,6 +109,7 @@ export function stepsTable(results: ScenarioResult[]): string {
     "max ms",
     "p99 to / from server ms",
     "server CPU",
+    ...(withRedis ? ["Redis CPU"] : []),
     "server RSS peak",
     "msgs/frame",
     "load reads/s",
@@ -109,49 +117,57 @@ export function stepsTable(results: ScenarioResult[]): string {
     "cores busy",
     "steal",
     "closed",
+    "seq twice (own) / late / missing",
   ], rows);
 }
 
 /**
- * Every summary figure, one column per target; with both "naive" and "server" present, a last
- * column gives server ÷ naive and which direction is better.
+ * Every summary figure, one column per target; when `baseline` (default "naive") is among the
+ * targets with others beside it, one more column per other target gives its figure ÷ the
+ * baseline's, and a last one which direction is better.
  */
-export function summaryTable(results: ScenarioResult[]): string {
+export function summaryTable(results: ScenarioResult[], baseline = "naive"): string {
   const names: string[] = [];
   for (const r of results) {
     for (const f of r.figures) if (!names.includes(f.name)) names.push(f.name);
   }
-  const naive = results.find((r) => r.target === "naive");
-  const server = results.find((r) => r.target === "server");
-  const compare = naive !== undefined && server !== undefined;
+  const base = results.find((r) => r.target === baseline);
+  const others = base ? results.filter((r) => r !== base) : [];
   const head = ["figure", ...results.map((r) => r.target)];
-  if (compare) head.push("server ÷ naive", "better");
+  if (others.length > 0) head.push(...others.map((o) => `${o.target} ÷ ${baseline}`), "better");
   const rows = names.map((name) => {
     const cells = [name];
     for (const r of results) {
       const f = r.figures.find((x) => x.name === name);
       cells.push(f ? formatFigure(f) : "-");
     }
-    if (compare) {
-      const a = naive.figures.find((x) => x.name === name);
-      const b = server.figures.find((x) => x.name === name);
-      const q = a && b && a.value !== 0 ? b.value / a.value : NaN;
-      cells.push(Number.isFinite(q) ? `×${q >= 100 ? q.toFixed(0) : q.toPrecision(3)}` : "n/a");
-      cells.push(b?.better ?? "");
+    if (others.length > 0) {
+      const a = base!.figures.find((x) => x.name === name);
+      let better = a?.better ?? "";
+      for (const o of others) {
+        const b = o.figures.find((x) => x.name === name);
+        better ||= b?.better ?? "";
+        const q = a && b && a.value !== 0 ? b.value / a.value : NaN;
+        cells.push(Number.isFinite(q) ? `×${q >= 100 ? q.toFixed(0) : q.toPrecision(3)}` : "n/a");
+      }
+      cells.push(better);
     }
     return cells;
   });
   return table(head, rows);
 }
 
-/** The whole section for one scenario: setup lines, steps, summary and notes. */
-export function scenarioSection(results: ScenarioResult[]): string {
+/**
+ * The whole section for one scenario: setup lines, steps, summary (ratios against `baseline`,
+ * see {@linkcode summaryTable}) and notes.
+ */
+export function scenarioSection(results: ScenarioResult[], baseline?: string): string {
   if (results.length === 0) return "";
   const parts = [`## ${results[0].scenario}`, ""];
   for (const r of results) parts.push(`- ${r.target}: ${r.setup}`);
   const steps = stepsTable(results);
   if (steps) parts.push("", steps);
-  parts.push("", summaryTable(results));
+  parts.push("", summaryTable(results, baseline));
   const notes = results.flatMap((r) => r.notes.map((n) => `- ${r.target}: ${n}`));
   if (notes.length) parts.push("", ...notes);
   return parts.join("\n") + "\n";

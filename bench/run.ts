@@ -1,12 +1,13 @@
 /**
- * One target under load: a server (started here or given by URL), its load generators, and the
- * measured step — connect clients, send at a fixed rate for a window, drain, collect.
+ * One target under load: a server (started here or given by URL) — or several instances sharing
+ * a private Redis — its load generators, and the measured step: connect clients, send at a fixed
+ * rate for a window, drain, collect.
  */
 
 import type { ClientSpec, Counters } from "./control.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
 import { CoreMeter, type CoreUse, ProcessMeter, statusBytes } from "./proc.ts";
-import { LoadGenerator, type ServerKind, ServerProcess } from "./processes.ts";
+import { LoadGenerator, RedisProcess, type ServerKind, ServerProcess } from "./processes.ts";
 import { wallNow } from "./frames.ts";
 
 /** Clients each load generator sets up at once. */
@@ -21,7 +22,7 @@ const DRAIN_POLL_MS = 250;
 
 /** Where the bench runs things: which cores, how many generator processes. */
 export interface Placement {
-  /** Core for the server, or undefined to leave it unpinned. */
+  /** Core for the server (every instance, and Redis), or undefined to leave them unpinned. */
   serverCore?: number;
   /** Core for the load generators, or undefined to leave them unpinned. */
   loadCore?: number;
@@ -33,9 +34,18 @@ export interface Placement {
   io: "epoll" | "deno";
 }
 
-/** What to measure against: a server to start, or one already running. */
+/** What to measure against: servers to start, or one already running. */
 export type TargetSpec =
-  | { kind: ServerKind; args: string[] }
+  | {
+    kind: ServerKind;
+    args: string[];
+    /** Server processes to start (real server only); clients are split over them. @default 1 */
+    instances?: number;
+    /** Start a private Redis and pass `--redis URL` to every instance. @default false */
+    redis?: boolean;
+    /** Name in the report. @default kind */
+    label?: string;
+  }
   | { kind: "url"; url: string; pid?: number };
 
 /** The figures of one measured window. */
@@ -58,8 +68,12 @@ export interface StepResult {
   toServer: LatencySummary;
   /** ... and server took it → received (store, fan-out, kernel, generator). */
   fromServer: LatencySummary;
-  /** Server CPU over the window, as a share of one core (NaN when unknown). */
+  /** Server CPU over the window, as a share of one core, summed over instances (NaN if unknown). */
   serverCpu: number;
+  /** The same per instance, in start order. */
+  serverCpus: number[];
+  /** Redis CPU over the window, as a share of one core (NaN when there is no Redis). */
+  redisCpu: number;
   /** Highest server RSS sampled in the window, in bytes. */
   serverPeakRss: number;
   /** Load-generator CPU over the window, as a share of one core. */
@@ -72,6 +86,14 @@ export interface StepResult {
   readsPerS: number;
   /** Clients the server disconnected during the step, by close code. */
   closes: Record<string, number>;
+  /** Message lines a client got a second time (same seq), over the step. */
+  seqRepeated: number;
+  /** Of those, the client's own messages (a second echo). */
+  seqRepeatedOwn: number;
+  /** Lines that arrived after a higher seq, for the first time (out of order). */
+  seqLate: number;
+  /** Seqs clients jumped over; minus `seqLate`, never arrived (within the step). */
+  seqSkipped: number;
 }
 
 /** Options for {@linkcode Target.runStep}. */
@@ -88,74 +110,136 @@ export interface StepOptions {
   textBytes: number;
 }
 
-/** A server plus the load generators aimed at it, for one scenario. */
+/** Server processes (one per instance), a Redis they share, and the load generators. */
 export class Target {
   readonly label: string;
+  /** The first instance's address (the only one unless there are several instances). */
   readonly wsUrl: string;
-  readonly server: ServerProcess | undefined;
-  readonly serverPid: number | undefined;
+  /** Every instance's address, in start order. */
+  readonly wsUrls: string[];
+  /** The servers this target started, in start order (empty for a URL target). */
+  readonly servers: ServerProcess[];
+  /** The private Redis the instances share, if any. */
+  readonly redis: RedisProcess | undefined;
+  /** Pids of the servers (a URL target's pid when given). */
+  readonly serverPids: number[];
   readonly loadgens: LoadGenerator[];
   #owner = new Map<string, LoadGenerator>();
+  /** Index into `wsUrls` of each client's server. */
+  #serverOf = new Map<string, number>();
   #assigned = 0;
+  /** Clients dealt to each generator so far, to alternate its clients over the servers. */
+  #dealt: number[];
 
   private constructor(
     label: string,
-    wsUrl: string,
-    server: ServerProcess | undefined,
-    pid: number | undefined,
+    wsUrls: string[],
+    servers: ServerProcess[],
+    pids: number[],
     loadgens: LoadGenerator[],
+    redis: RedisProcess | undefined,
   ) {
     this.label = label;
-    this.wsUrl = wsUrl;
-    this.server = server;
-    this.serverPid = pid;
+    this.wsUrl = wsUrls[0];
+    this.wsUrls = wsUrls;
+    this.servers = servers;
+    this.serverPids = pids;
     this.loadgens = loadgens;
+    this.redis = redis;
+    this.#dealt = loadgens.map(() => 0);
   }
 
-  /** Starts the server (unless given by URL) and the load generators. */
+  /** The first server this target started, if any. */
+  get server(): ServerProcess | undefined {
+    return this.servers[0];
+  }
+
+  /**
+   * Starts Redis (if asked), the servers (unless given by URL) and the load generators. On any
+   * failure it stops whatever it had started before rethrowing.
+   */
   static async open(spec: TargetSpec, place: Placement): Promise<Target> {
-    const server = spec.kind === "url"
-      ? undefined
-      : await ServerProcess.start(spec.kind, spec.args, place.serverCore);
-    const loadgens = Array.from(
-      { length: place.workers },
-      () => new LoadGenerator(place.loadCore, place.maxLifetimeS, place.io),
-    );
-    // A cheap request proves every generator is up before anything is timed.
+    let redis: RedisProcess | undefined;
+    const servers: ServerProcess[] = [];
+    const loadgens: LoadGenerator[] = [];
     try {
+      if (spec.kind !== "url") {
+        // Redis shares the servers' core: the comparison with one instance keeps the same
+        // CPU for the whole server side (see docs/performance.md, "Two instances on one Redis").
+        if (spec.redis) redis = await RedisProcess.start(place.serverCore);
+        const args = redis ? [...spec.args, "--redis", redis.url] : spec.args;
+        for (let i = 0; i < (spec.instances ?? 1); i++) {
+          servers.push(await ServerProcess.start(spec.kind, args, place.serverCore));
+        }
+      }
+      for (let i = 0; i < place.workers; i++) {
+        loadgens.push(new LoadGenerator(place.loadCore, place.maxLifetimeS, place.io));
+      }
+      // A cheap request proves every generator is up before anything is timed.
       await Promise.all(loadgens.map((g) => g.request({ cmd: "stats" }, 30_000)));
     } catch (e) {
       await Promise.all(loadgens.map((g) => g.stop()));
-      await server?.stop();
+      await Promise.all(servers.map((s) => s.stop()));
+      await redis?.stop();
       throw e;
     }
-    return spec.kind === "url"
-      ? new Target("url", spec.url, undefined, spec.pid, loadgens)
-      : new Target(spec.kind, server!.wsUrl, server, server!.pid, loadgens);
+    if (spec.kind === "url") {
+      const pids = spec.pid === undefined ? [] : [spec.pid];
+      return new Target("url", [spec.url], [], pids, loadgens, undefined);
+    }
+    return new Target(
+      spec.label ?? spec.kind,
+      servers.map((s) => s.wsUrl),
+      servers,
+      servers.map((s) => s.pid),
+      loadgens,
+      redis,
+    );
   }
 
-  /** Current server RSS in bytes (NaN when the pid is unknown). */
+  /** Current server RSS in bytes, summed over instances (NaN when the pid is unknown). */
   serverRss(): number {
-    return this.serverPid === undefined ? NaN : statusBytes(this.serverPid, "VmRSS");
+    return this.serverPids.length === 0
+      ? NaN
+      : this.serverPids.reduce((sum, pid) => sum + statusBytes(pid, "VmRSS"), 0);
   }
 
-  /** Peak server RSS since it started (VmHWM), in bytes. */
+  /** Peak server RSS since start (VmHWM), in bytes, summed over instances' own peaks. */
   serverPeakRss(): number {
-    return this.serverPid === undefined ? NaN : statusBytes(this.serverPid, "VmHWM");
+    return this.serverPids.length === 0
+      ? NaN
+      : this.serverPids.reduce((sum, pid) => sum + statusBytes(pid, "VmHWM"), 0);
   }
 
-  /** A meter over the server process (empty when the pid is unknown). */
+  /** A meter over every server process (empty when the pid is unknown). */
   serverMeter(): ProcessMeter {
-    return new ProcessMeter(this.serverPid === undefined ? [] : [this.serverPid]);
+    return new ProcessMeter(this.serverPids);
   }
 
-  /** Connects `specs`, spreading them round-robin over the generators; returns counts. */
+  /** How many of `names` connected to each instance, in start order. */
+  clientsPerServer(names: string[]): number[] {
+    const counts = this.wsUrls.map(() => 0);
+    for (const name of names) {
+      const i = this.#serverOf.get(name);
+      if (i !== undefined) counts[i]++;
+    }
+    return counts;
+  }
+
+  /**
+   * Connects `specs`, spreading them round-robin over the generators; returns counts. With
+   * several instances, each generator deals its clients to the instances in turn, generator g
+   * starting at instance g: the halves are equal, each generator holds clients of every
+   * instance, and consecutive clients (the senders) alternate between instances.
+   */
   async connect(specs: ClientSpec[]): Promise<{ ready: number; failed: number; ms: number }> {
     const batches = this.loadgens.map(() => [] as ClientSpec[]);
     for (const spec of specs) {
       const i = this.#assigned++ % this.loadgens.length;
-      batches[i].push(spec);
+      const s = (this.#dealt[i]++ + i) % this.wsUrls.length;
+      batches[i].push(this.wsUrls.length > 1 ? { ...spec, url: this.wsUrls[s] } : spec);
       this.#owner.set(spec.name, this.loadgens[i]);
+      this.#serverOf.set(spec.name, s);
     }
     const started = performance.now();
     const replies = await Promise.all(this.loadgens.map((g, i) =>
@@ -196,10 +280,14 @@ export class Target {
     }));
 
     const server = this.serverMeter();
+    const instances = this.serverPids.map((pid) => new ProcessMeter([pid]));
+    const redis = this.redis ? new ProcessMeter([this.redis.pid]) : undefined;
     const load = new ProcessMeter(this.loadgens.map((g) => g.pid));
     const cores = new CoreMeter();
     await sleep(measureFrom - wallNow());
     server.start();
+    for (const m of instances) m.start();
+    redis?.start();
     load.start();
     cores.start();
     let last = await this.#stats();
@@ -214,13 +302,17 @@ export class Target {
         `${opts.label}: ${elapsed.toFixed(1)}/${opts.durationS} s, ` +
           `in ${fmtRate((now.sent - last.sent) / ((at - lastAt) / 1000))}/s, ` +
           `out ${fmtRate((now.delivered - last.delivered) / ((at - lastAt) / 1000))}/s, ` +
-          `server CPU ${pct(server.cpuShare())}, RSS ${mb(server.rss())}, ` +
+          `server CPU ${instances.map((m) => pct(m.cpuShare())).join(" + ")}` +
+          (redis ? `, Redis CPU ${pct(redis.cpuShare())}` : "") +
+          `, RSS ${mb(server.rss())}, ` +
           `load CPU ${pct(load.cpuShare())}`,
       );
       last = now;
       lastAt = at;
     }
     const serverCpu = server.stop();
+    const serverCpus = instances.map((m) => m.stop());
+    const redisCpu = redis ? redis.stop() : NaN;
     const loadCpu = load.stop();
     const coreUse = cores.read();
     const readsInWindow = last.reads - readsAtStart;
@@ -260,12 +352,18 @@ export class Target {
       toServer: toServer.summary(),
       fromServer: fromServer.summary(),
       serverCpu,
+      serverCpus,
+      redisCpu,
       serverPeakRss: server.peakRss,
       loadCpu,
       cores: coreUse,
       messagesPerFrame: total.delivered / total.frames,
       readsPerS: readsInWindow / opts.durationS,
       closes: total.closes,
+      seqRepeated: total.seqRepeated,
+      seqRepeatedOwn: total.seqRepeatedOwn,
+      seqLate: total.seqLate,
+      seqSkipped: total.seqSkipped,
     };
   }
 
@@ -275,10 +373,11 @@ export class Target {
     return sumCounters(replies.map((r) => r.counters));
   }
 
-  /** Closes every client, stops the generators and the server; safe to call twice. */
+  /** Closes every client, stops the generators, the servers, then Redis; safe to call twice. */
   async close(): Promise<void> {
     await Promise.all(this.loadgens.map((g) => g.stop()));
-    await this.server?.stop();
+    await Promise.all(this.servers.map((s) => s.stop()));
+    await this.redis?.stop();
   }
 }
 
@@ -296,6 +395,10 @@ function sumCounters(all: Counters[]): Counters {
     frames: 0,
     reads: 0,
     bytesRead: 0,
+    seqRepeated: 0,
+    seqRepeatedOwn: 0,
+    seqLate: 0,
+    seqSkipped: 0,
   };
   for (const c of all) {
     total.frames += c.frames;
@@ -309,6 +412,10 @@ function sumCounters(all: Counters[]): Counters {
     total.deliveredOfWindow += c.deliveredOfWindow;
     total.deliveredDuringWindow += c.deliveredDuringWindow;
     total.bytesRead += c.bytesRead;
+    total.seqRepeated += c.seqRepeated;
+    total.seqRepeatedOwn += c.seqRepeatedOwn;
+    total.seqLate += c.seqLate;
+    total.seqSkipped += c.seqSkipped;
     for (const [code, n] of Object.entries(c.closes)) {
       total.closes[code] = (total.closes[code] ?? 0) + n;
     }

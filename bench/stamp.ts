@@ -23,18 +23,50 @@ const COMMA = 0x2c;
 const COLON = 0x3a;
 const LOWER_T = 0x74;
 const LOWER_S = 0x73;
+const LOWER_E = 0x65;
+const LOWER_Q = 0x71;
+/** How far before a stamp `"seq":` may start, in bytes (past `,"from":"<name>","text":"`). */
+const SEQ_LOOKBACK_BYTES = 200;
 
 /**
- * Calls `visit(sentAt, serverTs)` for every stamp in `bytes[start..end)` and returns how many it
- * found. `serverTs` is the message's `ts` (the server's clock when it took the say, whole ms)
- * when `"ts":` directly follows the text, as both servers write it; otherwise NaN.
+ * The message's `seq` when `"seq":<digits>` appears shortly before the stamp at `at` (both
+ * servers write `seq` before `from` and `text`), else NaN. Scans backwards, so it costs a few
+ * dozen byte comparisons per message and never looks into the previous line's text.
+ */
+function seqBefore(bytes: Uint8Array, start: number, at: number): number {
+  const stop = Math.max(start + 5, at - SEQ_LOOKBACK_BYTES);
+  for (let j = at - 1; j >= stop; j--) {
+    if (bytes[j] === 0x0a) return NaN; // the line began: no seq in it
+    if (
+      bytes[j] === COLON && bytes[j - 1] === QUOTE && bytes[j - 2] === LOWER_Q &&
+      bytes[j - 3] === LOWER_E && bytes[j - 4] === LOWER_S && bytes[j - 5] === QUOTE
+    ) {
+      let seq = 0;
+      let k = j + 1;
+      for (; k < at; k++) {
+        const c = bytes[k] - ZERO;
+        if (c < 0 || c > 9) break;
+        seq = seq * 10 + c;
+      }
+      return k > j + 1 ? seq : NaN;
+    }
+  }
+  return NaN;
+}
+
+/**
+ * Calls `visit(sentAt, serverTs, seq, at)` for every stamp in `bytes[start..end)` and returns how
+ * many it found. `serverTs` is the message's `ts` (the server's clock when it took the say, whole
+ * ms) when `"ts":` directly follows the text, as both servers write it; otherwise NaN. `seq` is the
+ * message's room seq when `"seq":` precedes it on its line, otherwise NaN; `at` is the index of
+ * the stamp (the first byte of the text).
  * The payload must be unmasked ASCII/UTF-8 JSON lines.
  */
 export function scanStamps(
   bytes: Uint8Array,
   start: number,
   end: number,
-  visit: (sentAt: number, serverTs: number) => void,
+  visit: (sentAt: number, serverTs: number, seq: number, at: number) => void,
 ): number {
   let found = 0;
   let i = start;
@@ -81,7 +113,7 @@ export function scanStamps(
         serverTs = serverTs * 10 + c;
       }
     }
-    visit(whole + frac / scale, serverTs);
+    visit(whole + frac / scale, serverTs, seqBefore(bytes, start, at), at);
     found++;
     i = k;
   }
