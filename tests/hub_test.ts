@@ -425,12 +425,13 @@ class FakeCluster implements Cluster {
   }
 }
 
-function clusterRig() {
+/** A hub in a fake cluster; `wrap` may put a slower store in front of the shared one. */
+function clusterRig(wrap: (store: MemoryStore) => Store = (store) => store) {
   const store = new MemoryStore();
   const cluster = new FakeCluster();
   const queue: (() => void)[] = [];
   const hub = new Hub({
-    store,
+    store: wrap(store),
     maxRoomsPerClient: 3,
     welcomeLimits: {},
     version: "test",
@@ -598,53 +599,32 @@ Deno.test("a member over its budget only for a moment is kept; one far over it i
 });
 
 Deno.test("cluster: a sender whose own message a resync delivered first gets it once", async () => {
-  const store = new MemoryStore();
-  const cluster = new FakeCluster();
   let releaseAppend: () => void = () => {};
   // The append is stored at once but answers late, as over the network.
-  const slow = wrapStore(store, {
-    async append(batch) {
-      const stored = store.append(batch);
-      await new Promise<void>((res) => releaseAppend = res);
-      return stored;
-    },
-  });
-  const queue: (() => void)[] = [];
-  const hub = new Hub({
-    store: slow,
-    maxRoomsPerClient: 3,
-    welcomeLimits: {},
-    version: "test",
-    schedule: (fn) => queue.push(fn),
-    cluster,
-  });
-  const flush = () => {
-    while (queue.length > 0) queue.shift()!();
-  };
-  const socket = new FakeSocket();
-  const a = new Client(socket, hub, {
-    sendQueueBytes: 1 << 20,
-    maxFrameBytes: 16384,
-    maxTextChars: 4000,
-    rate: null,
-    handshakeTimeoutMs: 60_000,
-    address: "test",
-  });
-  hub.add(a);
-  a.receive(JSON.stringify({ type: "hello", name: "alice" }));
+  const r = clusterRig((store) =>
+    wrapStore(store, {
+      async append(batch) {
+        const stored = store.append(batch);
+        await new Promise<void>((res) => releaseAppend = res);
+        return stored;
+      },
+    })
+  );
+  const a = await r.connect("alice");
+  join(a.client);
   await settle();
-  join(a);
+  say(a.client, "mine", "c1");
+  r.flush(); // alice's append (seq 1) is stored, its answer is in flight
+  r.peerSays("theirs"); // seq 2 overtakes it: a gap, so a resync from the store
   await settle();
-  say(a, "mine", "c1");
-  flush(); // alice's append (seq 1) is stored, its answer is in flight
-  const [theirs] = store.append([{ room: "general", from: "Zed", text: "theirs", ts: 1 }]);
-  hub.remoteRoomLine("general", messageLine(theirs), theirs.seq); // seq 2 overtakes: gap, resync
-  await settle();
-  flush();
+  r.flush();
   releaseAppend();
   await settle();
-  flush();
-  assert.deepEqual(socket.of("message").map((m) => [m.seq, m.text]), [[1, "mine"], [2, "theirs"]]);
-  await hub.shutdown();
-  a.close(1000, "test over", "client");
+  r.flush();
+  assert.deepEqual(a.socket.of("message").map((m) => [m.seq, m.text]), [[1, "mine"], [
+    2,
+    "theirs",
+  ]]);
+  await r.hub.shutdown();
+  a.client.close(1000, "test over", "client");
 });
