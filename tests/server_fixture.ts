@@ -8,7 +8,8 @@
  */
 import { assets } from "../assets.ts";
 import { type Config, parseConfig, VERSION, welcomeLimits } from "../config.ts";
-import { frameCharsForBudget, Hub } from "../hub.ts";
+import { Hub } from "../hub.ts";
+import { frameCharsForBudget } from "../room.ts";
 import type { ChatMessage } from "../protocol.ts";
 import { createHandler } from "../server.ts";
 import {
