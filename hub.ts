@@ -3,22 +3,28 @@
  * out. It is the one owner of membership and names.
  *
  * Fan-out, by design:
- * 1. `say` only queues the message in `#pending` and schedules one flush on the next macrotask.
+ * 1. `say` only queues the message in `#pending` and schedules one flush.
  * 2. The flush hands every pending message to the store in ONE `append` (one transaction: group
  *    commit). The store assigns seqs. Nothing is echoed before the commit, so an echo is an
  *    acknowledgement that the message is durable.
  * 3. Each stored message is serialised once and queued on its room's outbox along with any join,
- *    leave and typing events; then each dirty room joins its outbox into ONE frame (lines separated
- *    by "\n") and sends that same string to every member. Under light load a frame carries one
- *    message and leaves at once; under load, messages pile up while a flush runs and the next frame
- *    carries them all, sharing the per-send cost.
- * 4. A member whose send budget would overflow is evicted (4008) during the flush; the others are
- *    not slowed. Slow-consumer checks happen only here, at send time.
+ *    leave and typing events; each dirty room then joins its outbox into one frame (lines separated
+ *    by "\n"; split only past an eighth of the send budget) and sends that same string to every
+ *    member.
+ * 4. Flushes run on the next macrotask when idle; after a flush that took D ms the next waits up to
+ *    D ms (at most MAX_LINGER_MS), so under load frames carry more messages instead of the server
+ *    making more sends.
+ * 5. Slow consumers are found here, at send time: a member over its budget for SLOW_GRACE_MS, or
+ *    far over it, is evicted (4008) during the flush; the others are not slowed.
  *
- * Joins see exactly one copy of every message: `joined` carries history up to the room's committed
+ * Joins see exactly one copy of every message: `joined` carries history up to the room's `latest`
  * seq at the instant the client becomes a member, and every later commit reaches it live.
  * When the store answers asynchronously, commits are serialised (one in flight) and messages that
  * arrive meanwhile form the next batch.
+ *
+ * With a `Cluster` (several instances on Redis), committed lines are also published with their seq;
+ * lines from other instances join the same outboxes in seq order, and a gap is filled from the store
+ * (`resync`), which stays the source of truth. Names and presence are claimed cluster-wide.
  */
 import { Client, type ClientHandler, type DisconnectReason, utf8Length } from "./client.ts";
 import {
