@@ -95,7 +95,8 @@ export interface Cluster {
   readonly healthy: boolean;
   /** Takes a name for this instance; false when another instance holds it. */
   claimName(key: string, name: string): Promise<boolean>;
-  releaseName(key: string): void;
+  /** Frees a name cluster-wide; resolves once it is free (never rejects). */
+  releaseName(key: string): Promise<void>;
   /** The name as registered by whoever holds `key` on any instance, or null. */
   ownerOf(key: string): Promise<string | null>;
   /** Subscribes to the room's lines and records the member; resolves once lines will arrive. */
@@ -349,7 +350,7 @@ export class Hub implements ClientHandler, ClusterListener {
     this.#claiming.delete(key);
     if (!ok) return client.close(CloseCode.nameTaken, "name taken", "name_taken");
     if (client.closed || this.#sessions.get(key)?.client) {
-      if (!this.#sessions.has(key)) this.#cluster!.releaseName(key);
+      if (!this.#sessions.has(key)) void this.#cluster!.releaseName(key);
       if (!client.closed) client.close(CloseCode.nameTaken, "name taken", "name_taken");
       return;
     }
@@ -423,16 +424,7 @@ export class Hub implements ClientHandler, ClusterListener {
     if (!this.#clients.delete(client)) return;
     this.stats.disconnects.set(reason, (this.stats.disconnects.get(reason) ?? 0) + 1);
     const ts = this.#now();
-    for (const name of client.rooms) {
-      const room = this.#rooms.get(name);
-      if (room === undefined) continue;
-      room.members.delete(client);
-      this.#broadcast(room, { line: presenceLine("leave", name, client.name!, ts) });
-      this.#cluster?.exitRoom(name, client.name!, room.members.size === 0);
-      this.#dropIfEmpty(room);
-    }
-    client.rooms.clear();
-    client.joinedAt.clear();
+    let released: Promise<void> | undefined;
     if (client.name !== null) {
       const session = this.#sessions.get(client.key);
       // A replaced client's session already belongs to its successor.
@@ -441,13 +433,38 @@ export class Hub implements ClientHandler, ClusterListener {
         session.releaseAt = ts + NAME_RESERVATION_MS;
         // Another instance cannot check this instance's resume token, so the cluster-wide claim
         // ends now; the 60 s reservation holds on this instance.
-        this.#cluster?.releaseName(client.key);
+        released = this.#cluster?.releaseName(client.key);
       }
       this.#observers.event?.("info", "disconnect", {
         name: client.name,
         address: client.address,
         reason,
       });
+    }
+    const gone: { room: string; line: string; last: boolean }[] = [];
+    for (const name of client.rooms) {
+      const room = this.#rooms.get(name);
+      if (room === undefined) continue;
+      room.members.delete(client);
+      const line = presenceLine("leave", name, client.name!, ts);
+      this.#emit(room, { line });
+      gone.push({ room: name, line, last: room.members.size === 0 });
+      this.#dropIfEmpty(room);
+    }
+    client.rooms.clear();
+    client.joinedAt.clear();
+    const cluster = this.#cluster;
+    if (cluster !== null && gone.length > 0) {
+      // Other instances hear the leave only once the name is free there: a client that reconnects
+      // on seeing it must find its name available.
+      const tell = () => {
+        for (const g of gone) {
+          cluster.publishRoom(g.room, g.line);
+          cluster.exitRoom(g.room, client.name!, g.last);
+        }
+      };
+      if (released === undefined) tell();
+      else void released.then(tell);
     }
   }
 

@@ -80,8 +80,8 @@ export class RedisCluster implements Cluster {
     return this.#presence.claimName(key, name);
   }
 
-  releaseName(key: string): void {
-    this.#presence.releaseName(key).catch(this.#onError);
+  releaseName(key: string): Promise<void> {
+    return this.#presence.releaseName(key).catch(this.#onError);
   }
 
   async ownerOf(key: string): Promise<string | null> {

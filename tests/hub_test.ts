@@ -400,6 +400,7 @@ class FakeCluster implements Cluster {
   }
   releaseName(key: string) {
     this.names.delete(key);
+    return Promise.resolve();
   }
   ownerOf(key: string) {
     return Promise.resolve(this.names.get(key) ?? null);
