@@ -18,20 +18,58 @@ import { MemoryStore, type Store } from "./store.ts";
 import { Admission } from "./admission.ts";
 import { createAuthenticator } from "./auth.ts";
 import { createJwtVerifier } from "./jwt.ts";
-import { createLogger } from "./log.ts";
+import { createLogger, type Logger } from "./log.ts";
 import { createChatMetrics } from "./metrics.ts";
 import { hubObservers, renderMetrics } from "./observability.ts";
 
 /** Longest a graceful shutdown may take before the process exits anyway, in ms. */
 const SHUTDOWN_DEADLINE_MS = 5000;
 
-/** The history store: SQLite on disk by default, nothing kept with `--data :memory:`. */
-function openStore(config: Config): Store {
-  if (config.data === ":memory:") return new MemoryStore({ retention: config.retention });
-  return SqliteStore.open(config.data, {
-    synchronous: config.synchronous,
-    retention: config.retention,
-  });
+/** History and, with `--redis`, the other instances; or why they cannot be opened. */
+async function openBackends(
+  config: Config,
+  listener: () => ClusterListener,
+  logger: Logger,
+): Promise<{ store: Store; cluster?: Cluster } | { error: string; exitCode: number }> {
+  if (config.redis === null) {
+    try {
+      // SQLite on disk by default; nothing kept with `--data :memory:`.
+      const store = config.data === ":memory:"
+        ? new MemoryStore({ retention: config.retention })
+        : SqliteStore.open(config.data, {
+          synchronous: config.synchronous,
+          retention: config.retention,
+        });
+      return { store };
+    } catch (e) {
+      return { error: `Cannot start: ${(e as Error).message}`, exitCode: 1 };
+    }
+  }
+  if (Deno.permissions.querySync({ name: "env" }).state !== "granted") {
+    // The Redis client library reads the whole environment when it loads.
+    return {
+      error: "Cannot start with --redis: the Redis client needs --allow-env (all variables)",
+      exitCode: 2,
+    };
+  }
+  // Loaded only here, so a single instance never loads any Redis code.
+  const [{ RedisStore }, { RedisCluster }] = await Promise.all([
+    import("./redis_store.ts"),
+    import("./redis_cluster.ts"),
+  ]);
+  let store: Store | undefined;
+  try {
+    store = await RedisStore.connect({ url: config.redis, retention: config.retention });
+    const cluster = await RedisCluster.connect(
+      { url: config.redis },
+      listener,
+      (e) => logger.warn("redis", { error: e }),
+    );
+    return { store, cluster };
+  } catch (e) {
+    await store?.close();
+    return { error: `Cannot start: Redis is unreachable: ${(e as Error).message}`, exitCode: 1 };
+  }
 }
 
 /** The address to print: the first URL on the Listening line is one a browser can open. */
@@ -59,7 +97,6 @@ async function main(): Promise<number> {
   const config = parsed.config;
   const logger = createLogger({ format: config.logFormat, level: config.logLevel });
   let tls: { cert: string; key: string } | null = null;
-  let store: Store;
   try {
     if (config.certFile !== null && config.keyFile !== null) {
       tls = {
@@ -67,39 +104,18 @@ async function main(): Promise<number> {
         key: Deno.readTextFileSync(config.keyFile),
       };
     }
-    store = config.redis === null ? openStore(config) : new MemoryStore();
   } catch (e) {
     console.error(`Cannot start: ${(e as Error).message}`);
     return 1;
   }
-  let cluster: Cluster | undefined;
   // The cluster hears other instances before the hub exists; it reaches the hub through this.
   const relay: { hub?: ClusterListener } = {};
-  if (config.redis !== null) {
-    if (Deno.permissions.querySync({ name: "env" }).state !== "granted") {
-      // The Redis client library reads the whole environment when it loads.
-      console.error(
-        "Cannot start with --redis: the Redis client needs --allow-env (all variables)",
-      );
-      return 2;
-    }
-    // Loaded only here, so a single instance never loads any Redis code.
-    const [{ RedisStore }, { RedisCluster }] = await Promise.all([
-      import("./redis_store.ts"),
-      import("./redis_cluster.ts"),
-    ]);
-    try {
-      store = await RedisStore.connect({ url: config.redis, retention: config.retention });
-      cluster = await RedisCluster.connect(
-        { url: config.redis },
-        () => relay.hub!,
-        (e) => logger.warn("redis", { error: e }),
-      );
-    } catch (e) {
-      console.error(`Cannot start: Redis is unreachable: ${(e as Error).message}`);
-      return 1;
-    }
+  const backends = await openBackends(config, () => relay.hub!, logger);
+  if ("error" in backends) {
+    console.error(backends.error);
+    return backends.exitCode;
   }
+  const { store, cluster } = backends;
   const metrics = createChatMetrics();
   const jwt = config.jwtSecret === null ? null : await createJwtVerifier(config.jwtSecret);
   const hub = new Hub({
