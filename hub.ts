@@ -965,7 +965,9 @@ export class Hub implements ClientHandler, ClusterListener {
     for (const member of room.members) {
       if (excluded !== null && excluded.has(member)) {
         const own = entries.filter((e) => e.except !== member).map((e) => e.line);
-        for (const f of buildFrames(own, this.#maxFrameChars)) this.#send(member, f.frame, f.count);
+        for (const f of buildFrames(own, this.#maxFrameChars)) {
+          this.#send(member, f.frame, f.count, this.#epoch);
+        }
         continue;
       }
       let ok = true;
@@ -979,9 +981,12 @@ export class Hub implements ClientHandler, ClusterListener {
     this.stats.messagesDelivered += sent * entries.length;
   }
 
-  /** Sends a line (or frame of `count` lines) to one client; evicts it if over budget. */
-  #send(client: Client, frame: string, count = 1): void {
-    if (client.trySend(frame, utf8Length(frame))) {
+  /**
+   * Sends a line (or frame of `count` lines) to one client; evicts it if over budget. `epoch` is
+   * set inside a flush, so the client is judged like every other member of that flush.
+   */
+  #send(client: Client, frame: string, count = 1, epoch?: number): void {
+    if (client.trySend(frame, utf8Length(frame), epoch)) {
       this.stats.framesSent++;
       this.stats.messagesDelivered += count;
     } else this.#evictSlow(client);
