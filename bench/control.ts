@@ -80,6 +80,28 @@ export interface Counters {
 }
 
 /** A reply to one request. */
+/** Counters at zero: a generator's fresh window, and the start of a sum over generators. */
+export function emptyCounters(): Counters {
+  return {
+    ready: 0,
+    failed: 0,
+    closes: {},
+    sent: 0,
+    sentInWindow: 0,
+    expected: 0,
+    delivered: 0,
+    deliveredOfWindow: 0,
+    deliveredDuringWindow: 0,
+    frames: 0,
+    reads: 0,
+    bytesRead: 0,
+    seqRepeated: 0,
+    seqRepeatedOwn: 0,
+    seqLate: 0,
+    seqSkipped: 0,
+  };
+}
+
 export type Reply =
   | {
     id: number;

@@ -6,7 +6,13 @@
  * Usage: deno run -A bench/loadgen.ts [max-lifetime-seconds] [epoll|deno]
  */
 
-import type { ClientSpec, Counters, Reply, Request } from "./control.ts";
+import {
+  type ClientSpec,
+  type Counters,
+  emptyCounters,
+  type Reply,
+  type Request,
+} from "./control.ts";
 import { Histogram } from "./histogram.ts";
 import { scanStamps, stampText } from "./stamp.ts";
 import { EpollSocket } from "./epoll_client.ts";
@@ -43,27 +49,6 @@ function resetHistograms(): void {
   histogram.reset();
   toServer.reset();
   fromServer.reset();
-}
-
-function emptyCounters(): Counters {
-  return {
-    ready: 0,
-    failed: 0,
-    closes: {},
-    sent: 0,
-    sentInWindow: 0,
-    expected: 0,
-    delivered: 0,
-    deliveredOfWindow: 0,
-    deliveredDuringWindow: 0,
-    frames: 0,
-    reads: 0,
-    bytesRead: 0,
-    seqRepeated: 0,
-    seqRepeatedOwn: 0,
-    seqLate: 0,
-    seqSkipped: 0,
-  };
 }
 
 /** Which sockets this process uses: "epoll" (FFI, Linux) or "deno" (Deno.connect). */

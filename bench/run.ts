@@ -4,7 +4,7 @@
  * rate for a window, drain, collect.
  */
 
-import type { ClientSpec, Counters } from "./control.ts";
+import { type ClientSpec, type Counters, emptyCounters } from "./control.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
 import { CoreMeter, type CoreUse, ProcessMeter, statusBytes } from "./proc.ts";
 import { LoadGenerator, RedisProcess, type ServerKind, ServerProcess } from "./processes.ts";
@@ -382,24 +382,7 @@ export class Target {
 }
 
 function sumCounters(all: Counters[]): Counters {
-  const total: Counters = {
-    ready: 0,
-    failed: 0,
-    closes: {},
-    sent: 0,
-    sentInWindow: 0,
-    expected: 0,
-    delivered: 0,
-    deliveredOfWindow: 0,
-    deliveredDuringWindow: 0,
-    frames: 0,
-    reads: 0,
-    bytesRead: 0,
-    seqRepeated: 0,
-    seqRepeatedOwn: 0,
-    seqLate: 0,
-    seqSkipped: 0,
-  };
+  const total = emptyCounters();
   for (const c of all) {
     total.frames += c.frames;
     total.reads += c.reads;

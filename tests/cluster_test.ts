@@ -8,7 +8,14 @@
  * installed.
  */
 import assert from "node:assert/strict";
-import { type Msg, type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
+import {
+  eventually,
+  type Msg,
+  sleep,
+  type SpawnedServer,
+  spawnServer,
+  TestClient,
+} from "./helpers.ts";
 import { startRedis, type StartRedisOptions, type TestRedis } from "./redis_server.ts";
 
 // Probe once: without redis-server every test below is registered as ignored, with the reason.
@@ -78,21 +85,6 @@ function clusterTest(
       }
     },
   });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` every 20 ms until it returns true; throws after `timeoutMs`. */
-async function eventually(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
-    await sleep(20);
-  }
 }
 
 /** The `status` field of the server's /healthz. */

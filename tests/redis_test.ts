@@ -4,6 +4,7 @@
  * instances and survives a Redis restart; presence unites instances and forgets a dead one within
  * its bound. Every suite skips with a message when no `redis-server` is installed.
  */
+import { eventually } from "./helpers.ts";
 import assert from "node:assert/strict";
 import type { NewMessage, RetentionPolicy } from "../store.ts";
 import { closeRedis, connectRedis } from "../redis_client.ts";
@@ -47,21 +48,6 @@ function redisTest(name: string, fn: (redis: TestRedis) => Promise<void>): void 
       }
     },
   });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` every 20 ms until it returns true or `timeoutMs` passes. */
-async function eventually(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
-    await sleep(20);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
