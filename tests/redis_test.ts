@@ -435,6 +435,8 @@ redisTest(
       await assert.rejects(() => bus.publishRoom("general", "while hung"));
       redis.resume();
       await eventually("the bus is back", () => bus.healthy, 5000);
+      // onHealth(true) comes before onResync (redis_bus.ts), so wait for the resync itself.
+      await eventually("the room is resynced", () => rec.resyncs.length > 0, 5000);
       assert.deepEqual(rec.resyncs, ["general"]);
       // The documented hazard: a timed-out append was sent, so Redis ran it once it woke up.
       assert.deepEqual((await store.read("general", { limit: 10 })).map((m) => m.text), [
