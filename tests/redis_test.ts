@@ -387,6 +387,11 @@ redisTest(
 
       await redis.restart();
       await eventually("both buses are healthy again", () => a.healthy && b.healthy);
+      // onHealth(true) comes before onResync (redis_bus.ts), so wait for the resyncs themselves.
+      await eventually(
+        "both buses resynced",
+        () => ra.resyncs.length >= 1 && rb.resyncs.length >= 2,
+      );
       assert.deepEqual(ra.health, [false, true]);
       assert.deepEqual(rb.health, [false, true]);
       assert.deepEqual(ra.resyncs, ["general"]);
