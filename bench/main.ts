@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { epollAvailable } from "./epoll_client.ts";
 import { CoreMeter, machineInfo } from "./proc.ts";
 import { scenarioSection } from "./report.ts";
-import { redisServerVersion } from "./processes.ts";
+import { redisServerVersion, serverDenoArgs } from "./processes.ts";
 import { type Placement, Target, type TargetSpec } from "./run.ts";
 import {
   combineRepeats,
@@ -314,11 +314,11 @@ function targetSpecs(opts: Options): TargetSpec[] {
 /** How a started target was launched, for the report's notes. */
 function startedAs(spec: TargetSpec, target: Target, place: Placement): string {
   if (spec.kind === "url") return `given as ${spec.url}`;
-  const entry = spec.kind === "naive" ? "bench/naive_server.ts" : "main.ts";
   const pin = place.serverCore === undefined ? "" : `taskset -c ${place.serverCore} `;
   const redisArgs = target.redis ? ` --redis ${target.redis.url}` : "";
   const count = target.servers.length > 1 ? `${target.servers.length} × ` : "";
-  const server = `${count}${pin}deno run -A ${entry} --port 0 ${spec.args.join(" ")}`.trimEnd() +
+  const deno = serverDenoArgs(spec.kind).join(" ");
+  const server = `${count}${pin}deno ${deno} --port 0 ${spec.args.join(" ")}`.trimEnd() +
     redisArgs;
   const pids = target.servers.map((p) => p.pid).join(", ");
   return target.redis

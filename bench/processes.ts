@@ -6,6 +6,7 @@
  */
 
 import type { Reply, RequestBody } from "./control.ts";
+import { V8_FLAGS } from "../config.ts";
 
 const BENCH_DIR = new URL("./", import.meta.url);
 const ROOT_DIR = new URL("../", import.meta.url);
@@ -22,6 +23,17 @@ export type ServerKind = "server" | "naive";
 /** Extra `deno run` flags from the environment, e.g. BENCH_SERVER_FLAGS="--cpu-prof". */
 function extraFlags(variable: string): string[] {
   return (Deno.env.get(variable) ?? "").split(" ").filter((f) => f !== "");
+}
+
+/**
+ * The `deno` arguments that start a server, before its own flags: the real server runs with the
+ * V8 flags `deno task start` and the executables use; the naive baseline with V8's defaults, as a
+ * first version would. Entries are relative to the project root (the children's working directory).
+ */
+export function serverDenoArgs(kind: ServerKind): string[] {
+  const entry = kind === "naive" ? "bench/naive_server.ts" : "main.ts";
+  const runtime = kind === "naive" ? [] : [`--v8-flags=${V8_FLAGS.join(",")}`];
+  return ["run", "-A", ...runtime, ...extraFlags("BENCH_SERVER_FLAGS"), entry];
 }
 
 /** Builds `sh -c 'ulimit -n <hard>; exec taskset -c CORE deno …'` (taskset only if `core` set). */
@@ -83,15 +95,7 @@ export class ServerProcess {
 
   /** Starts the server with `args` (the port is always 0) and waits for its Listening line. */
   static async start(kind: ServerKind, args: string[], core?: number): Promise<ServerProcess> {
-    const entry = kind === "naive"
-      ? new URL("naive_server.ts", BENCH_DIR).pathname
-      : new URL("main.ts", ROOT_DIR).pathname;
-    const flags = extraFlags("BENCH_SERVER_FLAGS");
-    const child = pinnedCommand(
-      core,
-      ["run", "-A", ...flags, entry, "--port", "0", ...args],
-      "null",
-    )
+    const child = pinnedCommand(core, [...serverDenoArgs(kind), "--port", "0", ...args], "null")
       .spawn();
     const output = { text: "" };
     let resolveUrl: (url: string) => void = () => {};

@@ -20,7 +20,7 @@ export const TARGETS = [
   "x86_64-pc-windows-msvc",
 ] as const;
 
-import { SECRET_ENV_VARIABLES } from "../config.ts";
+import { SECRET_ENV_VARIABLES, V8_FLAGS } from "../config.ts";
 
 /** The SQLite files the server may read and write: the database, its WAL, shared memory and journal. */
 export const DATABASE_FILES = ["chat.db", "chat.db-wal", "chat.db-shm", "chat.db-journal"];
@@ -49,6 +49,7 @@ export function compileArgs(
     "compile",
     ...(options.check === false ? ["--no-check"] : []),
     ...COMPILE_PERMISSIONS,
+    `--v8-flags=${V8_FLAGS.join(",")}`,
     ...(options.target ? ["--target", options.target] : []),
     "--output",
     options.output,

@@ -17,6 +17,8 @@ import {
   TARGETS,
 } from "../scripts/compile_all.ts";
 import { TestClient } from "./helpers.ts";
+import { V8_FLAGS } from "../config.ts";
+import { serverDenoArgs } from "../bench/processes.ts";
 
 const ROOT = new URL("../", import.meta.url);
 /** How long the executable may take to print its Listening line, in ms. */
@@ -312,4 +314,28 @@ Deno.test("sha256File hashes a file as sha256sum does", async () => {
   } finally {
     await Deno.remove(file);
   }
+});
+
+Deno.test("the server runs with the same V8 flags from the tasks, the executables and the bench", async () => {
+  const flag = `--v8-flags=${V8_FLAGS.join(",")}`;
+  const { tasks } = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
+  for (const task of ["dev", "start", "compile"]) {
+    assert(tasks[task].split(" ").includes(flag), `task ${task} lacks ${flag}: ${tasks[task]}`);
+  }
+  const args = compileArgs({ entry: "main.ts", output: "dist/x", target: TARGETS[0] });
+  assert(args.includes(flag), `compile_all lacks ${flag}: ${args}`);
+  assert(serverDenoArgs("server").includes(flag), `the bench's server lacks ${flag}`);
+  assert(!serverDenoArgs("naive").some((a) => a.startsWith("--v8-flags")), "naive is tuned");
+});
+
+Deno.test("V8 accepts the server's flags (an unknown flag would stop deno at start)", async () => {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", `--v8-flags=${V8_FLAGS.join(",")}`, "-A", "main.ts", "--version"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(stderr);
+  assert(code === 0, `exit ${code}: ${err}`);
+  assert(new TextDecoder().decode(stdout).trim() !== "", "no version printed");
 });
