@@ -102,18 +102,21 @@ export class Client {
   readonly rooms = new Set<string>();
   /** Per room, the seq the room had reached when this client became a member. Owned by the hub. */
   readonly joinedAt = new Map<string, number>();
+  // The next three are created on first use: most connections never need them, and each empty
+  // collection costs ~100 bytes on every idle connection.
   /** Rooms with a join in progress (waiting for the store). Owned by the hub. */
-  readonly joining = new Set<string>();
+  joining: Set<string> | null = null;
   /** Commands for rooms whose join is in flight, replayed when it ends. Owned by the hub. */
-  readonly held: Command[] = [];
+  held: Command[] | null = null;
   /** Last typing relay per room, in ms. Owned by the hub. */
-  readonly lastTyping = new Map<string, number>();
+  lastTyping: Map<string, number> | null = null;
 
   #handler: ClientHandler;
   #options: ClientOptions;
   #messages: TokenBucket | null;
   #control: TokenBucket | null;
-  #flood: FloodWindow;
+  /** Created at the first refusal. */
+  #flood: FloodWindow | null = null;
   #handshakeTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #greeted = false;
@@ -144,7 +147,6 @@ export class Client {
         now,
       )
       : null;
-    this.#flood = new FloodWindow(FLOOD_REJECTIONS, FLOOD_WINDOW_MS, now);
     this.#handshakeTimer = setTimeout(() => {
       this.#handshakeTimer = undefined;
       this.close(CloseCode.badHandshake, "no hello in time", "bad_handshake");
@@ -257,6 +259,7 @@ export class Client {
     if (bucket !== null && !bucket.take()) {
       const cid = isMessage ? command.cid : undefined;
       this.refuse("rate_limited", `Cannot ${command.type}: over the rate limit, slow down`, cid);
+      this.#flood ??= new FloodWindow(FLOOD_REJECTIONS, FLOOD_WINDOW_MS, this.#now);
       if (!this.#closed && this.#flood.record()) {
         this.close(CloseCode.flooding, "kept flooding", "rate_limited");
       }

@@ -386,8 +386,9 @@ export class Hub implements ClientHandler, ClusterListener {
   command(client: Client, command: Command): void {
     // A client may send into a room right after asking to join it (a reconnect resends its
     // outbox at once); hold those commands until the join answers, so they keep their order.
-    if ("room" in command && command.type !== "join" && client.joining.has(command.room)) {
-      if (client.held.length >= MAX_HELD_COMMANDS) {
+    if ("room" in command && command.type !== "join" && client.joining?.has(command.room)) {
+      const held = client.held ??= [];
+      if (held.length >= MAX_HELD_COMMANDS) {
         return this.#refuse(
           client,
           "not_in_room",
@@ -395,7 +396,7 @@ export class Hub implements ClientHandler, ClusterListener {
           command.cid,
         );
       }
-      client.held.push(command);
+      held.push(command);
       return;
     }
     switch (command.type) {
@@ -503,8 +504,9 @@ export class Hub implements ClientHandler, ClusterListener {
     cid: string | undefined,
   ): Promise<void> {
     const already = client.rooms.has(roomName);
-    if (!already && client.joining.has(roomName)) return; // the first join's reply answers both
-    if (!already && client.rooms.size + client.joining.size >= this.#options.maxRoomsPerClient) {
+    if (!already && client.joining?.has(roomName)) return; // the first join's reply answers both
+    const inFlight = client.joining?.size ?? 0;
+    if (!already && client.rooms.size + inFlight >= this.#options.maxRoomsPerClient) {
       return this.#refuse(
         client,
         "too_many_rooms",
@@ -515,7 +517,8 @@ export class Hub implements ClientHandler, ClusterListener {
     let room = this.#rooms.get(roomName);
     if (room === undefined) this.#rooms.set(roomName, room = new Room(roomName));
     room.joinsInFlight++;
-    client.joining.add(roomName);
+    const joining = client.joining ??= new Set();
+    joining.add(roomName);
     // In a cluster, subscribe before reading so no line falls between the history and the feed.
     let entered = false;
     try {
@@ -577,7 +580,8 @@ export class Hub implements ClientHandler, ClusterListener {
       this.#storeFailed(e);
       this.#refuse(client, "unavailable", "Cannot join: history is unavailable, try again", cid);
     } finally {
-      client.joining.delete(roomName);
+      joining.delete(roomName);
+      if (joining.size === 0 && client.joining === joining) client.joining = null;
       room.joinsInFlight--;
       this.#replayHeld(client, roomName);
       if (entered) this.#cluster!.exitRoom(roomName, client.name!, room.members.size === 0);
@@ -587,12 +591,12 @@ export class Hub implements ClientHandler, ClusterListener {
 
   /** Runs the commands held for `roomName` while its join was in flight, in order. */
   #replayHeld(client: Client, roomName: string): void {
-    if (client.held.length === 0 || client.closed) return;
-    const mine = client.held.filter((c) => "room" in c && c.room === roomName);
+    const held = client.held;
+    if (held === null || client.closed) return;
+    const mine = held.filter((c) => "room" in c && c.room === roomName);
     if (mine.length === 0) return;
-    const rest = client.held.filter((c) => !("room" in c && c.room === roomName));
-    client.held.length = 0;
-    client.held.push(...rest);
+    const rest = held.filter((c) => !("room" in c && c.room === roomName));
+    client.held = rest.length === 0 ? null : rest;
     for (const command of mine) this.command(client, command);
   }
 
@@ -604,7 +608,7 @@ export class Hub implements ClientHandler, ClusterListener {
     room.members.delete(client);
     client.rooms.delete(roomName);
     client.joinedAt.delete(roomName);
-    client.lastTyping.delete(roomName);
+    client.lastTyping?.delete(roomName);
     this.#send(client, `{"type":"left","room":${JSON.stringify(roomName)}}`);
     this.#broadcast(room, { line: presenceLine("leave", roomName, client.name!, this.#now()) });
     this.#cluster?.exitRoom(roomName, client.name!, room.members.size === 0);
@@ -794,9 +798,10 @@ export class Hub implements ClientHandler, ClusterListener {
       return this.#refuse(client, "not_in_room", "Cannot type: join the room first", cid);
     }
     const now = this.#now();
-    const last = client.lastTyping.get(roomName);
+    const typed = client.lastTyping ??= new Map();
+    const last = typed.get(roomName);
     if (last !== undefined && now - last < TYPING_INTERVAL_MS) return;
-    client.lastTyping.set(roomName, now);
+    typed.set(roomName, now);
     this.#broadcast(room, {
       line: `{"type":"typing","room":${JSON.stringify(roomName)},"user":${
         JSON.stringify(client.name)
