@@ -338,7 +338,7 @@ export interface ChatMetrics {
   disconnects: LabeledCounter<"reason">;
   /** `chat_rejected_total{code}`: commands or connections refused, by error or close code. */
   rejected: LabeledCounter<"code">;
-  /** `chat_flush_seconds`: time to flush one client's send queue, in seconds. */
+  /** `chat_flush_seconds`: time one flush takes to queue its frames on the sockets, in seconds. */
   flushSeconds: Histogram;
   /** `chat_store_commit_seconds`: time for the store to commit a batch of messages, in seconds. */
   storeCommitSeconds: Histogram;
@@ -390,7 +390,8 @@ export function createChatMetrics(options: ChatMetricsOptions = {}): ChatMetrics
     }),
     flushSeconds: registry.histogram({
       name: "chat_flush_seconds",
-      help: "Time to write one client's queued messages to its socket, in seconds.",
+      help:
+        "Time one flush takes to queue every busy room's frame on its members' sockets, in seconds.",
       buckets: LATENCY_BUCKETS_SECONDS,
     }),
     storeCommitSeconds: registry.histogram({
