@@ -11,7 +11,8 @@ import { parseArgs } from "node:util";
 import { epollAvailable } from "./epoll_client.ts";
 import { CoreMeter, machineInfo } from "./proc.ts";
 import { scenarioSection } from "./report.ts";
-import { redisServerVersion, serverDenoArgs } from "./processes.ts";
+import { serverDenoArgs } from "./processes.ts";
+import { redisServerVersion } from "../scripts/redis_process.ts";
 import { type Placement, Target, type TargetSpec } from "./run.ts";
 import {
   combineRepeats,

@@ -7,6 +7,7 @@
 
 import type { Reply, RequestBody } from "./control.ts";
 import { V8_FLAGS } from "../config.ts";
+import { onFreePort, spawnRedisServer } from "../scripts/redis_process.ts";
 
 const BENCH_DIR = new URL("./", import.meta.url);
 const ROOT_DIR = new URL("../", import.meta.url);
@@ -263,15 +264,11 @@ export class LoadGenerator {
   }
 }
 
-/** How long a bench Redis may take to answer PING, in ms. */
-export const REDIS_START_TIMEOUT_MS = 5_000;
-const REDIS_PING_INTERVAL_MS = 20;
-
 /**
  * A private, throwaway `redis-server` for the two-instance mode: a free port on 127.0.0.1, its
  * own temporary directory, no persistence (`--save "" --appendonly no`), optionally pinned to a
- * core. tests/redis_server.ts does the same for tests; the bench needs the pid (for CPU figures)
- * and the pinning, which that helper does not expose.
+ * core. Started by scripts/redis_process.ts, as the tests' Redis is; the bench keeps the pid for
+ * CPU figures.
  */
 export class RedisProcess {
   readonly pid: number;
@@ -297,68 +294,14 @@ export class RedisProcess {
   static async start(core?: number): Promise<RedisProcess> {
     const dir = await Deno.makeTempDir({ prefix: "chat-bench-redis-" });
     try {
-      // The free port is found by binding and closing it, so another process may take it before
-      // redis-server binds; a few tries make that harmless.
-      for (let attempt = 0;; attempt++) {
-        try {
-          return await RedisProcess.#spawn(core, dir, freePort());
-        } catch (e) {
-          if (attempt >= 2) throw e;
-        }
-      }
+      return await onFreePort(async (port) => {
+        const { child, command } = await spawnRedisServer({ port, dir, core });
+        return new RedisProcess(child, port, dir, command);
+      });
     } catch (e) {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
       throw e;
     }
-  }
-
-  static async #spawn(core: number | undefined, dir: string, port: number) {
-    const args = [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--dir",
-      dir,
-      "--logfile",
-      `${dir}/redis.log`,
-    ];
-    // taskset execs redis-server, so the child's pid is Redis's own.
-    const argv = core === undefined
-      ? ["redis-server", ...args]
-      : ["taskset", "-c", String(core), "redis-server", ...args];
-    let child: Deno.ChildProcess;
-    try {
-      child = new Deno.Command(argv[0], {
-        args: argv.slice(1),
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new Error(`Cannot start Redis: ${argv[0]} not found on PATH`);
-      }
-      throw e;
-    }
-    let exited = false;
-    child.status.then(() => exited = true);
-    const deadline = performance.now() + REDIS_START_TIMEOUT_MS;
-    while (!exited && performance.now() < deadline) {
-      if (await answersPing(port)) {
-        const shown = argv.map((a) => a === "" ? "''" : a).join(" ").replaceAll(dir, "$TMPDIR");
-        return new RedisProcess(child, port, dir, shown);
-      }
-      await new Promise((r) => setTimeout(r, REDIS_PING_INTERVAL_MS));
-    }
-    if (!exited) child.kill("SIGKILL");
-    await child.status;
-    const log = await Deno.readTextFile(`${dir}/redis.log`).catch(() => "(no log)");
-    throw new Error(`Cannot start redis-server on port ${port}:\n${log.slice(-2000)}`);
   }
 
   /** SIGTERM (SIGKILL after a grace period), then removes its directory; safe to call twice. */
@@ -376,45 +319,5 @@ export class RedisProcess {
     await this.#child.status;
     clearTimeout(timer);
     await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
-  }
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** True when something on `port` of 127.0.0.1 answers an inline PING with +PONG. */
-async function answersPing(port: number): Promise<boolean> {
-  let conn: Deno.TcpConn | undefined;
-  try {
-    conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    await conn.write(new TextEncoder().encode("PING\r\n"));
-    const buf = new Uint8Array(64);
-    const n = await conn.read(buf);
-    // While loading, Redis answers -LOADING; only +PONG means ready.
-    return n !== null && new TextDecoder().decode(buf.subarray(0, n)).startsWith("+PONG");
-  } catch {
-    return false;
-  } finally {
-    conn?.close();
-  }
-}
-
-/** The installed redis-server's version ("7.0.15"), or null when there is none. */
-export async function redisServerVersion(): Promise<string | null> {
-  try {
-    const out = await new Deno.Command("redis-server", {
-      args: ["--version"],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    if (!out.success) return null;
-    return new TextDecoder().decode(out.stdout).match(/v=(\S+)/)?.[1] ?? "unknown";
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
   }
 }
