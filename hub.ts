@@ -42,12 +42,11 @@ import {
 import type { NewMessage, ReadRange, Store } from "./store.ts";
 import { buildFrames, MAX_FRAME_OUT_CHARS, type OutboxLine, Room } from "./room.ts";
 import { type Authenticator, type AuthResult, timingSafeEqual } from "./auth.ts";
+import { ResendGuard } from "./resend_guard.ts";
 import { clearImmediate, setImmediate } from "node:timers";
 
 /** How long a disconnected name stays reserved for its token holder, in ms. */
 export const NAME_RESERVATION_MS = 60_000;
-/** Most cids remembered at once; the oldest are forgotten first. Bounds memory under any load. */
-export const RESEND_GUARD_ENTRIES = 200_000;
 /** Most messages one `joined` reply carries when the client asks with `since`. */
 export const MAX_JOIN_SINCE_MESSAGES = 1000;
 /** Commands a client may send into rooms whose join is still in flight. */
@@ -197,10 +196,7 @@ export class Hub implements ClientHandler, ClusterListener {
   #rooms = new Map<string, Room>();
   #pending: Pending[] = [];
   #dirty = new Set<Room>();
-  /** Accepted cids: guard key → stored message, in acceptance order. */
-  #resendGuard = new Map<string, ChatMessage>();
-  /** Guard keys of messages in the batch being committed or waiting for it. */
-  #pendingGuards = new Set<string>();
+  #resendGuard = new ResendGuard();
   #flushScheduled = false;
   /** Cancels the scheduled flush (default scheduler only). */
   #cancelFlush = () => {};
@@ -236,7 +232,8 @@ export class Hub implements ClientHandler, ClusterListener {
   /** Loads the resend guard from the store and starts the background sweep. */
   async start(): Promise<void> {
     for (const m of await this.#store.recentWithCid(this.#now() - RESEND_WINDOW_MS)) {
-      this.#resendGuard.set(guardKey(m.room, nameKey(m.from), m.cid!), m);
+      const key = ResendGuard.keyOf(m);
+      if (key !== undefined) this.#resendGuard.accepted(key, m);
     }
     this.#sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
   }
@@ -491,15 +488,13 @@ export class Hub implements ClientHandler, ClusterListener {
     this.stats.messagesReceived++;
     let key: string | undefined;
     if (cid !== undefined) {
-      key = guardKey(roomName, client.key, cid);
-      const earlier = this.#resendGuard.get(key);
-      if (earlier !== undefined && earlier.ts >= this.#now() - RESEND_WINDOW_MS) {
-        // A resend of an accepted message: the sender alone gets the original back.
-        return this.#send(client, messageLine(earlier));
-      }
+      key = ResendGuard.key(roomName, client.key, cid);
+      const earlier = this.#resendGuard.original(key, this.#now());
+      // A resend of an accepted message: the sender alone gets the original back.
+      if (earlier !== undefined) return this.#send(client, messageLine(earlier));
       // Already in the batch being committed: its echo will answer this resend too.
-      if (this.#pendingGuards.has(key)) return;
-      this.#pendingGuards.add(key);
+      if (this.#resendGuard.inFlight(key)) return;
+      this.#resendGuard.begin(key);
     }
     const message: NewMessage = { room: roomName, from: client.name!, text, ts: this.#now() };
     if (cid !== undefined) message.cid = cid;
@@ -913,10 +908,7 @@ export class Hub implements ClientHandler, ClusterListener {
       const m = stored[i];
       const { sender, guardKey: key } = batch[i];
       const line = messageLine(m);
-      if (key !== undefined) {
-        this.#pendingGuards.delete(key);
-        this.#resendGuard.set(key, m);
-      }
+      if (key !== undefined) this.#resendGuard.accepted(key, m);
       this.#cluster?.publishRoom(m.room, line, m.seq);
       const room = this.#rooms.get(m.room);
       const reaches = room !== undefined && this.#deliverSeq(room, m, line);
@@ -927,16 +919,13 @@ export class Hub implements ClientHandler, ClusterListener {
       const since = room?.members.has(sender) ? sender.joinedAt.get(m.room) : undefined;
       if (since === undefined || (!reaches && m.seq <= since)) this.#send(sender, line);
     }
-    if (this.#resendGuard.size > RESEND_GUARD_ENTRIES) {
-      this.#trimGuard(this.#resendGuard.size - RESEND_GUARD_ENTRIES);
-    }
     this.#sendOutboxes();
   }
 
   #commitFailed(batch: Pending[], error: unknown): void {
     this.#storeFailed(error);
     for (const p of batch) {
-      if (p.guardKey !== undefined) this.#pendingGuards.delete(p.guardKey);
+      if (p.guardKey !== undefined) this.#resendGuard.failed(p.guardKey);
       this.#refuse(
         p.sender,
         "unavailable",
@@ -1041,24 +1030,13 @@ export class Hub implements ClientHandler, ClusterListener {
     this.#observers.event?.("error", "store_failed", { error: String(error).slice(0, 200) });
   }
 
-  #trimGuard(count: number): void {
-    for (const key of this.#resendGuard.keys()) {
-      if (count-- <= 0) break;
-      this.#resendGuard.delete(key);
-    }
-  }
-
   /** Frees expired name reservations and resend-guard entries, and applies retention. */
   sweep(): void {
     const now = this.#now();
     for (const [key, s] of this.#sessions) {
       if (s.client === null && s.releaseAt <= now) this.#sessions.delete(key);
     }
-    // The guard map is in acceptance order, so expired entries are at its front.
-    for (const [key, m] of this.#resendGuard) {
-      if (m.ts >= now - RESEND_WINDOW_MS) break;
-      this.#resendGuard.delete(key);
-    }
+    this.#resendGuard.expire(now);
     if (!this.#pruning) void this.#prune(now);
   }
 
@@ -1124,10 +1102,6 @@ function dmLine(
       ? { type: "dm", from, to, text, ts }
       : { type: "dm", from, to, text, ts, cid },
   );
-}
-
-function guardKey(room: string, fromKey: string, cid: string): string {
-  return `${room}\u0000${fromKey}\u0000${cid}`;
 }
 
 function presenceLine(type: "join" | "leave", room: string, user: string, ts: number): string {

@@ -1,0 +1,78 @@
+/**
+ * Remembers which client message ids (`cid`) were accepted, so that a resend within
+ * RESEND_WINDOW_MS gets the stored original back instead of being stored twice.
+ *
+ * Design: a key is room + the sender's name key + cid. Accepted keys live in one Map in acceptance
+ * order, so both expiry and the size bound drop entries from its front. Keys of messages on their
+ * way into the store are kept apart ("in flight"): a resend of one of those is answered by the
+ * original's echo. One owner, the hub; nothing here touches the clock but through its arguments.
+ */
+import { type ChatMessage, nameKey, RESEND_WINDOW_MS } from "./protocol.ts";
+
+/** Most accepted cids remembered at once; the oldest are forgotten first. Bounds memory under any load. */
+export const RESEND_GUARD_ENTRIES = 200_000;
+
+/** The accepted and in-flight cids of one server. */
+export class ResendGuard {
+  #accepted = new Map<string, ChatMessage>();
+  #inFlight = new Set<string>();
+  #maxEntries: number;
+
+  constructor(maxEntries = RESEND_GUARD_ENTRIES) {
+    this.#maxEntries = maxEntries;
+  }
+
+  /** The guard key of `cid` from the user with name key `fromKey` in `room`. */
+  static key(room: string, fromKey: string, cid: string): string {
+    return `${room}\u0000${fromKey}\u0000${cid}`;
+  }
+
+  /** The key of a stored message; undefined when it carries no cid. */
+  static keyOf(message: ChatMessage): string | undefined {
+    const { room, from, cid } = message;
+    return cid === undefined ? undefined : ResendGuard.key(room, nameKey(from), cid);
+  }
+
+  /** Accepted cids remembered now. */
+  get size(): number {
+    return this.#accepted.size;
+  }
+
+  /** The stored original when `key` was accepted within the window before `now`. */
+  original(key: string, now: number): ChatMessage | undefined {
+    const earlier = this.#accepted.get(key);
+    return earlier !== undefined && earlier.ts >= now - RESEND_WINDOW_MS ? earlier : undefined;
+  }
+
+  /** True while the message with `key` is on its way into the store. */
+  inFlight(key: string): boolean {
+    return this.#inFlight.has(key);
+  }
+
+  /** The message with `key` was handed to the store. */
+  begin(key: string): void {
+    this.#inFlight.add(key);
+  }
+
+  /** The store kept it as `message`: remember it, forgetting the oldest past the bound. */
+  accepted(key: string, message: ChatMessage): void {
+    this.#inFlight.delete(key);
+    this.#accepted.set(key, message);
+    if (this.#accepted.size > this.#maxEntries) {
+      this.#accepted.delete(this.#accepted.keys().next().value!);
+    }
+  }
+
+  /** The store failed to keep it: a resend may try again. */
+  failed(key: string): void {
+    this.#inFlight.delete(key);
+  }
+
+  /** Forgets accepted cids older than the window before `now`. */
+  expire(now: number): void {
+    for (const [key, m] of this.#accepted) {
+      if (m.ts >= now - RESEND_WINDOW_MS) break;
+      this.#accepted.delete(key);
+    }
+  }
+}
