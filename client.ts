@@ -169,15 +169,16 @@ export class Client {
    * client is therefore slow once it has stayed over budget for SLOW_GRACE_MS, or at once when it
    * holds more than HARD_LIMIT_FACTOR budgets: memory per client stays bounded whatever it does.
    */
-  trySend(frame: string, bytes: number, epoch?: number): boolean {
+  trySend(frame: string, epoch?: number): boolean {
     if (this.#closed) return true;
     const check = epoch === undefined || epoch !== this.#epoch;
     if (check) {
       if (epoch !== undefined) this.#epoch = epoch;
       const buffered = this.socket.bufferedAmount;
       const limit = this.#options.sendQueueBytes;
+      // A frame's UTF-8 length is measured only when something already waits.
       const over = epoch === undefined
-        ? buffered > 0 && buffered + bytes > limit
+        ? buffered > 0 && buffered + utf8Length(frame) > limit
         : buffered > limit;
       if (!over) this.#overSince = -1;
       else {
@@ -272,7 +273,7 @@ export class Client {
   refuse(code: ErrorCode, message: string, cid?: string): void {
     this.#handler.rejected(this, code);
     const line = errorLine(code, message, cid);
-    if (!this.trySend(line, utf8Length(line))) {
+    if (!this.trySend(line)) {
       this.close(CloseCode.slowConsumer, "slow consumer", "slow_consumer");
     }
   }

@@ -26,7 +26,7 @@
  * lines from other instances join the same outboxes in seq order, and a gap is filled from the store
  * (`resync`), which stays the source of truth. Names and presence are claimed cluster-wide.
  */
-import { Client, type ClientHandler, type DisconnectReason, utf8Length } from "./client.ts";
+import { Client, type ClientHandler, type DisconnectReason } from "./client.ts";
 import {
   type ChatMessage,
   CloseCode,
@@ -867,7 +867,8 @@ export class Hub implements ClientHandler, ClusterListener {
   #scheduleFlush(): void {
     if (this.#flushScheduled || this.#closed) return;
     this.#flushScheduled = true;
-    const wait = this.#nextFlushAt - performance.now();
+    // No linger pending (the common idle case) needs no clock read.
+    const wait = this.#nextFlushAt === 0 ? 0 : this.#nextFlushAt - performance.now();
     this.#schedule(this.#flushBound, wait >= 1 ? Math.ceil(wait) : 0);
   }
 
@@ -888,8 +889,9 @@ export class Hub implements ClientHandler, ClusterListener {
     if (result instanceof Promise) {
       this.#committing = result.then(
         (stored) => {
-          this.#observers.commitSeconds?.((performance.now() - started) / 1000);
-          this.#delivered(batch, stored);
+          const committed = performance.now();
+          this.#observers.commitSeconds?.((committed - started) / 1000);
+          this.#delivered(batch, stored, committed);
         },
         (e) => this.#commitFailed(batch, e),
       ).finally(() => {
@@ -898,12 +900,13 @@ export class Hub implements ClientHandler, ClusterListener {
       });
       return;
     }
-    this.#observers.commitSeconds?.((performance.now() - started) / 1000);
-    this.#delivered(batch, result);
+    const committed = performance.now();
+    this.#observers.commitSeconds?.((committed - started) / 1000);
+    this.#delivered(batch, result, committed);
   }
 
-  /** Queues committed messages on their rooms and sends. */
-  #delivered(batch: Pending[], stored: ChatMessage[]): void {
+  /** Queues committed messages on their rooms and sends; `committed` is when the store answered. */
+  #delivered(batch: Pending[], stored: ChatMessage[], committed: number): void {
     for (let i = 0; i < batch.length; i++) {
       const m = stored[i];
       const { sender, guardKey: key } = batch[i];
@@ -919,7 +922,7 @@ export class Hub implements ClientHandler, ClusterListener {
       const since = room?.members.has(sender) ? sender.joinedAt.get(m.room) : undefined;
       if (since === undefined || (!reaches && m.seq <= since)) this.#send(sender, line);
     }
-    this.#sendOutboxes();
+    this.#sendOutboxes(committed);
   }
 
   #commitFailed(batch: Pending[], error: unknown): void {
@@ -936,9 +939,9 @@ export class Hub implements ClientHandler, ClusterListener {
     this.#sendOutboxes();
   }
 
-  #sendOutboxes(): void {
+  /** Sends every dirty room's outbox; the flush counts from `started` (the commit's end). */
+  #sendOutboxes(started = performance.now()): void {
     if (this.#dirty.size === 0) return;
-    const started = performance.now();
     const rooms = [...this.#dirty];
     this.#dirty.clear();
     this.#epoch++;
@@ -976,7 +979,7 @@ export class Hub implements ClientHandler, ClusterListener {
       }
       let ok = true;
       for (let i = 0; ok && i < frames.length; i++) {
-        ok = member.trySend(frames[i].frame, frames[i].bytes, this.#epoch);
+        ok = member.trySend(frames[i].frame, this.#epoch);
       }
       if (ok) sent++;
       else this.#evictSlow(member);
@@ -990,7 +993,7 @@ export class Hub implements ClientHandler, ClusterListener {
    * set inside a flush, so the client is judged like every other member of that flush.
    */
   #send(client: Client, frame: string, count = 1, epoch?: number): void {
-    if (client.trySend(frame, utf8Length(frame), epoch)) {
+    if (client.trySend(frame, epoch)) {
       this.stats.framesSent++;
       this.stats.messagesDelivered += count;
     } else this.#evictSlow(client);

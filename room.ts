@@ -4,7 +4,7 @@
  * is the only one that changes it; this module keeps the room's own bookkeeping and how an outbox
  * becomes frames.
  */
-import { type Client, utf8Length } from "./client.ts";
+import type { Client } from "./client.ts";
 import type { ChatMessage } from "./protocol.ts";
 
 /** Committed messages kept in memory per active room, so joins and resumes rarely read the store. */
@@ -92,14 +92,14 @@ export class Room {
 export function buildFrames(
   lines: string[],
   maxChars: number,
-): { frame: string; bytes: number; count: number }[] {
-  const frames: { frame: string; bytes: number; count: number }[] = [];
+): { frame: string; count: number }[] {
+  const frames: { frame: string; count: number }[] = [];
   let start = 0, chars = 0;
   for (let i = 0; i <= lines.length; i++) {
     if (i === lines.length || (i > start && chars + lines[i].length + 1 > maxChars)) {
       if (i > start) {
         const frame = i - start === 1 ? lines[start] : lines.slice(start, i).join("\n");
-        frames.push({ frame, bytes: utf8Length(frame), count: i - start });
+        frames.push({ frame, count: i - start });
       }
       start = i;
       chars = 0;
