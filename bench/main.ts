@@ -28,8 +28,13 @@ import { sleep } from "./run.ts";
 /** Core the server runs on; load generators and this process use LOAD_CORE. */
 export const SERVER_CORE = 0;
 export const LOAD_CORE = 1;
-/** Load-generator processes by default. */
-export const DEFAULT_WORKERS = 2;
+/**
+ * Load-generator processes by default: one, because they all run on LOAD_CORE. Two processes on
+ * one core take turns, so a delivery could wait out the other's time slice before it was read,
+ * and a send after its stamp: that doubled the measured p50 at 100k deliveries/s (9.3 → 4.8 ms
+ * with one process; docs/performance.md). More processes help only with more cores (--no-pin).
+ */
+export const DEFAULT_WORKERS = 1;
 /** A core counts as quiet below this busy share (other jobs share the machine). */
 export const QUIET_CORE_BUSY = 0.3;
 /** The whole run is killed after this long, whatever happens, in seconds. */
