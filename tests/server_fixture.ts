@@ -58,7 +58,7 @@ export interface InProcessServer extends AsyncDisposable {
   shutdown(): Promise<void>;
 }
 
-/** Starts the server on a free port of 127.0.0.1. */
+/** Starts the server on 127.0.0.1, on `options.port` when given, else on a free port. */
 export async function startServer(options: FixtureOptions = {}): Promise<InProcessServer> {
   const { store: givenStore, hubNow, clientNow, ...overrides } = options;
   const config: Config = { ...defaultConfig(), ...overrides };
@@ -73,7 +73,10 @@ export async function startServer(options: FixtureOptions = {}): Promise<InProce
   });
   await hub.start();
   const handler = createHandler({ hub, config, assets, version: VERSION, now: clientNow });
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: overrides.port ?? 0, onListen() {} },
+    handler,
+  );
   const port = server.addr.port;
   const origin = `http://127.0.0.1:${port}`;
   const wsUrl = `ws://127.0.0.1:${port}/ws`;
