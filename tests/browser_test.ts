@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { assets } from "../assets.ts";
 import { signJwt } from "../jwt.ts";
-import { type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
+import { eventually, type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
+import { startServer } from "./server_fixture.ts";
 
 /**
  * The few browser globals used by the functions that run inside the page. Deno type-checks this
@@ -22,6 +23,7 @@ declare const document: {
   dispatchEvent(event: Event): boolean;
 };
 declare function getComputedStyle(element: unknown): { whiteSpace: string; visibility: string };
+declare const localStorage: { getItem(key: string): string | null };
 interface DOMRect {
   left: number;
 }
@@ -473,48 +475,328 @@ function freePort(): number {
   return port;
 }
 
-Deno.test({
-  name: "After a server restart both pages reconnect and a message written offline arrives once",
-  ignore: !HAVE_CHROMIUM,
-  async fn() {
-    const dir = await Deno.makeTempDir();
-    const args = ["--port", String(freePort()), "--data", `${dir}/chat.db`];
-    let server = await spawnServer(args);
-    const browser = await chromium.launch(LAUNCH);
+/** What a restart test gets: a browser, and a server it may stop and start again on one port. */
+interface RestartHarness {
+  browser: Browser;
+  /** The server running now (a new process after each start). */
+  readonly server: SpawnedServer;
+  port: number;
+  /** Stops the server with SIGTERM, which closes every socket with 1001 first. */
+  stop(): Promise<void>;
+  /** Starts the server again on the same port and data file. */
+  start(): Promise<void>;
+}
+
+/**
+ * Registers a browser test whose server keeps history in a file, so it can be stopped and started
+ * again on the same port without the pages' seqs running ahead of the new process.
+ */
+function restartTest(
+  name: string,
+  fn: (h: RestartHarness) => Promise<void>,
+  extraArgs: string[] = [],
+) {
+  Deno.test({
+    name,
+    ignore: !HAVE_CHROMIUM,
+    async fn() {
+      const dir = await Deno.makeTempDir();
+      const port = freePort();
+      const args = ["--port", String(port), "--data", `${dir}/chat.db`, ...extraArgs];
+      let server = await spawnServer(args);
+      let browser: Browser | undefined;
+      try {
+        browser = await chromium.launch(LAUNCH);
+        await fn({
+          browser,
+          get server() {
+            return server;
+          },
+          port,
+          async stop() {
+            await server.stop();
+          },
+          async start() {
+            server = await spawnServer(args);
+          },
+        });
+      } finally {
+        await browser?.close();
+        await server.stop();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
+
+/** The banner's words; "" when there are none. */
+async function bannerText(page: Page): Promise<string> {
+  return await page.locator("#banner > span").textContent() ?? "";
+}
+
+/** A countdown the banner showed, and when (the page's clock, which is this machine's). */
+interface Countdown {
+  seconds: number;
+  at: number;
+}
+
+/**
+ * Waits until the banner counts down at least `min` seconds to the next attempt. The page's own
+ * timer cannot reconnect before `at + (seconds - 1) s`, so a reconnect sooner has another cause.
+ */
+async function waitCountdown(page: Page, min: number): Promise<Countdown> {
+  const found = await page.waitForFunction(
+    (least) => {
+      const text = document.getElementById("banner").textContent ?? "";
+      const seconds = Number(/Reconnecting in (\d+) s/.exec(text)?.[1] ?? 0);
+      return seconds >= least && { seconds, at: Date.now() };
+    },
+    min,
+    { timeout: 15_000 },
+  );
+  return await found.jsonValue() as Countdown;
+}
+
+/** Waits until the page is connected again (the banner goes) before `countdown` could run out. */
+async function waitOnlineBefore(page: Page, countdown: Countdown) {
+  const deadline = countdown.at + (countdown.seconds - 1) * 1000;
+  await page.locator("#banner").waitFor({
+    state: "hidden",
+    timeout: Math.max(1, deadline - Date.now()),
+  });
+}
+
+restartTest(
+  "After a server restart both pages reconnect and a message written offline arrives once",
+  async (h) => {
+    const alice = await openChat(h.browser, h.server.url, "alice");
+    const bob = await openChat(h.browser, h.server.url, "bob");
+    await say(alice.page, "before the restart");
+    await waitMessage(bob.page, "before the restart");
+
+    await h.stop();
+    for (const p of [alice.page, bob.page]) {
+      await p.locator("#banner", { hasText: /Reconnecting|Connection lost/ }).waitFor();
+    }
+    await say(alice.page, "written while down");
+    await alice.page.locator("#pending li", { hasText: "Waiting for connection" }).waitFor();
+
+    await h.start();
+    for (const p of [alice.page, bob.page]) {
+      await p.locator("#banner").waitFor({ state: "hidden", timeout: 20_000 });
+      await waitMessage(p, "written while down");
+    }
+    await say(bob.page, "after the restart");
+    await waitMessage(alice.page, "after the restart");
+    for (const p of [alice.page, bob.page]) {
+      const texts = await messageTexts(p);
+      assert.deepEqual(texts.filter((t) => t === "written while down").length, 1);
+      assert.deepEqual(texts.filter((t) => t === "before the restart").length, 1);
+      assert.deepEqual(await p.locator("#pending li").count(), 0);
+    }
+    assert.deepEqual([...alice.problems, ...bob.problems], []);
+  },
+);
+
+restartTest(
+  "When the server goes away the banner says so and counts down, and it goes once the server is back",
+  async (h) => {
+    const alice = await openChat(h.browser, h.server.url, "alice");
+    const page = alice.page;
+    const banner = page.getByRole("status");
+    const retry = page.getByRole("button", { name: "Retry now" });
+    assert.deepEqual(await banner.isHidden(), true);
+
+    await h.stop();
+    await page.locator("#banner > span", { hasText: /^Connection lost\. Reconnecting in \d+ s…$/ })
+      .waitFor();
+    await retry.waitFor();
+    // The number counts down between attempts (each attempt only ever raises it).
+    const { seconds } = await waitCountdown(page, 2);
+    await page.waitForFunction(
+      (from) => {
+        const text = document.getElementById("banner").textContent ?? "";
+        return Number(/Reconnecting in (\d+) s/.exec(text)?.[1] ?? from) < from;
+      },
+      seconds,
+      { timeout: 5000 },
+    );
+
+    await h.start();
+    await banner.waitFor({ state: "hidden", timeout: 20_000 });
+    assert.deepEqual(await bannerText(page), "");
+    assert.deepEqual(await retry.isHidden(), true);
+    await say(page, "back again");
+    await waitMessage(page, "back again");
+    assert.deepEqual(await page.locator("#pending li").count(), 0);
+    assert.deepEqual(alice.problems, []);
+  },
+);
+
+restartTest(
+  "Without a network the banner says the page is offline, and it reconnects as soon as the network is back",
+  async (h) => {
+    const alice = await openChat(h.browser, h.server.url, "alice");
+    const page = alice.page;
+    await h.stop();
+    await say(page, "written while away");
+    await page.locator("#pending li", { hasText: "Waiting for connection…" }).waitFor();
+    const countdown = await waitCountdown(page, 4);
+    await page.context().setOffline(true);
+    await page.getByRole("status").filter({ hasText: "You are offline" }).waitFor();
+    assert.deepEqual(
+      await bannerText(page),
+      "You are offline; messages will go out when you are back.",
+    );
+    // Nothing to retry without a network.
+    assert.deepEqual(await page.getByRole("button", { name: "Retry now" }).isHidden(), true);
+
+    await h.start();
+    await page.context().setOffline(false);
+    // Sooner than the countdown allows: the network's return, not the timer, reconnected it.
+    await waitOnlineBefore(page, countdown);
+    await waitMessage(page, "written while away");
+    assert.deepEqual(await page.locator("#pending li").count(), 0);
+    assert.deepEqual(alice.problems, []);
+  },
+);
+
+restartTest(
+  "A message written while the server is down is still queued after a reload and is delivered once when it is back",
+  async (h) => {
+    const alice = await openChat(h.browser, h.server.url, "alice");
+    const page = alice.page;
+    await say(page, "before");
+    await waitMessage(page, "before");
+    const outbox = () => page.evaluate(() => localStorage.getItem("chat.outbox"));
+    assert.deepEqual(await outbox(), null);
+
+    await h.stop();
+    await page.locator("#banner", { hasText: "Connection lost" }).waitFor();
+    await say(page, "written while down");
+    const pending = page.locator("#pending li");
+    await pending.filter({ hasText: "Waiting for connection…" }).waitFor();
+    const stored = JSON.parse(await outbox() ?? "[]");
+    assert.deepEqual(stored.map((e: { text: string }) => e.text), ["written while down"]);
+
+    {
+      // A reload needs something that serves the page. This stands in for the stopped server: the
+      // same handler, but its socket takes nobody (HTTP 503), so the page still cannot connect.
+      await using _host = await startServer({ port: h.port, maxConnections: 0 });
+      await page.reload();
+      await pending.filter({ hasText: "Waiting for connection…" }).waitFor({ timeout: 10_000 });
+      assert.deepEqual(await pending.locator(".text").allTextContents(), ["written while down"]);
+      assert.deepEqual(await messageTexts(page), []);
+      assert.match(
+        await bannerText(page),
+        /^(Connecting…|Connection lost\. Reconnecting in \d+ s…)$/,
+      );
+    }
+
+    await h.start();
+    await waitMessage(page, "written while down");
+    await pending.first().waitFor({ state: "detached" });
+    assert.deepEqual(await messageTexts(page), ["before", "written while down"]);
+    assert.deepEqual(await outbox(), null);
+    // The server stored it once.
+    const carol = await TestClient.connect(h.server.wsUrl, "carol");
     try {
-      const alice = await openChat(browser, server.url, "alice");
-      const bob = await openChat(browser, server.url, "bob");
-      await say(alice.page, "before the restart");
-      await waitMessage(bob.page, "before the restart");
-
-      await server.stop();
-      for (const p of [alice.page, bob.page]) {
-        await p.locator("#banner", { hasText: /Reconnecting|Connection lost/ }).waitFor();
-      }
-      await say(alice.page, "written while down");
-      await alice.page.locator("#pending li", { hasText: "Waiting for connection" }).waitFor();
-
-      server = await spawnServer(args);
-      for (const p of [alice.page, bob.page]) {
-        await p.locator("#banner").waitFor({ state: "hidden", timeout: 20_000 });
-        await waitMessage(p, "written while down");
-      }
-      await say(bob.page, "after the restart");
-      await waitMessage(alice.page, "after the restart");
-      for (const p of [alice.page, bob.page]) {
-        const texts = await messageTexts(p);
-        assert.deepEqual(texts.filter((t) => t === "written while down").length, 1);
-        assert.deepEqual(texts.filter((t) => t === "before the restart").length, 1);
-        assert.deepEqual(await p.locator("#pending li").count(), 0);
-      }
-      assert.deepEqual([...alice.problems, ...bob.problems], []);
+      const joined = await carol.request(
+        { type: "join", room: "general" },
+        (m) => m.type === "joined",
+      );
+      assert.deepEqual(
+        joined.history.map((m: { text: string }) => m.text),
+        ["before", "written while down"],
+      );
     } finally {
-      await browser.close();
-      await server.stop();
-      await Deno.remove(dir, { recursive: true });
+      await carol.close();
+    }
+    assert.deepEqual(alice.problems, []);
+  },
+);
+
+browserTest(
+  "Retry now in the banner reconnects at once instead of waiting out the countdown",
+  async (h) => {
+    // The server takes one connection per address, and a blocker holds it: the page's attempts get
+    // HTTP 429 until the blocker leaves, and then the server lets the page in at once.
+    const blocker = await TestClient.connect(h.server.wsUrl, "blocker");
+    try {
+      const page = await (await h.browser.newContext()).newPage();
+      const chat = watch(page);
+      await page.goto(h.server.url);
+      await page.getByLabel("Name").fill("alice");
+      await page.getByRole("button", { name: "Join chat" }).click();
+      const countdown = await waitCountdown(page, 4);
+      const retry = page.getByRole("button", { name: "Retry now" });
+      assert.deepEqual(await retry.isVisible(), true);
+
+      await blocker.close();
+      await eventually("the server has let the blocker go", async () => {
+        const health = await (await fetch(new URL("healthz", h.server.url))).json();
+        return health.connections === 0;
+      });
+      await retry.click();
+      await waitOnlineBefore(page, countdown);
+      await waitJoined(page, "general");
+      assert.deepEqual(await retry.isHidden(), true);
+      assert.deepEqual(chat.problems, []);
+    } finally {
+      await blocker.close();
     }
   },
-});
+  ["--port", "0", "--data", ":memory:", "--max-connections-per-ip", "1"],
+);
+
+/** The rate of the next test: one message every 2 s, two at once. */
+const TIGHT_RATE = "0.5/s,2";
+const TIGHT_REFILL_MS = 2000;
+
+browserTest(
+  "A message refused for sending too fast says so in plain words, stays on the page, and Retry sends it",
+  async (h) => {
+    const alice = await h.open("alice");
+    const page = alice.page;
+    const bob = await TestClient.connect(h.server.wsUrl, "bob");
+    try {
+      await bob.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+      // Three at once: the burst takes two, the third is refused.
+      for (const text of ["first", "second", "third"]) await say(page, text);
+      const refused = page.locator("#pending li");
+      const words = "you are sending too fast; wait a moment.";
+      await refused.filter({ hasText: `Not sent: ${words}` }).waitFor();
+      assert.deepEqual(await refused.locator(".text").allTextContents(), ["third"]);
+      assert.deepEqual(
+        await refused.getByRole("button").allTextContents(),
+        ["Retry", "Discard"],
+      );
+      assert.deepEqual(
+        await page.locator("#composer-error").textContent(),
+        `Message not sent: ${words}`,
+      );
+      assert.deepEqual(await page.locator("#composer-error").getAttribute("role"), "alert");
+      assert.deepEqual((await page.locator("body").innerText()).includes("rate_limited"), false);
+      await waitMessage(page, "second");
+      assert.deepEqual(await messageTexts(page), ["first", "second"]);
+
+      // As the words ask, wait a moment: the time the limit takes to allow one more message.
+      await page.waitForTimeout(TIGHT_REFILL_MS + 200);
+      await refused.getByRole("button", { name: "Retry" }).click();
+      await refused.first().waitFor({ state: "detached", timeout: 10_000 });
+      await waitMessage(page, "third");
+      assert.deepEqual(await messageTexts(page), ["first", "second", "third"]);
+      assert.deepEqual(await page.locator("#composer-error").textContent(), "");
+      await bob.waitFor((m) => m.type === "message" && m.text === "third");
+      const seen = bob.messages.filter((m) => m.type === "message").map((m) => m.text);
+      assert.deepEqual(seen, ["first", "second", "third"]);
+      assert.deepEqual(alice.problems, []);
+    } finally {
+      await bob.close();
+    }
+  },
+  ["--port", "0", "--data", ":memory:", "--rate-limit", TIGHT_RATE],
+);
 
 browserTest("A taken name is said plainly and another can be picked", async (h) => {
   const bob = await TestClient.connect(h.server.wsUrl, "bob");
