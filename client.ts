@@ -258,8 +258,11 @@ export class Client {
     const isMessage = command.type === "say" || command.type === "dm";
     const bucket = isMessage ? this.#messages : this.#control;
     if (bucket !== null && !bucket.take()) {
-      const cid = isMessage ? command.cid : undefined;
-      this.refuse("rate_limited", `Cannot ${command.type}: over the rate limit, slow down`, cid);
+      this.refuse(
+        "rate_limited",
+        `Cannot ${command.type}: over the rate limit, slow down`,
+        command.cid,
+      );
       this.#flood ??= new FloodWindow(FLOOD_REJECTIONS, FLOOD_WINDOW_MS, this.#now);
       if (!this.#closed && this.#flood.record()) {
         this.close(CloseCode.flooding, "kept flooding", "rate_limited");

@@ -155,13 +155,14 @@ Deno.test("a burst of 20 says is accepted and the 21st is refused with rate_limi
   assert.equal(accepted.type, "message");
 });
 
-Deno.test("other commands share a bucket five times larger: the 101st rooms is refused", async () => {
+Deno.test("other commands share a bucket five times larger: the 101st rooms is refused with its cid", async () => {
   const clock = { now: 1_700_000_000_000 };
   await using server = await startServer({ clientNow: () => clock.now });
   const alice = await server.connect("alice");
-  for (let i = 0; i < 101; i++) alice.send({ type: "rooms" });
+  for (let i = 1; i <= 101; i++) alice.send({ type: "rooms", cid: `q${i}` });
   const refused = await alice.waitFor((m) => m.type === "error");
-  assert.equal(refused.code, "rate_limited");
+  // The cid comes back on every refusal, so a client knows which join or history request failed.
+  assert.deepEqual([refused.code, refused.cid], ["rate_limited", "q101"]);
   assert.equal(received(alice, "rooms").length, 100);
   // Messages have their own bucket, untouched.
   await alice.waitFor((m) => m.type === "rooms");
