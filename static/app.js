@@ -220,8 +220,7 @@ const handlers = {
     const words = ERRORS[m.code] ?? `the server refused it (${m.message}).`;
     const entry = outbox.get(cid), room = state.rooms.get(name);
     if (entry) {
-      entry.state = "failed";
-      entry.error = words;
+      outbox.fail(entry, words);
       composer.showError(`Message not sent: ${words}`);
     } else if (kind === "join") {
       if (!room?.everJoined) leave(name);
@@ -444,8 +443,10 @@ el("sidebar").onclick = (e) => {
 pending.onclick = (/** @type {Event} */ e) => {
   const d = dataOf(e), entry = outbox.get(d.retry ?? d.discard ?? "");
   if (!entry) return;
-  if (d.retry) transmit(entry);
-  else outbox.delete(entry.cid);
+  if (d.retry) {
+    outbox.retry(entry);
+    transmit(entry);
+  } else outbox.delete(entry.cid);
   composer.reset();
   render();
 };

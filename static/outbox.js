@@ -20,7 +20,7 @@ export class Outbox {
   /** @type {Map<string, Entry>} */
   #map = new Map(
     load("outbox", []).filter((/** @type {Entry} */ e) => e?.cid && e.text)
-      .map((/** @type {Entry} */ e) => [e.cid, { ...e, state: "queued" }]),
+      .map((/** @type {Entry} */ e) => [e.cid, { ...e, state: settled(e.state) }]),
   );
 
   /** Adds a new message with a fresh cid. @param {Entry["kind"]} kind @param {string} target @param {string} text */
@@ -47,8 +47,31 @@ export class Outbox {
     return [...this.#map.values()].filter(match);
   }
 
+  /** The server refused it: it waits for Retry, across a reload too. @param {Entry} e @param {string} error */
+  fail(e, error) {
+    e.state = "failed";
+    e.error = error;
+    this.#save();
+  }
+
+  /** Retry pressed: it goes with the next send. @param {Entry} e */
+  retry(e) {
+    e.state = "queued";
+    e.error = "";
+    this.#save();
+  }
+
   #save() {
-    const says = this.where((e) => e.kind === "say").map((e) => ({ ...e, error: "" }));
+    const says = this.where((e) => e.kind === "say")
+      .map((e) => ({ ...e, state: settled(e.state), error: e.state === "failed" ? e.error : "" }));
     save("outbox", says.length ? says : null);
   }
+}
+
+/**
+ * What a stored entry becomes after a reload: a refused one stays refused; anything else is
+ * queued again (a `sent` one may not have arrived). @param {string} state @returns {Entry["state"]}
+ */
+function settled(state) {
+  return state === "failed" ? "failed" : "queued";
 }

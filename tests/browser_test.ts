@@ -780,8 +780,15 @@ browserTest(
       await waitMessage(page, "second");
       assert.deepEqual(await messageTexts(page), ["first", "second"]);
 
-      // As the words ask, wait a moment: the time the limit takes to allow one more message.
+      // A reload keeps the refusal: the message still waits for Retry and does not go by itself,
+      // even once the limit would allow it (waiting a moment, as the words ask).
+      await page.reload();
+      await waitJoined(page, "general");
+      await refused.filter({ hasText: `Not sent: ${words}` }).waitFor();
+      assert.deepEqual(await refused.locator(".text").allTextContents(), ["third"]);
       await page.waitForTimeout(TIGHT_REFILL_MS + 200);
+      const heard = () => bob.messages.filter((m) => m.type === "message").map((m) => m.text);
+      assert.deepEqual(heard(), ["first", "second"], "sent again without Retry");
       await refused.getByRole("button", { name: "Retry" }).click();
       await refused.first().waitFor({ state: "detached", timeout: 10_000 });
       await waitMessage(page, "third");
