@@ -111,9 +111,11 @@ function start() {
 
 /** Decides what a close means; returns whether to reconnect. @param {number} code @param {string} reason */
 function closed(code, reason) {
+  // Presence is unknown until the rejoins answer with each room's members.
   for (const r of state.rooms.values()) {
     r.joined = false;
     r.typing.clear();
+    r.members.clear();
   }
   for (const e of outbox.where((e) => e.state === "sent")) e.state = "queued";
   // Reconnecting after 4010 would start a tug of war with the tab that took over.
@@ -368,7 +370,15 @@ function draw() {
   setText(el("view-title"), room ? `# ${room.name}` : conv?.peer ?? "No room open");
   setText(
     el("view-sub"),
-    conv ? "Direct message" : room?.everJoined ? `${n} online` : room ? "Joining…" : "",
+    conv
+      ? "Direct message"
+      : room?.joined
+      ? `${n} online`
+      : room?.everJoined
+      ? "Not connected"
+      : room
+      ? "Joining…"
+      : "",
   );
   composer.input.placeholder = `Message ${room ? `#${room.name}` : conv?.peer ?? ""}`;
   setText(

@@ -611,6 +611,9 @@ restartTest(
     await page.locator("#banner > span", { hasText: /^Connection lost\. Reconnecting in \d+ s…$/ })
       .waitFor();
     await retry.waitFor();
+    // Who is online is unknown while disconnected: no green dots, no stale count.
+    assert.deepEqual(await page.locator("#view-sub").textContent(), "Not connected");
+    assert.deepEqual(await page.locator("#members .dot.on").count(), 0);
     // The number counts down between attempts (each attempt only ever raises it).
     const { seconds } = await waitCountdown(page, 2);
     await page.waitForFunction(
@@ -626,6 +629,8 @@ restartTest(
     await banner.waitFor({ state: "hidden", timeout: 20_000 });
     assert.deepEqual(await bannerText(page), "");
     assert.deepEqual(await retry.isHidden(), true);
+    await page.locator("#view-sub", { hasText: "1 online" }).waitFor();
+    assert.deepEqual(await page.locator("#members .dot.on").count(), 1);
     await say(page, "back again");
     await waitMessage(page, "back again");
     assert.deepEqual(await page.locator("#pending li").count(), 0);
