@@ -771,6 +771,8 @@ browserTest(
       const refused = page.locator("#pending li");
       const words = "you are sending too fast; wait a moment.";
       await refused.filter({ hasText: `Not sent: ${words}` }).waitFor();
+      // The refusal comes straight back; the two accepted ones are echoed after their commit.
+      await waitMessage(page, "second");
       assert.deepEqual(await refused.locator(".text").allTextContents(), ["third"]);
       assert.deepEqual(
         await refused.getByRole("button").allTextContents(),
@@ -782,7 +784,6 @@ browserTest(
       );
       assert.deepEqual(await page.locator("#composer-error").getAttribute("role"), "alert");
       assert.deepEqual((await page.locator("body").innerText()).includes("rate_limited"), false);
-      await waitMessage(page, "second");
       assert.deepEqual(await messageTexts(page), ["first", "second"]);
 
       // A reload keeps the refusal: the message still waits for Retry and does not go by itself,
