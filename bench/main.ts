@@ -317,6 +317,11 @@ function targetSpecs(opts: Options): TargetSpec[] {
   return opts.modes.map((kind) => ({ kind, args: kind === "server" ? embedded : [] }));
 }
 
+/** "1 load-generator process", "2 load-generator processes". */
+function generators(n: number): string {
+  return `${n} load-generator process${n === 1 ? "" : "es"}`;
+}
+
 /** How a started target was launched, for the report's notes. */
 function startedAs(spec: TargetSpec, target: Target, place: Placement): string {
   if (spec.kind === "url") return `given as ${spec.url}`;
@@ -408,10 +413,10 @@ async function main(): Promise<number> {
           ? `every server instance and redis-server pinned to core ${SERVER_CORE} together`
           : "server pinned to core " + SERVER_CORE
       } (taskset -c ${SERVER_CORE}); ` +
-        `${opts.workers} load-generator processes (${opts.io} sockets) and this orchestrator ` +
+        `${generators(opts.workers)} (${opts.io} sockets) and this orchestrator ` +
         `pinned to core ${LOAD_CORE} (taskset -c ${LOAD_CORE})`
       : `- placement: not pinned (fewer than 2 CPUs, --no-pin, or taskset failed); ` +
-        `${opts.workers} load-generator processes (${opts.io} sockets)`,
+        `${generators(opts.workers)} (${opts.io} sockets)`,
     opts.url
       ? `- target: ${opts.url}${
         opts.pid ? ` (pid ${opts.pid})` : " (no pid: no CPU or memory figures)"

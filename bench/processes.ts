@@ -171,16 +171,7 @@ export class ServerProcess {
 
   /** SIGTERM, then SIGKILL after a grace period; safe to call twice. */
   async stop(): Promise<void> {
-    try {
-      this.#child.kill("SIGTERM");
-    } catch { /* already exited */ }
-    const timer = setTimeout(() => {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch { /* exited meanwhile */ }
-    }, SERVER_STOP_GRACE_MS);
-    await this.#child.status;
-    clearTimeout(timer);
+    await terminate(this.#child);
   }
 }
 
@@ -308,16 +299,21 @@ export class RedisProcess {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    try {
-      this.#child.kill("SIGTERM");
-    } catch { /* already exited */ }
-    const timer = setTimeout(() => {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch { /* exited meanwhile */ }
-    }, SERVER_STOP_GRACE_MS);
-    await this.#child.status;
-    clearTimeout(timer);
+    await terminate(this.#child);
     await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** SIGTERM, then SIGKILL after SERVER_STOP_GRACE_MS; resolves once the child has exited. */
+async function terminate(child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch { /* already exited */ }
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited meanwhile */ }
+  }, SERVER_STOP_GRACE_MS);
+  await child.status;
+  clearTimeout(timer);
 }
