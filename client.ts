@@ -94,9 +94,9 @@ export interface ClientOptions extends ParseLimits {
 export class Client {
   readonly socket: SocketLike;
   readonly address: string;
-  /** The registered name; null until the hub accepts the hello. Set only by the hub. */
+  /** The registered name; null until the hello is accepted. Set only by `Sessions` (sessions.ts). */
   name: string | null = null;
-  /** The name's collision key (see `nameKey`). Set only by the hub. */
+  /** The name's collision key (see `nameKey`). Set only by `Sessions`. */
   key = "";
   /** Rooms this client is in. Owned by the hub: only the hub adds and removes. */
   readonly rooms = new Set<string>();

@@ -1,6 +1,6 @@
 /**
- * The hub keeps the connected clients, their names, the rooms and their members, and fans messages
- * out. It is the one owner of membership and names.
+ * The hub keeps the connected clients, the rooms and their members, and fans messages out. It is
+ * the one owner of membership; names belong to `Sessions` (sessions.ts), which the hub asks.
  *
  * Fan-out, by design:
  * 1. `say` only queues the message in `#pending` and schedules one flush.
@@ -32,21 +32,29 @@ import {
   CloseCode,
   type Command,
   DEFAULT_HISTORY_LIMIT,
+  dmLine,
   type ErrorCode,
   errorLine,
   type Hello,
+  historyLine,
+  joinedLine,
+  leftLine,
   messageLine,
   nameKey,
+  presenceLine,
   RESEND_WINDOW_MS,
+  roomsLine,
+  typingLine,
+  welcomeLine,
 } from "./protocol.ts";
 import type { NewMessage, ReadRange, Store } from "./store.ts";
 import { buildFrames, MAX_FRAME_OUT_CHARS, type OutboxLine, Room } from "./room.ts";
-import { type Authenticator, type AuthResult, timingSafeEqual } from "./auth.ts";
+import type { Authenticator, AuthResult } from "./auth.ts";
+import type { Cluster, ClusterListener } from "./cluster.ts";
+import { type Session, Sessions } from "./sessions.ts";
 import { ResendGuard } from "./resend_guard.ts";
 import { clearImmediate, setImmediate } from "node:timers";
 
-/** How long a disconnected name stays reserved for its token holder, in ms. */
-export const NAME_RESERVATION_MS = 60_000;
 /** Most messages one `joined` reply carries when the client asks with `since`. */
 export const MAX_JOIN_SINCE_MESSAGES = 1000;
 /** Commands a client may send into rooms whose join is still in flight. */
@@ -86,44 +94,6 @@ export interface HubObservers {
   ): void;
 }
 
-/**
- * The other server instances, when several share rooms (`--redis`). The hub keeps doing batching
- * and bounded queues locally; the cluster carries names, presence and lines between instances.
- */
-export interface Cluster {
-  /** False while the link to the other instances is down. */
-  readonly healthy: boolean;
-  /** Takes a name for this instance; false when another instance holds it. */
-  claimName(key: string, name: string): Promise<boolean>;
-  /** Frees a name cluster-wide; resolves once it is free (never rejects). */
-  releaseName(key: string): Promise<void>;
-  /** The name as registered by whoever holds `key` on any instance, or null. */
-  ownerOf(key: string): Promise<string | null>;
-  /** Subscribes to the room's lines and records the member; resolves once lines will arrive. */
-  enterRoom(room: string, name: string): Promise<void>;
-  exitRoom(room: string, name: string, lastLocal: boolean): void;
-  /** Members on every live instance. */
-  members(room: string): Promise<string[]>;
-  rooms(): Promise<{ room: string; members: number }[]>;
-  publishRoom(room: string, line: string, seq?: number): void;
-  publishDirect(key: string, line: string): void;
-  close(): Promise<void>;
-}
-
-/** What the cluster tells the hub. */
-export interface ClusterListener {
-  /** A line another instance produced for a room; `seq` is set for committed messages. */
-  remoteRoomLine(room: string, line: string, seq?: number): void;
-  /** A direct message for the user with name key `key`, from another instance. */
-  remoteDirect(key: string, line: string): void;
-  /** Lines may have been lost (the link was down): fill the room from the store. */
-  resync(room: string): void;
-  /** Members of an instance that died; they left their rooms. */
-  membersGone(gone: { room: string; name: string }[]): void;
-  /** Names this instance held that another instance took while this one was cut off. */
-  namesLost(keys: string[]): void;
-}
-
 /** Options for {@linkcode Hub}. */
 export interface HubOptions {
   store: Store;
@@ -153,14 +123,6 @@ export interface HubOptions {
   cluster?: Cluster;
 }
 
-interface Session {
-  name: string;
-  token: string;
-  client: Client | null;
-  /** When a disconnected session frees its name, in ms. */
-  releaseAt: number;
-}
-
 interface Pending {
   message: NewMessage;
   sender: Client;
@@ -179,8 +141,6 @@ export class Hub implements ClientHandler, ClusterListener {
 
   #store: Store;
   #cluster: Cluster | null;
-  /** Name keys being claimed from the cluster: a second local hello for one waits its turn. */
-  #claiming = new Set<string>();
   #options: HubOptions;
   #now: () => number;
   #schedule: (fn: () => void, delayMs: number) => void;
@@ -189,10 +149,9 @@ export class Hub implements ClientHandler, ClusterListener {
   #nextFlushAt = 0;
   /** Counts flushes; clients measure their send budget from the start of each (see trySend). */
   #epoch = 0;
-  #makeToken: () => string;
   #observers: HubObservers;
   #clients = new Set<Client>();
-  #sessions = new Map<string, Session>();
+  #sessions: Sessions;
   #rooms = new Map<string, Room>();
   #pending: Pending[] = [];
   #dirty = new Set<Room>();
@@ -225,8 +184,13 @@ export class Hub implements ClientHandler, ClusterListener {
       }
     });
     this.#maxFrameChars = options.maxFrameChars ?? MAX_FRAME_OUT_CHARS;
-    this.#makeToken = options.makeToken ?? randomToken;
     this.#observers = options.observers ?? {};
+    this.#sessions = new Sessions({
+      cluster: this.#cluster,
+      now: this.#now,
+      makeToken: options.makeToken,
+      failed: (e) => this.#storeFailed(e),
+    });
   }
 
   /** Loads the resend guard from the store and starts the background sweep. */
@@ -302,91 +266,22 @@ export class Hub implements ClientHandler, ClusterListener {
       // The reason says what is missing (never the secret), so a client knows what to ask for.
       return client.close(CloseCode.unauthorized, auth.reason, "unauthorized");
     }
-    const name = auth.name;
-    const key = nameKey(name);
-    const now = this.#now();
-    const existing = this.#sessions.get(key);
-    // A verified token proves the identity as well as the resume token does.
-    const tokenOk = existing !== undefined &&
-      (auth.verified ||
-        (hello.resume !== undefined && timingSafeEqual(hello.resume, existing.token)));
-    let session: Session;
-    if (existing !== undefined && (existing.client !== null || now < existing.releaseAt)) {
-      if (!tokenOk) {
-        client.close(CloseCode.nameTaken, "name taken", "name_taken");
-        return;
-      }
-      // The token holder takes the name over at once; the old socket may be half-open.
-      if (existing.client !== null) {
-        existing.client.close(CloseCode.replaced, "replaced", "replaced");
-      } else if (this.#cluster !== null) {
-        // The cluster-wide claim ended with the disconnect; take it again before resuming.
-        return void this.#claimThenRegister(client, name, key, auth.expiresAt, existing);
-      }
-      session = existing;
-      session.name = name;
-    } else if (this.#cluster !== null) {
-      return void this.#claimThenRegister(client, name, key, auth.expiresAt);
-    } else {
-      session = { name, token: this.#makeToken(), client: null, releaseAt: 0 };
-      this.#sessions.set(key, session);
-    }
-    this.#register(client, session, auth.expiresAt);
+    this.#sessions.take(
+      client,
+      auth.name,
+      { resume: hello.resume, verified: auth.verified },
+      (session) => this.#welcome(client, session, auth.expiresAt),
+    );
   }
 
-  /** In a cluster, a name new to this instance must first be free on every instance. */
-  async #claimThenRegister(
-    client: Client,
-    name: string,
-    key: string,
-    expiresAt?: number,
-    resumed?: Session,
-  ): Promise<void> {
-    if (this.#claiming.has(key)) {
-      return client.close(CloseCode.nameTaken, "name taken", "name_taken");
-    }
-    this.#claiming.add(key);
-    let ok = false;
-    try {
-      ok = await this.#cluster!.claimName(key, name);
-    } catch (e) {
-      this.#storeFailed(e);
-      this.#claiming.delete(key);
-      return client.close(CloseCode.tryAgain, "cluster unavailable, try again", "unavailable");
-    }
-    this.#claiming.delete(key);
-    if (!ok) return client.close(CloseCode.nameTaken, "name taken", "name_taken");
-    if (client.closed || this.#sessions.get(key)?.client) {
-      if (!this.#sessions.has(key)) void this.#cluster!.releaseName(key);
-      if (!client.closed) client.close(CloseCode.nameTaken, "name taken", "name_taken");
-      return;
-    }
-    const session: Session = resumed ??
-      { name, token: this.#makeToken(), client: null, releaseAt: 0 };
-    session.name = name;
-    this.#sessions.set(key, session);
-    this.#register(client, session, expiresAt);
-  }
-
-  /** Attaches the client to its session and sends the welcome. */
-  #register(client: Client, session: Session, expiresAt?: number): void {
-    const name = session.name;
-    const key = nameKey(name);
-    session.client = client;
-    client.name = name;
-    client.key = key;
+  /** Sends the welcome to a client that has its name, and lets its commands in. */
+  #welcome(client: Client, session: Session, expiresAt?: number): void {
     this.#send(
       client,
-      JSON.stringify({
-        type: "welcome",
-        name,
-        resume: session.token,
-        limits: this.#options.welcomeLimits,
-        version: this.#options.version,
-      }),
+      welcomeLine(session.name, session.token, this.#options.welcomeLimits, this.#options.version),
     );
     if (expiresAt !== undefined) client.expireAt(expiresAt);
-    this.#observers.event?.("info", "hello", { name, address: client.address });
+    this.#observers.event?.("info", "hello", { name: session.name, address: client.address });
     client.ready();
   }
 
@@ -432,17 +327,8 @@ export class Hub implements ClientHandler, ClusterListener {
     if (!this.#clients.delete(client)) return;
     this.stats.disconnects.set(reason, (this.stats.disconnects.get(reason) ?? 0) + 1);
     const ts = this.#now();
-    let released: Promise<void> | undefined;
+    const released = this.#sessions.release(client);
     if (client.name !== null) {
-      const session = this.#sessions.get(client.key);
-      // A replaced client's session already belongs to its successor.
-      if (session !== undefined && session.client === client) {
-        session.client = null;
-        session.releaseAt = ts + NAME_RESERVATION_MS;
-        // Another instance cannot check this instance's resume token, so the cluster-wide claim
-        // ends now; the 60 s reservation holds on this instance.
-        released = this.#cluster?.releaseName(client.key);
-      }
       this.#observers.event?.("info", "disconnect", {
         name: client.name,
         address: client.address,
@@ -564,14 +450,12 @@ export class Hub implements ClientHandler, ClusterListener {
         client.joinedAt.set(roomName, room.latest);
       }
       entered = false; // the membership is now the client's; leaving undoes it
-      const truncated = since !== undefined && page.truncated;
       this.#send(
         client,
-        `{"type":"joined","room":${JSON.stringify(roomName)},"members":${
-          JSON.stringify(members ?? this.members(roomName))
-        },"history":[${page.lines.join(",")}],"seq":${room.latest}${more ? ',"more":true' : ""}${
-          truncated ? ',"truncated":true' : ""
-        }}`,
+        joinedLine(roomName, members ?? this.members(roomName), page.lines, room.latest, {
+          more,
+          truncated: since !== undefined && page.truncated,
+        }),
       );
       if (!already) {
         this.#broadcast(room, {
@@ -614,7 +498,7 @@ export class Hub implements ClientHandler, ClusterListener {
     client.rooms.delete(roomName);
     client.joinedAt.delete(roomName);
     client.lastTyping?.delete(roomName);
-    this.#send(client, `{"type":"left","room":${JSON.stringify(roomName)}}`);
+    this.#send(client, leftLine(roomName));
     this.#broadcast(room, { line: presenceLine("leave", roomName, client.name!, this.#now()) });
     this.#cluster?.exitRoom(roomName, client.name!, room.members.size === 0);
     this.#dropIfEmpty(room);
@@ -642,9 +526,7 @@ export class Hub implements ClientHandler, ClusterListener {
       if (client.closed) return;
       this.#send(
         client,
-        `{"type":"history","room":${JSON.stringify(command.room)},"messages":[${
-          page.lines.join(",")
-        }]${page.truncated ? ',"truncated":true' : ""}}`,
+        historyLine(command.room, page.lines, page.truncated),
       );
     } catch (e) {
       this.#storeFailed(e);
@@ -659,8 +541,8 @@ export class Hub implements ClientHandler, ClusterListener {
 
   #dm(client: Client, to: string, text: string, cid: string | undefined): void {
     const key = nameKey(to);
-    const target = this.#sessions.get(key)?.client;
-    if (target == null) {
+    const target = this.#sessions.clientOf(key);
+    if (target === null) {
       if (this.#cluster !== null) return void this.#dmElsewhere(client, key, to, text, cid);
       return this.#refuse(client, "unknown_user", `Cannot dm: ${to} is not online`, cid);
     }
@@ -699,7 +581,7 @@ export class Hub implements ClientHandler, ClusterListener {
     if (this.#cluster === null) return this.#send(client, this.#roomsLine());
     try {
       const rooms = (await this.#cluster.rooms()).sort((a, b) => a.room < b.room ? -1 : 1);
-      this.#send(client, JSON.stringify({ type: "rooms", rooms }));
+      this.#send(client, roomsLine(rooms));
     } catch (e) {
       this.#storeFailed(e);
       this.#refuse(client, "unavailable", "Cannot list rooms: the cluster is unavailable", cid);
@@ -723,17 +605,12 @@ export class Hub implements ClientHandler, ClusterListener {
   }
 
   remoteDirect(key: string, line: string): void {
-    const client = this.#sessions.get(key)?.client;
-    if (client != null) this.#send(client, line);
+    const client = this.#sessions.clientOf(key);
+    if (client !== null) this.#send(client, line);
   }
 
   namesLost(keys: string[]): void {
-    for (const key of keys) {
-      const client = this.#sessions.get(key)?.client;
-      // This instance was cut off long enough to be presumed dead, and another took the name.
-      if (client != null) client.close(CloseCode.nameTaken, "name taken", "name_taken");
-      this.#sessions.delete(key);
-    }
+    this.#sessions.lost(keys);
   }
 
   membersGone(gone: { room: string; name: string }[]): void {
@@ -807,12 +684,7 @@ export class Hub implements ClientHandler, ClusterListener {
     const last = typed.get(roomName);
     if (last !== undefined && now - last < TYPING_INTERVAL_MS) return;
     typed.set(roomName, now);
-    this.#broadcast(room, {
-      line: `{"type":"typing","room":${JSON.stringify(roomName)},"user":${
-        JSON.stringify(client.name)
-      }}`,
-      except: client,
-    });
+    this.#broadcast(room, { line: typingLine(roomName, client.name!), except: client });
   }
 
   // ---- history reads ----
@@ -1017,7 +889,7 @@ export class Hub implements ClientHandler, ClusterListener {
       .filter((r) => r.members.size > 0)
       .map((r) => ({ room: r.name, members: r.members.size }))
       .sort((a, b) => a.room < b.room ? -1 : 1);
-    return JSON.stringify({ type: "rooms", rooms });
+    return roomsLine(rooms);
   }
 
   #dropIfEmpty(room: Room): void {
@@ -1036,9 +908,7 @@ export class Hub implements ClientHandler, ClusterListener {
   /** Frees expired name reservations and resend-guard entries, and applies retention. */
   sweep(): void {
     const now = this.#now();
-    for (const [key, s] of this.#sessions) {
-      if (s.client === null && s.releaseAt <= now) this.#sessions.delete(key);
-    }
+    this.#sessions.sweep();
     this.#resendGuard.expire(now);
     if (!this.#pruning) void this.#prune(now);
   }
@@ -1091,33 +961,4 @@ export class Hub implements ClientHandler, ClusterListener {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
-}
-
-function dmLine(
-  from: string,
-  to: string,
-  text: string,
-  ts: number,
-  cid: string | undefined,
-): string {
-  return JSON.stringify(
-    cid === undefined
-      ? { type: "dm", from, to, text, ts }
-      : { type: "dm", from, to, text, ts, cid },
-  );
-}
-
-function presenceLine(type: "join" | "leave", room: string, user: string, ts: number): string {
-  return `{"type":"${type}","room":${JSON.stringify(room)},"user":${
-    JSON.stringify(user)
-  },"ts":${ts}}`;
-}
-
-/** 256 random bits, base64url. */
-export function randomToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(
-    /=+$/,
-    "",
-  );
 }

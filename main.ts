@@ -10,7 +10,8 @@ import {
   VERSION,
   welcomeLimits,
 } from "./config.ts";
-import { type Cluster, type ClusterListener, Hub } from "./hub.ts";
+import type { Cluster, ClusterListener } from "./cluster.ts";
+import { Hub } from "./hub.ts";
 import { frameCharsForBudget } from "./room.ts";
 import { createHandler } from "./server.ts";
 import { SqliteStore } from "./sqlite_store.ts";

@@ -328,3 +328,76 @@ export function errorLine(code: ErrorCode, message: string, cid?: string): strin
     cid === undefined ? { type: "error", code, message } : { type: "error", code, message, cid },
   );
 }
+
+/** Serialises the reply to a hello: the name granted, its resume token, the limits. */
+export function welcomeLine(
+  name: string,
+  resume: string,
+  limits: Record<string, unknown>,
+  version: string,
+): string {
+  return JSON.stringify({ type: "welcome", name, resume, limits, version });
+}
+
+/** Serialises the reply to a join; `history` holds serialised message lines, oldest first. */
+export function joinedLine(
+  room: string,
+  members: string[],
+  history: string[],
+  seq: number,
+  flags: { more: boolean; truncated: boolean },
+): string {
+  const tail = `${flags.more ? ',"more":true' : ""}${flags.truncated ? ',"truncated":true' : ""}`;
+  return `{"type":"joined","room":${JSON.stringify(room)},"members":${
+    JSON.stringify(members)
+  },"history":[${history.join(",")}],"seq":${seq}${tail}}`;
+}
+
+/** Serialises the reply to a leave. */
+export function leftLine(room: string): string {
+  return `{"type":"left","room":${JSON.stringify(room)}}`;
+}
+
+/** Serialises the reply to a history read; `messages` holds serialised message lines. */
+export function historyLine(room: string, messages: string[], truncated: boolean): string {
+  return `{"type":"history","room":${JSON.stringify(room)},"messages":[${messages.join(",")}]${
+    truncated ? ',"truncated":true' : ""
+  }}`;
+}
+
+/** Serialises the room list, sorted by the caller. */
+export function roomsLine(rooms: { room: string; members: number }[]): string {
+  return JSON.stringify({ type: "rooms", rooms });
+}
+
+/** Serialises a member's arrival or departure, as every member sees it. */
+export function presenceLine(
+  type: "join" | "leave",
+  room: string,
+  user: string,
+  ts: number,
+): string {
+  return `{"type":"${type}","room":${JSON.stringify(room)},"user":${
+    JSON.stringify(user)
+  },"ts":${ts}}`;
+}
+
+/** Serialises a typing indicator. */
+export function typingLine(room: string, user: string): string {
+  return `{"type":"typing","room":${JSON.stringify(room)},"user":${JSON.stringify(user)}}`;
+}
+
+/** Serialises a direct message, as both its sender and its recipient see it. */
+export function dmLine(
+  from: string,
+  to: string,
+  text: string,
+  ts: number,
+  cid: string | undefined,
+): string {
+  return JSON.stringify(
+    cid === undefined
+      ? { type: "dm", from, to, text, ts }
+      : { type: "dm", from, to, text, ts, cid },
+  );
+}

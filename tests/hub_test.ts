@@ -1,7 +1,9 @@
 /** The hub, specified with fake sockets, a manual flush scheduler and an injected clock. */
 import assert from "node:assert/strict";
 import { Client, type SocketLike } from "../client.ts";
-import { type Cluster, Hub, NAME_RESERVATION_MS } from "../hub.ts";
+import type { Cluster } from "../cluster.ts";
+import { Hub } from "../hub.ts";
+import { NAME_RESERVATION_MS } from "../sessions.ts";
 import { type ChatMessage, messageLine, RESEND_WINDOW_MS } from "../protocol.ts";
 import { MemoryStore, type NewMessage, type Store } from "../store.ts";
 

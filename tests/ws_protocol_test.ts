@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { Client, type SocketLike } from "../client.ts";
-import { Hub, NAME_RESERVATION_MS } from "../hub.ts";
+import { Hub } from "../hub.ts";
+import { NAME_RESERVATION_MS } from "../sessions.ts";
 import { MemoryStore, type NewMessage } from "../store.ts";
 import type { Msg, TestClient } from "./helpers.ts";
 import { barrier, join, received, SlowStore, startServer } from "./server_fixture.ts";

@@ -1,0 +1,43 @@
+/**
+ * What the hub and the instances it shares rooms with say to each other: the hub calls a
+ * `Cluster`, the cluster calls back a `ClusterListener`. `redis_cluster.ts` is the `Cluster` on
+ * Redis; a single instance has none.
+ */
+
+/**
+ * The other server instances, when several share rooms (`--redis`). The hub keeps doing batching
+ * and bounded queues locally; the cluster carries names, presence and lines between instances.
+ */
+export interface Cluster {
+  /** False while the link to the other instances is down. */
+  readonly healthy: boolean;
+  /** Takes a name for this instance; false when another instance holds it. */
+  claimName(key: string, name: string): Promise<boolean>;
+  /** Frees a name cluster-wide; resolves once it is free (never rejects). */
+  releaseName(key: string): Promise<void>;
+  /** The name as registered by whoever holds `key` on any instance, or null. */
+  ownerOf(key: string): Promise<string | null>;
+  /** Subscribes to the room's lines and records the member; resolves once lines will arrive. */
+  enterRoom(room: string, name: string): Promise<void>;
+  exitRoom(room: string, name: string, lastLocal: boolean): void;
+  /** Members on every live instance. */
+  members(room: string): Promise<string[]>;
+  rooms(): Promise<{ room: string; members: number }[]>;
+  publishRoom(room: string, line: string, seq?: number): void;
+  publishDirect(key: string, line: string): void;
+  close(): Promise<void>;
+}
+
+/** What the cluster tells the hub. */
+export interface ClusterListener {
+  /** A line another instance produced for a room; `seq` is set for committed messages. */
+  remoteRoomLine(room: string, line: string, seq?: number): void;
+  /** A direct message for the user with name key `key`, from another instance. */
+  remoteDirect(key: string, line: string): void;
+  /** Lines may have been lost (the link was down): fill the room from the store. */
+  resync(room: string): void;
+  /** Members of an instance that died; they left their rooms. */
+  membersGone(gone: { room: string; name: string }[]): void;
+  /** Names this instance held that another instance took while this one was cut off. */
+  namesLost(keys: string[]): void;
+}
