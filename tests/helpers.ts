@@ -130,6 +130,8 @@ export class TestClient {
   #waiters: { match: (m: Msg) => boolean; resolve: (m: Msg) => void; from: number }[] = [];
   readonly opened: Promise<void>;
   readonly closed: Promise<CloseEvent>;
+  /** How the server closed the socket, once it has: said in a wait's timeout error. */
+  #closedWith: string | null = null;
 
   constructor(url: string, protocolsOrOptions?: { headers?: Record<string, string> }) {
     // Deno accepts headers on the client constructor; browsers do not.
@@ -149,6 +151,9 @@ export class TestClient {
     this.closed = new Promise((resolve) =>
       this.socket.addEventListener("close", resolve, { once: true })
     );
+    this.socket.addEventListener("close", (e) => {
+      this.#closedWith = `${e.code} ${JSON.stringify(e.reason)}`;
+    }, { once: true });
     this.socket.addEventListener("message", (e) => {
       if (typeof e.data !== "string") return;
       this.frames++;
@@ -184,7 +189,10 @@ export class TestClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiters = this.#waiters.filter((w) => w.resolve !== done);
-        reject(new Error(`Timed out waiting; got ${JSON.stringify(this.messages.slice(-5))}`));
+        const closed = this.#closedWith === null ? "" : `; the socket closed ${this.#closedWith}`;
+        reject(
+          new Error(`Timed out waiting; got ${JSON.stringify(this.messages.slice(-5))}${closed}`),
+        );
       }, timeoutMs);
       const done = (m: Msg) => {
         clearTimeout(timer);
