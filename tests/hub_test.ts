@@ -1,39 +1,12 @@
 /** The hub, specified with fake sockets, a manual flush scheduler and an injected clock. */
 import assert from "node:assert/strict";
-import { Client, type SocketLike } from "../client.ts";
+import { Client } from "../client.ts";
+import { fakeClientOptions, FakeSocket } from "./fakes.ts";
 import type { Cluster } from "../cluster.ts";
 import { Hub } from "../hub.ts";
 import { NAME_RESERVATION_MS } from "../sessions.ts";
 import { type ChatMessage, messageLine, RESEND_WINDOW_MS } from "../protocol.ts";
 import { MemoryStore, type NewMessage, type Store } from "../store.ts";
-
-class FakeSocket implements SocketLike {
-  readyState = 1;
-  bufferedAmount = 0;
-  /** Every frame sent, as sent. */
-  frames: string[] = [];
-  closeCode: number | undefined;
-  closeReason: string | undefined;
-  /** When true, sent bytes stay buffered, like a peer that stopped reading. */
-  stalled = false;
-  send(data: string): void {
-    this.frames.push(data);
-    if (this.stalled) this.bufferedAmount += data.length;
-  }
-  close(code?: number, reason?: string): void {
-    this.closeCode = code;
-    this.closeReason = reason;
-    this.readyState = 3; // a fake peer answers the close at once
-  }
-  // deno-lint-ignore no-explicit-any
-  get messages(): any[] {
-    return this.frames.flatMap((f) => f.split("\n").map((l) => JSON.parse(l)));
-  }
-  // deno-lint-ignore no-explicit-any
-  of(type: string): any[] {
-    return this.messages.filter((m) => m.type === type);
-  }
-}
 
 interface Rig {
   hub: Hub;
@@ -67,15 +40,14 @@ function rig(store: Store = new MemoryStore()): Rig {
     },
     connect(name, opts = {}) {
       const socket = new FakeSocket();
-      const client = new Client(socket, hub, {
-        sendQueueBytes: opts.sendQueueBytes ?? 1 << 20,
-        maxFrameBytes: 16384,
-        maxTextChars: 4000,
-        rate: null,
-        handshakeTimeoutMs: 60_000,
-        address: "test",
-        now: () => clock.now,
-      });
+      const client = new Client(
+        socket,
+        hub,
+        fakeClientOptions({
+          sendQueueBytes: opts.sendQueueBytes ?? 1 << 20,
+          now: () => clock.now,
+        }),
+      );
       hub.add(client);
       clients.push(client);
       client.receive(
@@ -446,14 +418,7 @@ function clusterRig(wrap: (store: MemoryStore) => Store = (store) => store) {
   };
   const connect = async (name: string) => {
     const socket = new FakeSocket();
-    const client = new Client(socket, hub, {
-      sendQueueBytes: 1 << 20,
-      maxFrameBytes: 16384,
-      maxTextChars: 4000,
-      rate: null,
-      handshakeTimeoutMs: 60_000,
-      address: "test",
-    });
+    const client = new Client(socket, hub, fakeClientOptions());
     hub.add(client);
     client.receive(JSON.stringify({ type: "hello", name }));
     await settle();

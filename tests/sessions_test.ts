@@ -1,20 +1,10 @@
 /** Names, resume tokens and reservations, specified with fake sockets, an injected clock and a fake cluster. */
 import assert from "node:assert/strict";
-import { Client, type ClientHandler, type SocketLike } from "../client.ts";
+import { Client, type ClientHandler } from "../client.ts";
+import { fakeClientOptions, FakeSocket } from "./fakes.ts";
 import type { Cluster } from "../cluster.ts";
 import { CloseCode } from "../protocol.ts";
 import { NAME_RESERVATION_MS, type Session, Sessions } from "../sessions.ts";
-
-class FakeSocket implements SocketLike {
-  readyState = 1;
-  bufferedAmount = 0;
-  closeCode: number | undefined;
-  send(): void {}
-  close(code?: number): void {
-    this.closeCode = code;
-    this.readyState = 3;
-  }
-}
 
 /** The parts of a cluster that names use; the rest is never called here. */
 class NameCluster implements Cluster {
@@ -85,14 +75,7 @@ function rig(cluster: Cluster | null = null) {
     failures,
     connect(): { client: Client; socket: FakeSocket } {
       const socket = new FakeSocket();
-      const client = new Client(socket, handler, {
-        sendQueueBytes: 1 << 20,
-        maxFrameBytes: 16384,
-        maxTextChars: 4000,
-        rate: null,
-        handshakeTimeoutMs: 60_000,
-        address: "test",
-      });
+      const client = new Client(socket, handler, fakeClientOptions());
       clients.push(client);
       return { client, socket };
     },

@@ -4,7 +4,8 @@
  * process on a free port (see server_fixture.ts) and shuts it down, so leak checks stay on.
  */
 import assert from "node:assert/strict";
-import { Client, type SocketLike } from "../client.ts";
+import { Client } from "../client.ts";
+import { fakeClientOptions, FakeSocket } from "./fakes.ts";
 import { Hub } from "../hub.ts";
 import { NAME_RESERVATION_MS } from "../sessions.ts";
 import { MemoryStore, type NewMessage } from "../store.ts";
@@ -193,21 +194,6 @@ Deno.test("after a disconnect the token holder gets the name back with the same 
   assert.equal(back.messages[0].resume, token);
 });
 
-/** A socket that records what the hub sends, for hub tests without a network. */
-class FakeSocket implements SocketLike {
-  readyState = 1;
-  bufferedAmount = 0;
-  sent: Msg[] = [];
-  closeCode: number | undefined;
-  send(data: string): void {
-    for (const line of data.split("\n")) this.sent.push(JSON.parse(line));
-  }
-  close(code?: number): void {
-    this.closeCode = code;
-    this.readyState = 3;
-  }
-}
-
 /** A hub on a manual clock, with a way to say hello over a fake socket. */
 function clockedHub() {
   const clock = { now: 1_700_000_000_000 };
@@ -220,15 +206,7 @@ function clockedHub() {
   });
   const hello = (name: string, resume?: string) => {
     const socket = new FakeSocket();
-    const client = new Client(socket, hub, {
-      sendQueueBytes: 1 << 20,
-      maxFrameBytes: 16384,
-      maxTextChars: 4000,
-      rate: null,
-      handshakeTimeoutMs: 60_000,
-      address: "test",
-      now: () => clock.now,
-    });
+    const client = new Client(socket, hub, fakeClientOptions({ now: () => clock.now }));
     hub.add(client);
     client.receive(
       JSON.stringify(resume ? { type: "hello", name, resume } : { type: "hello", name }),
@@ -252,13 +230,13 @@ Deno.test("60 s after a disconnect the name is free for anyone, with a new token
   const { hub, clock, hello } = clockedHub();
   assert.equal(NAME_RESERVATION_MS, 60_000);
   const first = hello("alice");
-  const oldToken = first.socket.sent[0].resume;
+  const oldToken = first.socket.messages[0].resume;
   first.client.socketClosed("client");
   clock.now += NAME_RESERVATION_MS;
   const stranger = hello("Alice");
   assert.equal(stranger.socket.closeCode, undefined);
-  assert.equal(stranger.socket.sent[0].type, "welcome");
-  assert.notEqual(stranger.socket.sent[0].resume, oldToken);
+  assert.equal(stranger.socket.messages[0].type, "welcome");
+  assert.notEqual(stranger.socket.messages[0].resume, oldToken);
   // The old token no longer takes the name.
   const late = hello("alice", oldToken);
   assert.equal(late.socket.closeCode, 4009);
