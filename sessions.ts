@@ -83,7 +83,11 @@ export class Sessions {
       if (!proven) return client.close(CloseCode.nameTaken, "name taken", "name_taken");
       // The token holder takes the name over at once; the old socket may be half-open.
       if (existing.client !== null) {
-        existing.client.close(CloseCode.replaced, "replaced", "replaced");
+        // Detached before it is closed: its disconnect must not free the name (cluster-wide
+        // too) that its successor takes at once.
+        const replaced = existing.client;
+        existing.client = null;
+        replaced.close(CloseCode.replaced, "replaced", "replaced");
       } else if (this.#cluster !== null) {
         // The cluster-wide claim ended with the disconnect; take it again before resuming.
         return void this.#claim(client, name, key, granted, existing);

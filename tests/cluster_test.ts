@@ -37,8 +37,8 @@ interface Rig {
   redis: TestRedis;
   /** Starts one more server instance on this Redis. */
   server(): Promise<SpawnedServer>;
-  /** Connects and greets a client that the rig closes at the end. */
-  client(server: SpawnedServer, name: string): Promise<TestClient>;
+  /** Connects and greets a client (`extra` joins the hello) that the rig closes at the end. */
+  client(server: SpawnedServer, name: string, extra?: Msg): Promise<TestClient>;
 }
 
 function clusterTest(
@@ -69,11 +69,11 @@ function clusterTest(
             servers.push(s);
             return s;
           },
-          async client(server, name) {
+          async client(server, name, extra = {}) {
             const c = new TestClient(server.wsUrl);
             clients.push(c);
             await c.opened;
-            c.send({ type: "hello", name });
+            c.send({ type: "hello", name, ...extra });
             await c.waitFor((m) => m.type === "welcome");
             return c;
           },
@@ -241,6 +241,20 @@ clusterTest(
     assert.equal(await refusedWith(a, "bob"), 4009, "a second bob on the other instance");
     assert.equal(alice.socket.readyState, WebSocket.OPEN, "the first Alice keeps her name");
     assert.equal(bob.socket.readyState, WebSocket.OPEN, "the first Bob keeps his name");
+  },
+);
+
+clusterTest(
+  "A resume that replaces a live connection keeps the name taken on every instance",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const first = await rig.client(a, "Alice");
+    // A second tab, or a reconnect over a half-open socket, takes the name over with the token.
+    const second = await rig.client(a, "Alice", { resume: first.messages[0].resume });
+    assert.equal((await first.closed).code, 4010);
+    assert.equal(await refusedWith(b, "alice"), 4009, "the other instance still sees it taken");
+    assert.equal(second.socket.readyState, WebSocket.OPEN);
   },
 );
 

@@ -252,3 +252,22 @@ Deno.test("Sessions closes the holders of names another instance took while this
   assert.equal(r.sessions.clientOf("ada"), null);
   r.done();
 });
+
+Deno.test("Sessions in a cluster keeps the cluster-wide claim when the token holder replaces a live connection", async () => {
+  const cluster = new NameCluster();
+  const r = rig(cluster);
+  const old = r.connect();
+  const first = r.take(old.client, "Ada");
+  await settle();
+  const token = first()!.token;
+  const next = r.connect();
+  const got = r.take(next.client, "Ada", { resume: token });
+  await settle();
+  assert.equal(old.socket.closeCode, CloseCode.replaced);
+  assert.equal(got()?.token, token);
+  assert.deepEqual(cluster.released, [], "the name stays claimed: its holder is still here");
+  assert.ok(cluster.held.has("ada"));
+  next.client.close(1000, "bye", "client");
+  assert.deepEqual(cluster.released, ["ada"]);
+  r.done();
+});
