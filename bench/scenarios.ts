@@ -17,7 +17,7 @@ export type ScenarioName = typeof SCENARIOS[number];
 /** A capacity step passes when p99 is at most this, in ms (and nothing was lost). */
 export const CAPACITY_P99_LIMIT_MS = 100;
 /** Offered rates the capacity scenario climbs through, in messages per second into the room. */
-export const CAPACITY_RATES = [50, 100, 200, 500, 1000, 1500, 2000];
+export const CAPACITY_RATES = [50, 100, 200, 500, 1000, 1200, 1500, 2000];
 const QUICK_CAPACITY_RATES = [100, 500, 1000, 2000];
 /** Size of each sent text, in bytes (ASCII), stamp included. */
 export const DEFAULT_TEXT_BYTES = 64;
