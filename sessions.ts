@@ -123,8 +123,11 @@ export class Sessions {
     }
     this.#claiming.delete(key);
     if (!ok) return client.close(CloseCode.nameTaken, "name taken", "name_taken");
-    if (client.closed || this.#sessions.get(key)?.client) {
-      if (!this.#sessions.has(key)) void this.#cluster!.releaseName(key);
+    const holder = this.#sessions.get(key)?.client ?? null;
+    if (client.closed || holder !== null) {
+      // Nobody here holds the name (a reservation does not: its claim ended at the disconnect),
+      // so the claim just made goes back.
+      if (holder === null) void this.#cluster!.releaseName(key);
       if (!client.closed) client.close(CloseCode.nameTaken, "name taken", "name_taken");
       return;
     }

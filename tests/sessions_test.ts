@@ -271,3 +271,30 @@ Deno.test("Sessions in a cluster keeps the cluster-wide claim when the token hol
   assert.deepEqual(cluster.released, ["ada"]);
   r.done();
 });
+
+Deno.test("Sessions in a cluster gives the claim back when the client leaves while it is being made", async () => {
+  for (const resuming of [false, true]) {
+    const cluster = new NameCluster();
+    const r = rig(cluster);
+    let proof = {};
+    if (resuming) {
+      // A reserved name: its holder comes back with the token, then vanishes mid-claim.
+      const before = r.connect();
+      const granted = r.take(before.client, "Ada");
+      await settle();
+      proof = { resume: granted()!.token };
+      before.client.close(1000, "bye", "client");
+      cluster.released.length = 0;
+    }
+    let answer!: (ok: boolean) => void;
+    cluster.gate = new Promise((resolve) => answer = resolve);
+    const ada = r.connect();
+    const got = r.take(ada.client, "Ada", proof);
+    ada.client.close(1001, "gone", "client");
+    answer(true);
+    await settle();
+    assert.equal(got(), null);
+    assert.deepEqual(cluster.released, ["ada"], `resuming: ${resuming}`);
+    r.done();
+  }
+});
