@@ -163,6 +163,8 @@ export class Hub implements ClientHandler, ClusterListener {
   #draining = false;
   #pruning = false;
   #committing: Promise<void> | null = null;
+  /** Leaves waiting for a name release before the other instances are told (see `closed`). */
+  #telling = new Set<Promise<void>>();
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   readonly #flushBound = () => this.#flush();
@@ -357,8 +359,10 @@ export class Hub implements ClientHandler, ClusterListener {
           cluster.exitRoom(g.room, client.name!, g.last);
         }
       };
-      if (released === undefined) tell();
-      else void released.then(tell);
+      if (released === undefined) return tell();
+      const told = released.then(tell);
+      this.#telling.add(told);
+      void told.finally(() => this.#telling.delete(told));
     }
   }
 
@@ -951,6 +955,9 @@ export class Hub implements ClientHandler, ClusterListener {
     for (const client of closing) {
       client.close(CloseCode.shutdown, "server shutting down", "shutdown");
     }
+    // The other instances hear these clients leave only once their names are released; the links
+    // to Redis close after that (bounded by the Redis command timeout), so no leave is lost.
+    await Promise.all(this.#telling);
     await Promise.all([this.#store.close(), this.#cluster?.close()]);
     // Give the close frames time to leave: the HTTP server's own shutdown would otherwise abort
     // the sockets first, with its own reason, and drop the last acknowledgements queued above.

@@ -245,6 +245,29 @@ clusterTest(
 );
 
 clusterTest(
+  "A clean shutdown of an instance tells the other instances' members that its users left",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const bob = await rig.client(b, "Bob");
+    await join(bob, "general");
+    const ann = await rig.client(a, "Ann");
+    const cat = await rig.client(a, "Cat");
+    for (const c of [ann, cat]) await join(c, "general");
+    await bob.waitFor((m) => m.type === "join" && m.user === "Cat");
+
+    assert.equal(await a.stop("SIGTERM"), 0);
+    for (const user of ["Ann", "Cat"]) {
+      await bob.waitFor((m) => m.type === "leave" && m.user === user, 3000);
+    }
+    const rooms = await bob.request({ type: "rooms" }, (m) => m.type === "rooms");
+    assert.deepEqual(rooms.rooms, [{ room: "general", members: 1 }]);
+    // Everything was said before the links to Redis closed: no error on the way out.
+    assert.doesNotMatch(a.output(), /WARN|ERROR/);
+  },
+);
+
+clusterTest(
   "A resume that replaces a live connection keeps the name taken on every instance",
   async (rig) => {
     const a = await rig.server();
