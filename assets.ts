@@ -1,6 +1,8 @@
 /**
  * The browser client, embedded as text so `deno compile` ships it inside the binary: every file
  * under static/ by the URL path the server answers it on. One line per file; add new modules here.
+ * Scripts and styles are served with their whole-line comments blanked (the JSDoc that types and
+ * explains the source): a smaller page, and the same line numbers as static/ in a stack trace.
  */
 import appJs from "./static/app.js" with { type: "text" };
 import composerJs from "./static/composer.js" with { type: "text" };
@@ -25,6 +27,29 @@ export interface Asset {
   type: string;
 }
 
+/**
+ * Blanks every line that is only comment: `//` lines and `/* … *\/` blocks that start a line and
+ * end one. A comment sharing a line with code stays (it may be a type cast); the line count stays.
+ * For our own files, which have no multi-line strings.
+ */
+export function blankCommentLines(source: string): string {
+  const lines = source.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const text = lines[i].trimStart();
+    if (text.startsWith("//")) {
+      lines[i] = "";
+    } else if (text.startsWith("/*")) {
+      let end = i;
+      while (end < lines.length && !lines[end].includes("*/", end === i ? 2 : 0)) end++;
+      if (end === lines.length) break; // unterminated: leave the rest alone
+      const after = lines[end].slice(lines[end].indexOf("*/", end === i ? 2 : 0) + 2);
+      if (after.trim() === "") lines.fill("", i, end + 1);
+      i = end;
+    }
+  }
+  return lines.join("\n");
+}
+
 const HTML = "text/html; charset=utf-8";
 const JS = "text/javascript; charset=utf-8";
 const CSS = "text/css; charset=utf-8";
@@ -34,19 +59,19 @@ const SVG = "image/svg+xml";
 export const assets: ReadonlyMap<string, Asset> = new Map<string, Asset>([
   ["/", { body: indexHtml, type: HTML }],
   ["/index.html", { body: indexHtml, type: HTML }],
-  ["/app.js", { body: appJs, type: JS }],
-  ["/composer.js", { body: composerJs, type: JS }],
-  ["/connection.js", { body: connectionJs, type: JS }],
-  ["/dom.js", { body: domJs, type: JS }],
-  ["/linkify.js", { body: linkifyJs, type: JS }],
-  ["/log.js", { body: logJs, type: JS }],
-  ["/notify.js", { body: notifyJs, type: JS }],
-  ["/outbox.js", { body: outboxJs, type: JS }],
-  ["/render.js", { body: renderJs, type: JS }],
-  ["/sidebar.js", { body: sidebarJs, type: JS }],
-  ["/state.js", { body: stateJs, type: JS }],
-  ["/storage.js", { body: storageJs, type: JS }],
-  ["/wire.js", { body: wireJs, type: JS }],
-  ["/style.css", { body: styleCss, type: CSS }],
+  ["/app.js", { body: blankCommentLines(appJs), type: JS }],
+  ["/composer.js", { body: blankCommentLines(composerJs), type: JS }],
+  ["/connection.js", { body: blankCommentLines(connectionJs), type: JS }],
+  ["/dom.js", { body: blankCommentLines(domJs), type: JS }],
+  ["/linkify.js", { body: blankCommentLines(linkifyJs), type: JS }],
+  ["/log.js", { body: blankCommentLines(logJs), type: JS }],
+  ["/notify.js", { body: blankCommentLines(notifyJs), type: JS }],
+  ["/outbox.js", { body: blankCommentLines(outboxJs), type: JS }],
+  ["/render.js", { body: blankCommentLines(renderJs), type: JS }],
+  ["/sidebar.js", { body: blankCommentLines(sidebarJs), type: JS }],
+  ["/state.js", { body: blankCommentLines(stateJs), type: JS }],
+  ["/storage.js", { body: blankCommentLines(storageJs), type: JS }],
+  ["/wire.js", { body: blankCommentLines(wireJs), type: JS }],
+  ["/style.css", { body: blankCommentLines(styleCss), type: CSS }],
   ["/favicon.svg", { body: faviconSvg, type: SVG }],
 ]);

@@ -1,0 +1,65 @@
+/** The embedded browser client: what is served, and how comments are blanked on the way. */
+import assert from "node:assert/strict";
+import { assets, blankCommentLines } from "../assets.ts";
+
+Deno.test("blankCommentLines blanks whole-line comments and keeps every line", () => {
+  const source = [
+    "// @ts-check",
+    "/** Purpose of the module. */",
+    "import { a } from './a.js';",
+    "/**",
+    " * A longer comment.",
+    " * @param {number} n",
+    " */",
+    "export const f = (n) => n + 1;",
+    "  // an indented note",
+    "/* css-style */",
+  ].join("\n");
+  const out = blankCommentLines(source).split("\n");
+  assert.equal(out.length, 10);
+  assert.deepEqual(out, [
+    "",
+    "",
+    "import { a } from './a.js';",
+    "",
+    "",
+    "",
+    "",
+    "export const f = (n) => n + 1;",
+    "",
+    "",
+  ]);
+});
+
+Deno.test("blankCommentLines keeps comments that share a line with code", () => {
+  const source = [
+    "const m = /** @type {Map<string, number>} */ (new Map());",
+    'const url = "http://example.com/*x*/";',
+    "f(); // trailing note",
+    "/** @type {HTMLElement} */",
+    "/** a cast split",
+    " */ (el).focus();",
+    "/* never closed",
+    "x();",
+  ].join("\n");
+  const out = blankCommentLines(source).split("\n");
+  assert.deepEqual(out, [
+    "const m = /** @type {Map<string, number>} */ (new Map());",
+    'const url = "http://example.com/*x*/";',
+    "f(); // trailing note",
+    "",
+    "/** a cast split",
+    " */ (el).focus();",
+    "/* never closed",
+    "x();",
+  ]);
+});
+
+Deno.test("every served script and stylesheet has its source's line count, so stack traces match static/", async () => {
+  for (const [path, asset] of assets) {
+    if (!/\.(js|css)$/.test(path)) continue;
+    const source = await Deno.readTextFile(new URL(`../static${path}`, import.meta.url));
+    assert.equal(asset.body.split("\n").length, source.split("\n").length, path);
+    assert.ok(asset.body.length < source.length, `${path} is served with its comments blanked`);
+  }
+});
