@@ -15,6 +15,9 @@ import { timingSafeEqual } from "./auth.ts";
 /** How long a disconnected name stays reserved for its token holder, in ms. */
 export const NAME_RESERVATION_MS = 60_000;
 
+/** The close reason (with 4009) when another instance holds the name. */
+export const NAME_HELD_ELSEWHERE = "name taken on another instance";
+
 /** A name and whoever holds it: a client now, or its token holder until `releaseAt`. */
 export interface Session {
   name: string;
@@ -122,7 +125,11 @@ export class Sessions {
       return client.close(CloseCode.tryAgain, "cluster unavailable, try again", "unavailable");
     }
     this.#claiming.delete(key);
-    if (!ok) return client.close(CloseCode.nameTaken, "name taken", "name_taken");
+    if (!ok) {
+      // Said apart from a local refusal: the holder may be this user's own old connection on an
+      // instance that has not noticed it is gone, so a client with a token may retry a while.
+      return client.close(CloseCode.nameTaken, NAME_HELD_ELSEWHERE, "name_taken");
+    }
     const holder = this.#sessions.get(key)?.client ?? null;
     if (client.closed || holder !== null) {
       // Nobody here holds the name (a reservation does not: its claim ended at the disconnect),

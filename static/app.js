@@ -18,6 +18,8 @@ import * as wire from "./wire.js";
 const { isNum, isStr, nameKey } = wire;
 /** Messages per scroll-back page. */
 const OLDER_PAGE = 50;
+/** How long reconnects retry a name held on another instance (idle timeout + slack), in ms. */
+const HELD_RETRY_MS = 45_000;
 /** Below this width the sidebar is a drawer (as in style.css). */
 const NARROW = matchMedia("(max-width: 699px)");
 
@@ -45,6 +47,8 @@ let password = sessionStorage.getItem("chat.password") ?? "";
 let everOnline = false;
 /** Another tab took this name over (4010); stay away until the user says otherwise. */
 let replaced = false;
+/** Since when reconnects find the name held on another instance (0: they do not). */
+let heldSince = 0;
 let status = { state: "stopped", retryAt: 0 };
 
 /** The sign-in card, with a password field when asked. @param {{ name?: string, error?: string, needPassword?: boolean }} how */
@@ -120,6 +124,12 @@ function closed(code, reason) {
   for (const e of outbox.where((e) => e.state === "sent")) e.state = "queued";
   // Reconnecting after 4010 would start a tug of war with the tab that took over.
   replaced = code === 4010;
+  // The holder may be our own old connection, which that instance drops within its idle timeout.
+  if (code === 4009 && reason === "name taken on another instance" && identity.token) {
+    heldSince ||= Date.now();
+    if (Date.now() - heldSince < HELD_RETRY_MS) return true;
+  }
+  heldSince = 0;
   const error = {
     4000: `The server refused: ${reason || "bad hello"}.`,
     4001: password ? "That password or token was not accepted." : "This chat needs a password.",
@@ -134,6 +144,7 @@ function closed(code, reason) {
 /** @type {Record<string, (m: wire.ServerMsg) => void>} */
 const handlers = {
   welcome(m) {
+    heldSince = 0;
     save("identity", identity = { name: m.name, token: m.resume ?? "" });
     state.setMe(m.name);
     if (isNum(m.limits?.maxTextChars)) composer.limit = m.limits.maxTextChars;

@@ -8,6 +8,7 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { assets } from "../assets.ts";
 import { signJwt } from "../jwt.ts";
 import { eventually, type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
+import { startRedis } from "./redis_server.ts";
 import { startServer } from "./server_fixture.ts";
 
 /**
@@ -54,8 +55,8 @@ const LAUNCH = {
   ],
 };
 
-/** Page, scripts and styles together must stay under this many bytes, uncompressed. */
-const UI_BUDGET_BYTES = 60 * 1024;
+/** Page, scripts and styles as served must stay under this many bytes, uncompressed ("60 KB"). */
+const UI_BUDGET_BYTES = 60_000;
 
 /** What a test gets: a running server and browser, and a way to open a signed-in page. */
 interface Harness {
@@ -1102,3 +1103,51 @@ browserTest("A server that wants a sign-in token takes one in the password field
   assert.deepEqual(await page.locator("#me-name").textContent(), "carol");
   assert.deepEqual(chat.problems, []);
 }, ["--port", "0", "--data", ":memory:", "--jwt-secret", "k3y"]);
+
+Deno.test({
+  name:
+    "A reconnect whose name is still held on another instance keeps retrying and comes back by itself",
+  ignore: !HAVE_CHROMIUM,
+  async fn() {
+    const redis = await startRedis();
+    if (redis === null) {
+      console.warn("browser_test.ts: the multi-instance case needs redis-server; skipped");
+      return;
+    }
+    const servers: SpawnedServer[] = [];
+    const start = async (port = 0) => {
+      const s = await spawnServer(["--port", String(port), "--redis", redis.url]);
+      servers.push(s);
+      return s;
+    };
+    let browser: Browser | undefined;
+    let holder: TestClient | undefined;
+    try {
+      const a = await start();
+      const b = await start();
+      browser = await chromium.launch(LAUNCH);
+      const alice = await openChat(browser, a.url, "alice");
+      // Instance A goes away; meanwhile "alice" is taken on B (think: the old connection, still
+      // open there). A comes back on the same address and the page's reconnects land on it.
+      await a.stop();
+      holder = await TestClient.connect(b.wsUrl, "alice");
+      const again = await start(a.port);
+      await eventually("a reconnect refused with 4009 on the new A", async () => {
+        const text = await (await fetch(new URL("metrics", again.url))).text();
+        return /chat_disconnects_total\{reason="name_taken"\} [1-9]/.test(text);
+      }, 20_000);
+      assert.equal(await alice.page.locator("#login").isHidden(), true, "no sign-in form");
+      await holder.close();
+      // Back online in #general, as alice, with no click: the retries went on after the 4009.
+      await waitJoined(alice.page, "general");
+      assert.equal(await alice.page.locator("#me-name").textContent(), "alice");
+      assert.equal(await alice.page.locator("#login").isHidden(), true);
+      assert.deepEqual(alice.problems, []);
+    } finally {
+      await holder?.close();
+      await browser?.close();
+      for (const s of servers) await s.stop();
+      await redis.stop();
+    }
+  },
+});

@@ -4,7 +4,7 @@ import { Client, type ClientHandler } from "../client.ts";
 import { fakeClientOptions, FakeSocket } from "./fakes.ts";
 import type { Cluster } from "../cluster.ts";
 import { CloseCode } from "../protocol.ts";
-import { NAME_RESERVATION_MS, type Session, Sessions } from "../sessions.ts";
+import { NAME_HELD_ELSEWHERE, NAME_RESERVATION_MS, type Session, Sessions } from "../sessions.ts";
 
 /** The parts of a cluster that names use; the rest is never called here. */
 class NameCluster implements Cluster {
@@ -113,6 +113,7 @@ Deno.test("Sessions refuses a held name without proof, whatever its case", () =>
   const second = r.connect();
   assert.equal(r.take(second.client, "ADA")(), null);
   assert.equal(second.socket.closeCode, CloseCode.nameTaken);
+  assert.equal(second.socket.closeReason, "name taken");
   assert.equal(first.socket.closeCode, undefined);
   assert.equal(r.sessions.clientOf(first.client.key), first.client);
   r.done();
@@ -202,6 +203,7 @@ Deno.test("Sessions in a cluster refuses a name another instance holds", async (
   await settle();
   assert.equal(got(), null);
   assert.equal(ada.socket.closeCode, CloseCode.nameTaken);
+  assert.equal(ada.socket.closeReason, NAME_HELD_ELSEWHERE, "said apart from a local refusal");
   r.done();
 });
 
