@@ -337,6 +337,28 @@ clusterTest(
 );
 
 clusterTest(
+  "Typing indicators cross instances; the typist does not get its own",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const alice = await rig.client(a, "Alice");
+    const amy = await rig.client(a, "Amy");
+    const bob = await rig.client(b, "Bob");
+    for (const c of [alice, amy, bob]) await join(c, "general");
+    alice.send({ type: "typing", room: "general" });
+    for (const c of [amy, bob]) {
+      const t = await c.waitFor((m) => m.type === "typing");
+      assert.deepEqual([t.room, t.user], ["general", "Alice"]);
+    }
+    bob.send({ type: "typing", room: "general" });
+    await alice.waitFor((m) => m.type === "typing" && m.user === "Bob");
+    await sleep(200);
+    assert.deepEqual(alice.messages.filter((m) => m.type === "typing").map((m) => m.user), ["Bob"]);
+    assert.deepEqual(bob.messages.filter((m) => m.type === "typing").map((m) => m.user), ["Alice"]);
+  },
+);
+
+clusterTest(
   "A client that reconnects to another instance with since gets exactly the messages it missed",
   async (rig) => {
     const a = await rig.server();
