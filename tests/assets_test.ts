@@ -63,3 +63,14 @@ Deno.test("every served script and stylesheet has its source's line count, so st
     assert.ok(asset.body.length < source.length, `${path} is served with its comments blanked`);
   }
 });
+
+Deno.test("static scripts have no multi-line template literals, which comment blanking would not see", async () => {
+  for (const [path] of assets) {
+    if (!path.endsWith(".js")) continue;
+    const source = await Deno.readTextFile(new URL(`../static${path}`, import.meta.url));
+    source.split("\n").forEach((line, i) => {
+      const ticks = line.replaceAll("\\`", "").split("`").length - 1;
+      assert.equal(ticks % 2, 0, `${path}:${i + 1} opens a template literal it does not close`);
+    });
+  }
+});
