@@ -19,7 +19,11 @@ export interface Cluster {
   ownerOf(key: string): Promise<string | null>;
   /** Subscribes to the room's lines and records the member; resolves once lines will arrive. */
   enterRoom(room: string, name: string): Promise<void>;
-  exitRoom(room: string, name: string, lastLocal: boolean): void;
+  /**
+   * Removes the member's record and, when no local member or join is left, unsubscribes; resolves
+   * once the record is gone (never rejects), so a leave line sent after it finds presence agreeing.
+   */
+  exitRoom(room: string, name: string, lastLocal: boolean): Promise<void>;
   /** Members on every live instance. */
   members(room: string): Promise<string[]>;
   rooms(): Promise<{ room: string; members: number }[]>;

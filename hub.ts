@@ -163,7 +163,7 @@ export class Hub implements ClientHandler, ClusterListener {
   #draining = false;
   #pruning = false;
   #committing: Promise<void> | null = null;
-  /** Leaves waiting for a name release before the other instances are told (see `closed`). */
+  /** Leaves still being told to the other instances (see `#tellOthers`); shutdown waits for them. */
   #telling = new Set<Promise<void>>();
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -337,33 +337,44 @@ export class Hub implements ClientHandler, ClusterListener {
         reason,
       });
     }
-    const gone: { room: string; line: string; last: boolean }[] = [];
+    const gone: { room: string; line: string }[] = [];
     for (const name of client.rooms) {
       const room = this.#rooms.get(name);
       if (room === undefined) continue;
       room.members.delete(client);
       const line = presenceLine("leave", name, client.name!, ts);
       this.#emit(room, { line });
-      gone.push({ room: name, line, last: room.members.size === 0 });
+      gone.push({ room: name, line });
       this.#dropIfEmpty(room);
     }
     client.rooms.clear();
     client.joinedAt.clear();
-    const cluster = this.#cluster;
-    if (cluster !== null && gone.length > 0) {
+    if (this.#cluster !== null && gone.length > 0) {
       // Other instances hear the leave only once the name is free there: a client that reconnects
       // on seeing it must find its name available.
-      const tell = () => {
-        for (const g of gone) {
-          cluster.publishRoom(g.room, g.line);
-          cluster.exitRoom(g.room, client.name!, g.last);
-        }
-      };
-      if (released === undefined) return tell();
-      const told = released.then(tell);
-      this.#telling.add(told);
-      void told.finally(() => this.#telling.delete(told));
+      const tell = () =>
+        Promise.all(gone.map((g) => this.#leaveCluster(g.room, client.name!, g.line)));
+      this.#tellOthers(released === undefined ? tell() : released.then(tell));
     }
+  }
+
+  /**
+   * Tells the other instances that `name` left `room`: the presence record goes first, then the
+   * line, so an instance that reads the members meanwhile and misses the line never lists the
+   * leaver. The subscription ends with the last local member, unless a join is on its way.
+   */
+  async #leaveCluster(roomName: string, name: string, line: string): Promise<void> {
+    const room = this.#rooms.get(roomName);
+    const last = room === undefined || (room.members.size === 0 && room.joinsInFlight === 0);
+    await this.#cluster!.exitRoom(roomName, name, last);
+    this.#cluster!.publishRoom(roomName, line);
+  }
+
+  /** Keeps track of work that tells other instances something, so shutdown can wait for it. */
+  #tellOthers(work: Promise<unknown>): void {
+    const told = work.then(() => {});
+    this.#telling.add(told);
+    void told.finally(() => this.#telling.delete(told));
   }
 
   // ---- commands ----
@@ -477,7 +488,10 @@ export class Hub implements ClientHandler, ClusterListener {
       if (joining.size === 0 && client.joining === joining) client.joining = null;
       room.joinsInFlight--;
       this.#replayHeld(client, roomName);
-      if (entered) this.#cluster!.exitRoom(roomName, client.name!, room.members.size === 0);
+      if (entered) {
+        const last = room.members.size === 0 && room.joinsInFlight === 0;
+        this.#tellOthers(this.#cluster!.exitRoom(roomName, client.name!, last));
+      }
       this.#dropIfEmpty(room);
     }
   }
@@ -503,9 +517,10 @@ export class Hub implements ClientHandler, ClusterListener {
     client.joinedAt.delete(roomName);
     client.lastTyping?.delete(roomName);
     this.#send(client, leftLine(roomName));
-    this.#broadcast(room, { line: presenceLine("leave", roomName, client.name!, this.#now()) });
-    this.#cluster?.exitRoom(roomName, client.name!, room.members.size === 0);
+    const line = presenceLine("leave", roomName, client.name!, this.#now());
+    this.#emit(room, { line });
     this.#dropIfEmpty(room);
+    if (this.#cluster !== null) this.#tellOthers(this.#leaveCluster(roomName, client.name!, line));
   }
 
   async #history(
@@ -620,8 +635,11 @@ export class Hub implements ClientHandler, ClusterListener {
   membersGone(gone: { room: string; name: string }[]): void {
     const ts = this.#now();
     for (const { room: roomName, name } of gone) {
+      const line = presenceLine("leave", roomName, name, ts);
       const room = this.#rooms.get(roomName);
-      if (room !== undefined) this.#emit(room, { line: presenceLine("leave", roomName, name, ts) });
+      if (room !== undefined) this.#emit(room, { line });
+      // Only the instance whose sweep removed them hears of them: it tells every other one.
+      this.#cluster?.publishRoom(roomName, line);
     }
   }
 

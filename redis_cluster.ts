@@ -94,9 +94,9 @@ export class RedisCluster implements Cluster {
     await this.#presence.join(room, name);
   }
 
-  exitRoom(room: string, name: string, lastLocal: boolean): void {
-    this.#presence.leave(room, name).catch(this.#onError);
+  async exitRoom(room: string, name: string, lastLocal: boolean): Promise<void> {
     if (lastLocal) this.#bus.unsubscribe(room).catch(this.#onError);
+    await this.#presence.leave(room, name).catch(this.#onError);
   }
 
   members(room: string): Promise<string[]> {

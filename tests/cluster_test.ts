@@ -359,6 +359,30 @@ clusterTest(
 );
 
 clusterTest(
+  "A join that races the last local member's leave still gets every line from other instances",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const xavier = await rig.client(a, "Xavier");
+    const yvonne = await rig.client(a, "Yvonne");
+    const bob = await rig.client(b, "Bob");
+    for (let i = 0; i < 3; i++) {
+      const room = `race${i}`;
+      await join(xavier, room);
+      await join(bob, room);
+      // Yvonne's join is in flight on A when Xavier, the last member there, leaves.
+      yvonne.send({ type: "join", room });
+      xavier.send({ type: "leave", room });
+      await yvonne.waitFor((m) => m.type === "joined" && m.room === room);
+      bob.send({ type: "say", room, text: `hello ${room}` });
+      bob.send({ type: "typing", room });
+      await yvonne.waitFor((m) => m.type === "message" && m.text === `hello ${room}`, 3000);
+      await yvonne.waitFor((m) => m.type === "typing" && m.room === room, 3000);
+    }
+  },
+);
+
+clusterTest(
   "A client that reconnects to another instance with since gets exactly the messages it missed",
   async (rig) => {
     const a = await rig.server();
@@ -437,16 +461,17 @@ clusterTest(
 );
 
 clusterTest(
-  "After SIGKILL of an instance its users leave presence within the bound and no echoed message is lost",
+  "After SIGKILL of an instance its users leave presence on every survivor within the bound and no echoed message is lost",
   async (rig) => {
     const a = await rig.server();
     const b = await rig.server();
+    const c3 = await rig.server();
     const alice = await rig.client(a, "Alice"); // sends, dies with A
     const dave = await rig.client(a, "Dave"); // idle, dies with A
     const bob = await rig.client(b, "Bob"); // sends, survives
-    for (const c of [alice, dave, bob]) await join(c, "general");
-    await join(dave, "side");
-    await join(bob, "side");
+    const carol = await rig.client(c3, "Carol"); // idle, survives on a third instance
+    for (const c of [alice, dave, bob, carol]) await join(c, "general");
+    for (const c of [dave, bob, carol]) await join(c, "side");
 
     const own = (c: TestClient, prefix: string) =>
       c.messages.filter((m) => m.type === "message" && m.cid?.startsWith(prefix));
@@ -470,15 +495,18 @@ clusterTest(
     await bob.waitFor((m) => m.type === "message" && m.cid === bobSent.at(-1));
     const acked = [...aliceAcked, ...own(bob, "b")];
 
-    // B's sweep sends the leave lines the dead instance never sent.
+    // One survivor's sweep finds the dead instance's users and tells every instance, itself too,
+    // the leave lines the dead one never sent.
     const expectLeaves = [["general", "Alice"], ["general", "Dave"], ["side", "Dave"]];
-    const leaves = () =>
-      bob.messages.filter((m) => m.type === "leave").map((m) => [m.room, m.user]);
-    await eventually(
-      "bob got a leave for every user of the killed instance",
-      () => expectLeaves.every(([r, u]) => leaves().some(([r2, u2]) => r === r2 && u === u2)),
-      PRESENCE_BOUND_MS - (Date.now() - killedAt),
-    );
+    const leavesOf = (c: TestClient) =>
+      c.messages.filter((m) => m.type === "leave").map((m) => [m.room, m.user]);
+    for (const [who, c] of [["bob", bob], ["carol", carol]] as const) {
+      await eventually(
+        `${who} got a leave for every user of the killed instance`,
+        () => expectLeaves.every(([r, u]) => leavesOf(c).some(([r2, u2]) => r === r2 && u === u2)),
+        PRESENCE_BOUND_MS - (Date.now() - killedAt),
+      );
+    }
     const elapsed = Date.now() - killedAt;
     assert.ok(elapsed <= PRESENCE_BOUND_MS, `leave lines after ${elapsed} ms`);
     console.log(`  leave lines for the killed instance's users after ${elapsed} ms`);
@@ -486,11 +514,11 @@ clusterTest(
     const erin = await rig.client(b, "Erin");
     const history = await readAll(erin, "general");
     const joined = erin.messages.find((m) => m.type === "joined" && m.room === "general")!;
-    assert.deepEqual([...joined.members].sort(byName), ["Bob", "Erin"]);
+    assert.deepEqual([...joined.members].sort(byName), ["Bob", "Carol", "Erin"]);
     const rooms = await erin.request({ type: "rooms" }, (m) => m.type === "rooms");
     assert.deepEqual(rooms.rooms, [
-      { room: "general", members: 2 },
-      { room: "side", members: 1 },
+      { room: "general", members: 3 },
+      { room: "side", members: 2 },
     ]);
 
     assert.deepEqual(history.map((m) => m.seq), range(history.length), "seqs dense from 1");
@@ -500,11 +528,13 @@ clusterTest(
     }
     for (const [cid, seqs] of stored) assert.equal(seqs.length, 1, `${cid} stored once`);
     assert.ok(aliceAcked.length >= 300, `${aliceAcked.length} echoes before the kill`);
-    assert.deepEqual(
-      leaves().sort(),
-      expectLeaves.sort(),
-      "one leave per member of the dead instance",
-    );
+    for (const c of [bob, carol]) {
+      assert.deepEqual(
+        leavesOf(c).sort(),
+        expectLeaves.sort(),
+        "one leave per member of the dead instance",
+      );
+    }
   },
 );
 

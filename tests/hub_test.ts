@@ -382,7 +382,9 @@ class FakeCluster implements Cluster {
   enterRoom() {
     return Promise.resolve();
   }
-  exitRoom() {}
+  exitRoom() {
+    return Promise.resolve();
+  }
   members(room: string) {
     return Promise.resolve([...(this.remoteMembers.get(room) ?? [])]);
   }

@@ -32,7 +32,9 @@ class NameCluster implements Cluster {
   enterRoom(): Promise<void> {
     throw new Error("not used");
   }
-  exitRoom(): void {}
+  exitRoom(): Promise<void> {
+    return Promise.resolve();
+  }
   members(): Promise<string[]> {
     throw new Error("not used");
   }
