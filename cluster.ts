@@ -28,6 +28,11 @@ export interface Cluster {
   members(room: string): Promise<string[]>;
   rooms(): Promise<{ room: string; members: number }[]>;
   publishRoom(room: string, line: string, seq?: number): void;
+  /**
+   * A join or leave line for the room's members on the other instances. Unlike other lines it is
+   * kept while the link is down and sent once it is back: no resync recovers presence lines.
+   */
+  publishPresence(room: string, line: string): void;
   publishDirect(key: string, line: string): void;
   close(): Promise<void>;
 }

@@ -367,7 +367,7 @@ export class Hub implements ClientHandler, ClusterListener {
     const room = this.#rooms.get(roomName);
     const last = room === undefined || (room.members.size === 0 && room.joinsInFlight === 0);
     await this.#cluster!.exitRoom(roomName, name, last);
-    this.#cluster!.publishRoom(roomName, line);
+    this.#cluster!.publishPresence(roomName, line);
   }
 
   /** Keeps track of work that tells other instances something, so shutdown can wait for it. */
@@ -473,10 +473,9 @@ export class Hub implements ClientHandler, ClusterListener {
         }),
       );
       if (!already) {
-        this.#broadcast(room, {
-          line: presenceLine("join", roomName, client.name!, this.#now()),
-          except: client,
-        });
+        const line = presenceLine("join", roomName, client.name!, this.#now());
+        this.#emit(room, { line, except: client });
+        this.#cluster?.publishPresence(roomName, line);
         this.#observers.event?.("info", "join", { name: client.name!, room: roomName });
       }
       if (room.pendingSeq > room.latest) void this.resync(roomName);
@@ -639,7 +638,7 @@ export class Hub implements ClientHandler, ClusterListener {
       const room = this.#rooms.get(roomName);
       if (room !== undefined) this.#emit(room, { line });
       // Only the instance whose sweep removed them hears of them: it tells every other one.
-      this.#cluster?.publishRoom(roomName, line);
+      this.#cluster?.publishPresence(roomName, line);
     }
   }
 

@@ -18,12 +18,17 @@ export interface RedisClusterOptions {
   sweepMs?: number;
 }
 
+/** Join and leave lines kept while Redis is unreachable; past this the oldest are dropped. */
+export const MAX_UNSENT_PRESENCE_LINES = 10_000;
+
 /** Several instances as one chat, through Redis pub/sub and expiring presence keys. */
 export class RedisCluster implements Cluster {
   readonly id: string;
   #bus: RedisBus;
   #presence: RedisPresence;
   #onError: (e: unknown) => void;
+  /** Presence lines not yet published, oldest first (see `publishPresence`). */
+  #unsent: { room: string; line: string }[] = [];
 
   private constructor(
     id: string,
@@ -44,6 +49,7 @@ export class RedisCluster implements Cluster {
     onError: (e: unknown) => void,
   ): Promise<RedisCluster> {
     const id = crypto.randomUUID();
+    let cluster: RedisCluster | undefined;
     const bus = await RedisBus.connect({
       url: options.url,
       id,
@@ -52,7 +58,9 @@ export class RedisCluster implements Cluster {
         onRoomLine: (room, line, _origin, seq) => listener().remoteRoomLine(room, line, seq),
         onDirect: (key, line) => listener().remoteDirect(key, line),
         onResync: (room) => listener().resync(room),
-        onHealth: () => {},
+        onHealth: (healthy) => {
+          if (healthy && cluster !== undefined) cluster.#sendUnsent();
+        },
       },
     });
     try {
@@ -65,7 +73,7 @@ export class RedisCluster implements Cluster {
         onExpired: (gone) => listener().membersGone(gone),
         onNamesLost: (keys) => listener().namesLost(keys),
       });
-      return new RedisCluster(id, bus, presence, onError);
+      return cluster = new RedisCluster(id, bus, presence, onError);
     } catch (e) {
       await bus.close();
       throw e;
@@ -109,6 +117,26 @@ export class RedisCluster implements Cluster {
 
   publishRoom(room: string, line: string, seq?: number): void {
     this.#bus.publishRoom(room, line, seq).catch(this.#onError);
+  }
+
+  publishPresence(room: string, line: string): void {
+    // Behind lines already waiting, so the other instances hear joins and leaves in order.
+    if (this.#unsent.length > 0 || !this.#bus.healthy) return this.#keep(room, line);
+    this.#bus.publishRoom(room, line).catch(() => this.#keep(room, line));
+  }
+
+  #keep(room: string, line: string): void {
+    if (this.#unsent.length >= MAX_UNSENT_PRESENCE_LINES) this.#unsent.shift();
+    this.#unsent.push({ room, line });
+  }
+
+  /** The bus is healthy again: publishes the kept presence lines, in order. */
+  #sendUnsent(): void {
+    const unsent = this.#unsent;
+    this.#unsent = [];
+    for (const { room, line } of unsent) {
+      this.#bus.publishRoom(room, line).catch(() => this.#keep(room, line));
+    }
   }
 
   publishDirect(key: string, line: string): void {

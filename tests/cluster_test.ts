@@ -708,6 +708,25 @@ clusterTest(
 );
 
 clusterTest(
+  "A user who disconnects while Redis is down leaves on the other instances once it is back",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const alice = await rig.client(a, "Alice");
+    const bob = await rig.client(b, "Bob");
+    for (const c of [alice, bob]) await join(c, "general");
+    await rig.redis.kill();
+    await eventually("A sees the outage", async () => await health(a) === "degraded", 10_000);
+    await alice.close();
+    await rig.redis.restart();
+    const leave = await bob.waitFor((m) => m.type === "leave" && m.user === "Alice", 10_000);
+    assert.equal(leave.room, "general");
+    const rooms = await bob.request({ type: "rooms" }, (m) => m.type === "rooms");
+    assert.deepEqual(rooms.rooms, [{ room: "general", members: 1 }]);
+  },
+);
+
+clusterTest(
   "A join refused while Redis is down leaves no member behind once Redis is back",
   async (rig) => {
     const a = await rig.server();

@@ -394,6 +394,9 @@ class FakeCluster implements Cluster {
   publishRoom(room: string, line: string, seq?: number) {
     this.published.push(seq === undefined ? { room, line } : { room, line, seq });
   }
+  publishPresence(room: string, line: string) {
+    this.published.push({ room, line });
+  }
   publishDirect(key: string, line: string) {
     this.direct.push({ key, line });
   }

@@ -42,6 +42,7 @@ class NameCluster implements Cluster {
     throw new Error("not used");
   }
   publishRoom(): void {}
+  publishPresence(): void {}
   publishDirect(): void {}
   close(): Promise<void> {
     return Promise.resolve();
