@@ -49,4 +49,6 @@ export interface ClusterListener {
   membersGone(gone: { room: string; name: string }[]): void;
   /** Names this instance held that another instance took while this one was cut off. */
   namesLost(keys: string[]): void;
+  /** Members of this instance that the others had taken for gone while it was cut off. */
+  membersBack(members: { room: string; name: string }[]): void;
 }

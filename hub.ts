@@ -337,13 +337,16 @@ export class Hub implements ClientHandler, ClusterListener {
         reason,
       });
     }
+    // A named client is closed with name_taken only when another instance took its name while
+    // this one was cut off: the user is present there, so no one hears a leave.
+    const quiet = reason === "name_taken" && client.name !== null;
     const gone: { room: string; line: string }[] = [];
     for (const name of client.rooms) {
       const room = this.#rooms.get(name);
       if (room === undefined) continue;
       room.members.delete(client);
       const line = presenceLine("leave", name, client.name!, ts);
-      this.#emit(room, { line });
+      if (!quiet) this.#emit(room, { line });
       gone.push({ room: name, line });
       this.#dropIfEmpty(room);
     }
@@ -353,7 +356,9 @@ export class Hub implements ClientHandler, ClusterListener {
       // Other instances hear the leave only once the name is free there: a client that reconnects
       // on seeing it must find its name available.
       const tell = () =>
-        Promise.all(gone.map((g) => this.#leaveCluster(g.room, client.name!, g.line)));
+        Promise.all(
+          gone.map((g) => this.#leaveCluster(g.room, client.name!, quiet ? null : g.line)),
+        );
       this.#tellOthers(released === undefined ? tell() : released.then(tell));
     }
   }
@@ -363,11 +368,11 @@ export class Hub implements ClientHandler, ClusterListener {
    * line, so an instance that reads the members meanwhile and misses the line never lists the
    * leaver. The subscription ends with the last local member, unless a join is on its way.
    */
-  async #leaveCluster(roomName: string, name: string, line: string): Promise<void> {
+  async #leaveCluster(roomName: string, name: string, line: string | null): Promise<void> {
     const room = this.#rooms.get(roomName);
     const last = room === undefined || (room.members.size === 0 && room.joinsInFlight === 0);
     await this.#cluster!.exitRoom(roomName, name, last);
-    this.#cluster!.publishPresence(roomName, line);
+    if (line !== null) this.#cluster!.publishPresence(roomName, line);
   }
 
   /** Keeps track of work that tells other instances something, so shutdown can wait for it. */
@@ -629,6 +634,16 @@ export class Hub implements ClientHandler, ClusterListener {
 
   namesLost(keys: string[]): void {
     this.#sessions.lost(keys);
+  }
+
+  membersBack(members: { room: string; name: string }[]): void {
+    const ts = this.#now();
+    for (const { room: roomName, name } of members) {
+      const line = presenceLine("join", roomName, name, ts);
+      const room = this.#rooms.get(roomName);
+      if (room !== undefined) this.#emit(room, { line });
+      this.#cluster?.publishPresence(roomName, line);
+    }
   }
 
   membersGone(gone: { room: string; name: string }[]): void {

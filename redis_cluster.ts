@@ -72,6 +72,7 @@ export class RedisCluster implements Cluster {
         ...(options.sweepMs === undefined ? {} : { sweepMs: options.sweepMs }),
         onExpired: (gone) => listener().membersGone(gone),
         onNamesLost: (keys) => listener().namesLost(keys),
+        onRestored: (members) => listener().membersBack(members),
       });
       return cluster = new RedisCluster(id, bus, presence, onError);
     } catch (e) {

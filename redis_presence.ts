@@ -52,6 +52,11 @@ export interface RedisPresenceOptions extends RedisConnectionOptions {
   onExpired?: (gone: ExpiredMember[]) => void;
   /** Name keys this instance held but another instance took while it was presumed dead. */
   onNamesLost?: (keys: string[]) => void;
+  /**
+   * Members this instance wrote back after another instance had swept them as dead and sent their
+   * leave lines (this one was only cut off): the others should hear them join again.
+   */
+  onRestored?: (members: { room: string; name: string }[]) => void;
 }
 
 /** A room member removed because its instance stopped refreshing. */
@@ -197,8 +202,10 @@ return 0
 
 // ARGV[3]: ttl ms, ARGV[4]: member count m, then m (room, name) pairs, then (name key, name) pairs.
 // Makes Redis hold exactly what is given for this instance: memberships and names not given are
-// removed, the given ones written (names only where no other live instance holds them). Returns
-// { name keys another live instance holds, instance/room/name triples removed and not given }.
+// removed, the given ones written where no other live instance holds them (a user who moved to
+// another instance while this one was presumed dead stays theirs). Returns { name keys another
+// live instance holds, instance/room/name triples removed and not given, room/name pairs written
+// back after another instance's sweep had removed them and sent their leave lines }.
 const REGISTER = new Script(
   LIB + `
 redis.call('SET', p .. 'instance:' .. me, '1', 'PX', ARGV[3])
@@ -222,7 +229,18 @@ for _, entry in ipairs(redis.call('SMEMBERS', ms)) do
     redis.call('SREM', ms, entry)
   end
 end
-for i = 5, 4 + 2 * m, 2 do join(ARGV[i], ARGV[i + 1]) end
+local swept = redis.call('DEL', p .. 'swept:' .. me) == 1
+local restored = {}
+for i = 5, 4 + 2 * m, 2 do
+  local held = redis.call('HGET', p .. 'presence:' .. ARGV[i], ARGV[i + 1])
+  if held == me or not held or not alive(held) then
+    join(ARGV[i], ARGV[i + 1])
+    if swept and held ~= me then
+      restored[#restored + 1] = ARGV[i]
+      restored[#restored + 1] = ARGV[i + 1]
+    end
+  end
+end
 local want = {}
 for i = 5 + 2 * m, #ARGV, 2 do want[ARGV[i]] = true end
 local ns = p .. 'instance:' .. me .. ':names'
@@ -237,7 +255,7 @@ local lost = {}
 for i = 5 + 2 * m, #ARGV, 2 do
   if claim(ARGV[i], ARGV[i + 1]) == 0 then lost[#lost + 1] = ARGV[i] end
 end
-return { lost, removed }
+return { lost, removed, restored }
 `,
 );
 
@@ -246,7 +264,11 @@ const SWEEP = new Script(
   LIB + `
 local gone = {}
 for _, id in ipairs(redis.call('SMEMBERS', p .. 'instances')) do
-  if not alive(id) then cleanup(id, gone) end
+  if not alive(id) then
+    cleanup(id, gone)
+    -- If it was only cut off, its write-back must announce its members again (see REGISTER).
+    redis.call('SET', p .. 'swept:' .. id, '1', 'PX', 3600000)
+  end
 end
 return gone
 `,
@@ -272,6 +294,7 @@ export class RedisPresence {
   #ttlMs: number;
   #onExpired: (gone: ExpiredMember[]) => void;
   #onNamesLost: (keys: string[]) => void;
+  #onRestored: (members: { room: string; name: string }[]) => void;
   /** name key → name, for what this instance holds. */
   #names = new Map<string, string>();
   /** name key → name, for claims sent and not yet answered. */
@@ -293,6 +316,7 @@ export class RedisPresence {
     this.#ttlMs = options.ttlMs ?? 10_000;
     this.#onExpired = options.onExpired ?? (() => {});
     this.#onNamesLost = options.onNamesLost ?? (() => {});
+    this.#onRestored = options.onRestored ?? (() => {});
     this.#refreshTimer = setInterval(() => void this.refresh(), options.refreshMs ?? 3000);
     this.#sweepTimer = setInterval(
       () => void this.sweep().catch(() => {}),
@@ -427,6 +451,12 @@ export class RedisPresence {
         for (const k of lost) this.#names.delete(k);
         this.#onNamesLost(lost);
       }
+      const back = Array.isArray(reply) && Array.isArray(reply[2]) ? reply[2].map(String) : [];
+      const restored: { room: string; name: string }[] = [];
+      for (let i = 0; i + 1 < back.length; i += 2) {
+        restored.push({ room: back[i], name: back[i + 1] });
+      }
+      if (restored.length > 0) this.#onRestored(restored);
     } catch {
       // Redis is unreachable: the next tick or the reconnect tries again, rewriting everything.
       this.#dirty = true;

@@ -251,7 +251,8 @@ const handlers = {
 /** A member joined or left a room. @param {wire.ServerMsg} m */
 function presence(m) {
   const room = state.rooms.get(m.room), key = isStr(m.user) ? nameKey(m.user) : state.meKey;
-  if (!room || key === state.meKey) return;
+  // After an outage a join may come for someone listed already: nothing changed, nothing to say.
+  if (!room || key === state.meKey || (m.type === "join") === room.members.has(key)) return;
   if (m.type === "join") room.members.set(key, m.user);
   else room.members.delete(key);
   room.typing.delete(key);

@@ -539,6 +539,50 @@ clusterTest(
 );
 
 clusterTest(
+  "An instance that was cut off long enough to be presumed dead comes back without hiding a user who moved",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const oldAlice = await rig.client(a, "Alice");
+    const dave = await rig.client(a, "Dave"); // stays on A throughout
+    const bob = await rig.client(b, "Bob");
+    for (const c of [oldAlice, dave, bob]) await join(c, "general");
+
+    a.process.kill("SIGSTOP"); // frozen: its presence key expires and B sweeps its users
+    try {
+      for (const user of ["Alice", "Dave"]) {
+        await bob.waitFor((m) => m.type === "leave" && m.user === user, PRESENCE_BOUND_MS);
+      }
+      // Alice comes back through the other instance meanwhile.
+      const alice = await rig.client(b, "Alice");
+      await join(alice, "general");
+      await bob.waitFor((m) => m.type === "join" && m.user === "Alice");
+      const mark = bob.messages.length;
+      a.process.kill("SIGCONT");
+      assert.equal(
+        (await oldAlice.closed).code,
+        4009,
+        "the old connection learns its name is gone",
+      );
+      const back = await bob.waitFor((m) => m.type === "join" && m.user === "Dave", 10_000, mark);
+      assert.equal(back.room, "general");
+      await sleep(500);
+      const presence = bob.messages.slice(mark).filter((m) =>
+        m.type === "join" || m.type === "leave"
+      )
+        .map((m) => `${m.type} ${m.user}`);
+      assert.deepEqual(presence, ["join Dave"], "no leave for the Alice who moved");
+      const erin = await rig.client(b, "Erin");
+      const joined = await join(erin, "general");
+      assert.deepEqual([...joined.members].sort(byName), ["Alice", "Bob", "Dave", "Erin"]);
+      assert.equal(alice.socket.readyState, WebSocket.OPEN);
+    } finally {
+      a.process.kill("SIGCONT");
+    }
+  },
+);
+
+clusterTest(
   "A Redis restart mid-stream answers sends with unavailable, shows degraded, and loses no echoed message",
   async (rig) => {
     const a = await rig.server();
