@@ -377,7 +377,8 @@ export class Hub implements ClientHandler, ClusterListener {
 
   /** Keeps track of work that tells other instances something, so shutdown can wait for it. */
   #tellOthers(work: Promise<unknown>): void {
-    const told = work.then(() => {});
+    // The cluster's calls never reject; should one, it is logged rather than left unhandled.
+    const told = work.then(() => {}, (e) => this.#storeFailed(e));
     this.#telling.add(told);
     void told.finally(() => this.#telling.delete(told));
   }
