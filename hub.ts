@@ -457,6 +457,17 @@ export class Hub implements ClientHandler, ClusterListener {
         page.lines.length = MAX_JOIN_SINCE_MESSAGES;
         more = true;
       }
+      // Lines committed since the page was read reached only the members of that moment.
+      if (!already && !more && room.latest > page.upTo) {
+        const missed = room.cached(
+          page.upTo,
+          Number.MAX_SAFE_INTEGER,
+          room.latest - page.upTo,
+          false,
+        );
+        if (missed === null) more = true; // not cached: the client pages forward for them
+        else page.lines.push(...missed);
+      }
       // Everything committed up to room.latest is in the history (or, with more, reachable by
       // paging); everything committed from now on reaches the client live.
       if (!already) {
@@ -731,7 +742,10 @@ export class Hub implements ClientHandler, ClusterListener {
    * from the store. The store's bounds come first, so nothing retention removed is served from the
    * cache either, and `truncated` means the same on both paths.
    */
-  async #readLines(room: Room, range: ReadRange): Promise<{ lines: string[]; truncated: boolean }> {
+  async #readLines(
+    room: Room,
+    range: ReadRange,
+  ): Promise<{ lines: string[]; truncated: boolean; upTo: number }> {
     const bounds = await this.#store.bounds(room.name);
     room.forgetBelow(bounds.oldest);
     const after = Math.max(range.after ?? 0, bounds.oldest - 1);
@@ -745,17 +759,21 @@ export class Hub implements ClientHandler, ClusterListener {
       if (room.ready) stored = stored.filter((m) => m.seq <= room.latest);
       lines = stored.map(messageLine);
       // Messages committed while the read was in flight are in the cache; add the ones it missed.
-      if (range.before === undefined && stored.length < range.limit) {
+      // The newest page must reach `latest` even when full: it ends where live delivery begins.
+      if (range.before === undefined && (newest || stored.length < range.limit)) {
         const last = stored.length > 0 ? stored[stored.length - 1].seq : after;
-        const tail = room.cached(last, before, range.limit - stored.length, false);
+        const wanted = newest ? Number.MAX_SAFE_INTEGER : range.limit - stored.length;
+        const tail = room.cached(last, before, wanted, false);
         if (tail !== null) lines.push(...tail);
+        if (lines.length > range.limit) lines = lines.slice(lines.length - range.limit);
       }
     }
     // Truncated: the asked range reaches below the oldest message the store still holds.
     const truncated = newest
       ? lines.length < range.limit && bounds.oldest > 1 && Math.min(before, bounds.latest + 1) > 1
       : (range.after ?? 0) + 1 < bounds.oldest;
-    return { lines, truncated };
+    // `latest` now, not when the caller resumes: commits may run in between (microtasks).
+    return { lines, truncated, upTo: room.latest };
   }
 
   // ---- fan-out ----

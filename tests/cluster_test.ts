@@ -383,6 +383,46 @@ clusterTest(
 );
 
 clusterTest(
+  "Joining a busy room misses no message: the history ends at joined.seq and live lines go on from there",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const sam = await rig.client(a, "Sam"); // on the same instance as one joiner, not the other
+    const near = await rig.client(a, "Near");
+    const far = await rig.client(b, "Far");
+    await join(sam, "busy");
+    let sending = true;
+    const sender = (async () => {
+      for (let i = 0; sending; i++) {
+        sam.send({ type: "say", room: "busy", text: `m${i}`, cid: `m${i}` });
+        await sleep(1);
+      }
+    })();
+    try {
+      await sam.waitFor((m) => m.type === "message" && m.cid === "m0");
+      for (let trial = 0; trial < 15; trial++) {
+        for (const c of [near, far]) {
+          const from = c.messages.length;
+          const joined = await join(c, "busy");
+          await sleep(30);
+          const live = c.messages.slice(from).filter((m) => m.type === "message");
+          const history = (joined.history as Msg[]).map((m) => m.seq);
+          assert.equal(history.at(-1), joined.seq, `trial ${trial}: history ends at joined.seq`);
+          if (live.length > 0) {
+            assert.equal(live[0].seq, joined.seq + 1, `trial ${trial}: then live`);
+          }
+          for (let i = 1; i < live.length; i++) assert.equal(live[i].seq, live[i - 1].seq + 1);
+          await c.request({ type: "leave", room: "busy" }, (m) => m.type === "left");
+        }
+      }
+    } finally {
+      sending = false;
+      await sender;
+    }
+  },
+);
+
+clusterTest(
   "A client that reconnects to another instance with since gets exactly the messages it missed",
   async (rig) => {
     const a = await rig.server();
