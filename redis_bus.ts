@@ -119,6 +119,8 @@ export class RedisBus implements Bus {
   #pubUp = true;
   #subUp = true;
   #healthy = true;
+  /** SUBSCRIBEs sent and not yet answered, by room. */
+  #subscribing = new Map<string, Promise<void>>();
   #closed = false;
   #heartbeat: ReturnType<typeof setInterval>;
   /** Connections with a heartbeat PING in flight: one at a time each. */
@@ -190,17 +192,25 @@ export class RedisBus implements Bus {
 
   async subscribe(room: string): Promise<void> {
     if (this.#closed) throw new Error("Cannot subscribe: the bus is closed");
+    // A second caller shares the first one's outcome: returning at once would let it rely on a
+    // subscription that may still fail.
+    const inFlight = this.#subscribing.get(room);
+    if (inFlight !== undefined) return await inFlight;
     if (this.#rooms.has(room)) return;
     this.#rooms.add(room);
     if (this.#sub.status !== "ready") return; // #resubscribe takes it when the connection is back
-    try {
-      await this.#sub.subscribe(this.#roomPrefix + room);
-    } catch (e) {
+    const subscribing = this.#sub.subscribe(this.#roomPrefix + room).then(() => {}, (e) => {
       // A dropped connection is taken care of by #resubscribe; anything else is a real failure.
       if (this.#sub.status === "ready") {
         this.#rooms.delete(room);
         throw e;
       }
+    });
+    this.#subscribing.set(room, subscribing);
+    try {
+      await subscribing;
+    } finally {
+      if (this.#subscribing.get(room) === subscribing) this.#subscribing.delete(room);
     }
   }
 

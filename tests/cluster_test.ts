@@ -811,6 +811,37 @@ clusterTest(
 );
 
 clusterTest(
+  "Two joins that share a subscription Redis did not answer in time both get it or both hear unavailable",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const x = await rig.client(a, "X");
+    const y = await rig.client(a, "Y");
+    const z = await rig.client(b, "Z");
+    await join(z, "r");
+    const answer = (m: Msg) => (m.type === "joined" || m.type === "error") && m.cid === "j";
+    rig.redis.pause();
+    try {
+      x.send({ type: "join", room: "r", cid: "j" }); // A's first member of r: A subscribes
+      await sleep(1200);
+      y.send({ type: "join", room: "r", cid: "j" }); // while that SUBSCRIBE is unanswered
+      await sleep(1100); // past the 2 s command timeout of the first
+    } finally {
+      rig.redis.resume();
+    }
+    for (const [i, c] of [x, y].entries()) {
+      let reply = await c.waitFor(answer, 10_000);
+      if (reply.type === "error") {
+        assert.equal(reply.code, "unavailable");
+        reply = await c.request({ type: "join", room: "r" }, (m) => m.type === "joined");
+      }
+      z.send({ type: "say", room: "r", text: `to ${i}`, cid: `z${i}` });
+      await c.waitFor((m) => m.type === "message" && m.text === `to ${i}`, 5000);
+    }
+  },
+);
+
+clusterTest(
   "A join refused while Redis is down leaves no member behind once Redis is back",
   async (rig) => {
     const a = await rig.server();
