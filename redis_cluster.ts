@@ -20,6 +20,12 @@ export interface RedisClusterOptions {
 
 /** Join and leave lines kept while Redis is unreachable; past this the oldest are dropped. */
 export const MAX_UNSENT_PRESENCE_LINES = 10_000;
+/**
+ * After an outage the kept presence lines go out when this instance is back, and once more this
+ * long after, in ms: another instance may resubscribe later than this one (each reconnects on its
+ * own, backing off to once a second), and a repeated join or leave changes nothing.
+ */
+export const PRESENCE_RESEND_MS = 3_000;
 
 /** Several instances as one chat, through Redis pub/sub and expiring presence keys. */
 export class RedisCluster implements Cluster {
@@ -29,6 +35,7 @@ export class RedisCluster implements Cluster {
   #onError: (e: unknown) => void;
   /** Presence lines not yet published, oldest first (see `publishPresence`). */
   #unsent: { room: string; line: string }[] = [];
+  #resendTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     id: string,
@@ -135,8 +142,28 @@ export class RedisCluster implements Cluster {
   #sendUnsent(): void {
     const unsent = this.#unsent;
     this.#unsent = [];
+    if (unsent.length === 0) return;
     for (const { room, line } of unsent) {
       this.#bus.publishRoom(room, line).catch(() => this.#keep(room, line));
+    }
+    clearTimeout(this.#resendTimer);
+    this.#resendTimer = setTimeout(() => void this.#resend(unsent), PRESENCE_RESEND_MS);
+  }
+
+  /** Sends again the lines that still say what presence says (a user may have come back since). */
+  async #resend(lines: { room: string; line: string }[]): Promise<void> {
+    const rooms = new Map<string, Set<string>>();
+    try {
+      for (const { room } of lines) {
+        if (!rooms.has(room)) rooms.set(room, new Set(await this.#presence.members(room)));
+      }
+    } catch {
+      return; // Redis is away again: presence cannot be checked, so nothing is repeated
+    }
+    for (const { room, line } of lines) {
+      const { type, user } = JSON.parse(line);
+      if ((type === "join") !== rooms.get(room)!.has(user)) continue;
+      this.#bus.publishRoom(room, line).catch(() => {});
     }
   }
 
@@ -145,6 +172,7 @@ export class RedisCluster implements Cluster {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.#resendTimer);
     // In parallel: while Redis is unreachable each close waits out its bound.
     await Promise.all([this.#presence.close(), this.#bus.close()]);
   }

@@ -17,6 +17,7 @@ import {
   TestClient,
 } from "./helpers.ts";
 import { startRedis, type StartRedisOptions, type TestRedis } from "./redis_server.ts";
+import { PRESENCE_RESEND_MS } from "../redis_cluster.ts";
 
 // Probe once: without redis-server every test below is registered as ignored, with the reason.
 const probe = await startRedis();
@@ -807,6 +808,16 @@ clusterTest(
     assert.equal(leave.room, "general");
     const rooms = await bob.request({ type: "rooms" }, (m) => m.type === "rooms");
     assert.deepEqual(rooms.rooms, [{ room: "general", members: 1 }]);
+    // Alice is back at once; a repeat of the old leave (for instances that resubscribed late) must
+    // not undo her join.
+    const back = await rig.client(a, "Alice", { resume: alice.messages[0].resume });
+    await join(back, "general");
+    const rejoin = await bob.waitFor((m) => m.type === "join" && m.user === "Alice");
+    await sleep(PRESENCE_RESEND_MS + 500);
+    const after = bob.messages.slice(bob.messages.indexOf(rejoin)).filter((m) =>
+      m.type === "leave"
+    );
+    assert.deepEqual(after, [], "no leave after her join");
   },
 );
 
