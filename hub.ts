@@ -369,6 +369,10 @@ export class Hub implements ClientHandler, ClusterListener {
    * leaver. The subscription ends with the last local member, unless a join is on its way.
    */
   async #leaveCluster(roomName: string, name: string, line: string | null): Promise<void> {
+    // The user may be back already on a new connection (a resume) that joined or is joining this
+    // room: for the others nothing changed, and removing the record would remove the new one too.
+    const holder = this.#sessions.clientOf(nameKey(name));
+    if (holder !== null && (holder.rooms.has(roomName) || holder.joining?.has(roomName))) return;
     const room = this.#rooms.get(roomName);
     const last = room === undefined || (room.members.size === 0 && room.joinsInFlight === 0);
     await this.#cluster!.exitRoom(roomName, name, last);

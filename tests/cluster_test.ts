@@ -38,8 +38,11 @@ interface Rig {
   redis: TestRedis;
   /** Starts one more server instance on this Redis. */
   server(): Promise<SpawnedServer>;
-  /** Connects and greets a client (`extra` joins the hello) that the rig closes at the end. */
-  client(server: SpawnedServer, name: string, extra?: Msg): Promise<TestClient>;
+  /**
+   * Connects and greets a client (`extra` joins the hello) that the rig closes at the end; waits
+   * for the welcome unless `welcomed` is false.
+   */
+  client(server: SpawnedServer, name: string, extra?: Msg, welcomed?: boolean): Promise<TestClient>;
 }
 
 function clusterTest(
@@ -70,12 +73,12 @@ function clusterTest(
             servers.push(s);
             return s;
           },
-          async client(server, name, extra = {}) {
+          async client(server, name, extra = {}, welcomed = true) {
             const c = new TestClient(server.wsUrl);
             clients.push(c);
             await c.opened;
             c.send({ type: "hello", name, ...extra });
-            await c.waitFor((m) => m.type === "welcome");
+            if (welcomed) await c.waitFor((m) => m.type === "welcome");
             return c;
           },
         });
@@ -849,6 +852,35 @@ clusterTest(
       z.send({ type: "say", room: "r", text: `to ${i}`, cid: `z${i}` });
       await c.waitFor((m) => m.type === "message" && m.text === `to ${i}`, 5000);
     }
+  },
+);
+
+clusterTest(
+  "A resume on the same instance while Redis is slow keeps the user listed everywhere",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const alice = await rig.client(a, "Alice");
+    const bob = await rig.client(b, "Bob");
+    for (const c of [alice, bob]) await join(c, "r");
+    rig.redis.pause();
+    try {
+      await alice.close();
+      // The reconnect sends its hello and join at once, before the welcome, as the client may.
+      const back = await rig.client(a, "Alice", { resume: alice.messages[0].resume }, false);
+      back.send({ type: "join", room: "r", since: 0 });
+      await sleep(500);
+      rig.redis.resume();
+      await back.waitFor((m) => m.type === "joined", 10_000);
+    } finally {
+      rig.redis.resume();
+    }
+    await sleep(500);
+    const carol = await rig.client(b, "Carol");
+    const joined = await join(carol, "r");
+    assert.deepEqual([...joined.members].sort(byName), ["Alice", "Bob", "Carol"]);
+    const rooms = await carol.request({ type: "rooms" }, (m) => m.type === "rooms");
+    assert.deepEqual(rooms.rooms, [{ room: "r", members: 3 }]);
   },
 );
 
