@@ -406,6 +406,11 @@ redisTest(
       await b.publishDirect("ann", "dm after restart");
       await eventually("lines flow again", () => rb.lines.length === 2 && ra.directs.length === 1);
       assert.deepEqual(rb.lines.map((l) => l.line), ["back", "late line"]);
+      // The store has its own connection, which reconnects on its own schedule.
+      await eventually(
+        "the store reconnects",
+        () => store.bounds("general").then(() => true, () => false),
+      );
       assert.deepEqual(
         (await store.append([msg("general", "stored again", 2)])).map((m) => m.seq),
         [1],
