@@ -163,6 +163,8 @@ export class Hub implements ClientHandler, ClusterListener {
   #draining = false;
   #pruning = false;
   #committing: Promise<void> | null = null;
+  /** What each client's `leave` commands still tell the other instances; its name waits for it. */
+  #leaving = new WeakMap<Client, Promise<void>>();
   /** Leaves still being told to the other instances (see `#tellOthers`); shutdown waits for them. */
   #telling = new Set<Promise<void>>();
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
@@ -329,7 +331,7 @@ export class Hub implements ClientHandler, ClusterListener {
     if (!this.#clients.delete(client)) return;
     this.stats.disconnects.set(reason, (this.stats.disconnects.get(reason) ?? 0) + 1);
     const ts = this.#now();
-    const released = this.#sessions.release(client);
+    const released = this.#sessions.release(client, this.#leaving.get(client));
     if (client.name !== null) {
       this.#observers.event?.("info", "disconnect", {
         name: client.name,
@@ -540,7 +542,12 @@ export class Hub implements ClientHandler, ClusterListener {
     const line = presenceLine("leave", roomName, client.name!, this.#now());
     this.#emit(room, { line });
     this.#dropIfEmpty(room);
-    if (this.#cluster !== null) this.#tellOthers(this.#leaveCluster(roomName, client.name!, line));
+    if (this.#cluster !== null) {
+      const told = this.#leaveCluster(roomName, client.name!, line);
+      this.#tellOthers(told);
+      const earlier = this.#leaving.get(client);
+      this.#leaving.set(client, earlier === undefined ? told : earlier.then(() => told));
+    }
   }
 
   async #history(
@@ -653,22 +660,21 @@ export class Hub implements ClientHandler, ClusterListener {
   }
 
   membersBack(members: { room: string; name: string }[]): void {
-    const ts = this.#now();
-    for (const { room: roomName, name } of members) {
-      const line = presenceLine("join", roomName, name, ts);
-      const room = this.#rooms.get(roomName);
-      if (room !== undefined) this.#emit(room, { line });
-      this.#cluster?.publishPresence(roomName, line);
-    }
+    this.#announce("join", members);
   }
 
   membersGone(gone: { room: string; name: string }[]): void {
+    // Only the instance whose sweep removed them hears of them: it tells every other one.
+    this.#announce("leave", gone);
+  }
+
+  /** Tells this instance's members and every other instance that members came or went. */
+  #announce(type: "join" | "leave", members: { room: string; name: string }[]): void {
     const ts = this.#now();
-    for (const { room: roomName, name } of gone) {
-      const line = presenceLine("leave", roomName, name, ts);
+    for (const { room: roomName, name } of members) {
+      const line = presenceLine(type, roomName, name, ts);
       const room = this.#rooms.get(roomName);
       if (room !== undefined) this.#emit(room, { line });
-      // Only the instance whose sweep removed them hears of them: it tells every other one.
       this.#cluster?.publishPresence(roomName, line);
     }
   }
@@ -757,7 +763,14 @@ export class Hub implements ClientHandler, ClusterListener {
     const newest = range.after === undefined;
     let lines = room.cached(after, before, range.limit, newest);
     if (lines === null) {
-      let stored = await this.#store.read(room.name, range);
+      // Read below `latest` + 1, not the newest the store has: messages past `latest` would be
+      // dropped below and leave the page short (another instance committed them; see next).
+      const cap = room.latest + 1;
+      const capped = room.ready && newest && before > cap;
+      let stored = await this.#store.read(
+        room.name,
+        capped ? { limit: range.limit, before: cap, newest: true } : range,
+      );
       // Messages past `latest` have not reached this instance's members yet (another instance
       // committed them); they arrive live, so the history must stop at `latest`.
       if (room.ready) stored = stored.filter((m) => m.seq <= room.latest);

@@ -170,15 +170,20 @@ export class Sessions {
   /**
    * The client is gone: its name stays reserved for the token holder for NAME_RESERVATION_MS.
    * Returns the cluster-wide release when there is one to wait for; nothing when the client did
-   * not hold its name (a replaced client's session belongs to its successor).
+   * not hold its name (a replaced client's session belongs to its successor). The cluster-wide
+   * release waits for `after` (what the client's last commands still tell the other instances),
+   * so no line about this user goes out once someone elsewhere may hold the name.
    */
-  release(client: Client): Promise<void> | undefined {
+  release(client: Client, after?: Promise<void>): Promise<void> | undefined {
     if (client.name === null) return;
     const session = this.#sessions.get(client.key);
     if (session === undefined || session.client !== client) return;
     session.client = null;
     session.releaseAt = this.#now() + NAME_RESERVATION_MS;
-    return this.#cluster?.releaseName(client.key);
+    const cluster = this.#cluster;
+    if (cluster === null) return;
+    const free = () => cluster.releaseName(client.key);
+    return after === undefined ? free() : after.then(free, free);
   }
 
   /**

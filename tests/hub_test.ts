@@ -364,6 +364,8 @@ Deno.test("shutdown commits what was accepted, then closes every socket with 100
 class FakeCluster implements Cluster {
   healthy = true;
   published: { room: string; line: string; seq?: number }[] = [];
+  /** Presence calls in order: exit, publish (joins and leaves), release. */
+  log: string[] = [];
   direct: { key: string; line: string }[] = [];
   names = new Map<string, string>([["zed", "Zed"]]); // held by the other instance
   remoteMembers = new Map<string, string[]>([["general", ["Zed"]]]);
@@ -374,6 +376,7 @@ class FakeCluster implements Cluster {
   }
   releaseName(key: string) {
     this.names.delete(key);
+    this.log.push(`release ${key}`);
     return Promise.resolve();
   }
   ownerOf(key: string) {
@@ -382,8 +385,11 @@ class FakeCluster implements Cluster {
   enterRoom() {
     return Promise.resolve();
   }
-  exitRoom() {
-    return Promise.resolve();
+  /** When set, exitRoom waits for it, like a slow Redis. */
+  exitGate: Promise<void> | null = null;
+  exitRoom(room: string, name: string) {
+    this.log.push(`exit ${room} ${name}`);
+    return this.exitGate ?? Promise.resolve();
   }
   members(room: string) {
     return Promise.resolve([...(this.remoteMembers.get(room) ?? [])]);
@@ -396,6 +402,8 @@ class FakeCluster implements Cluster {
   }
   publishPresence(room: string, line: string) {
     this.published.push({ room, line });
+    const { type, user } = JSON.parse(line);
+    this.log.push(`publish ${room} ${type} ${user}`);
   }
   publishDirect(key: string, line: string) {
     this.direct.push({ key, line });
@@ -453,6 +461,27 @@ Deno.test("cluster: a name held on another instance is taken; members are the un
   assert.equal(r.cluster.names.get("alice"), "alice");
   a.client.socketClosed("client");
   assert.equal(r.cluster.names.has("alice"), false, "the cluster claim ends with the disconnect");
+  await r.hub.shutdown();
+});
+
+Deno.test("cluster: a name is released only after the leave lines of its last commands went out", async () => {
+  const r = clusterRig();
+  const a = await r.connect("alice");
+  join(a.client);
+  await settle();
+  let exited!: () => void;
+  r.cluster.exitGate = new Promise((resolve) => exited = resolve);
+  a.client.receive(JSON.stringify({ type: "leave", room: "general" }));
+  a.client.socketClosed("client"); // at once, while Redis is slow to remove the membership
+  await settle();
+  assert.deepEqual(r.cluster.log.slice(-1), ["exit general alice"], "nothing else yet");
+  exited();
+  await settle();
+  assert.deepEqual(r.cluster.log.slice(-3), [
+    "exit general alice",
+    "publish general leave alice",
+    "release alice",
+  ]);
   await r.hub.shutdown();
 });
 
