@@ -25,6 +25,9 @@
  * With a `Cluster` (several instances on Redis), committed lines are also published with their seq;
  * lines from other instances join the same outboxes in seq order, and a gap is filled from the store
  * (`resync`), which stays the source of truth. Names and presence are claimed cluster-wide.
+ * Presence keeps one order everywhere: a member's record is written before its join line goes out
+ * and removed before its leave line does, and its name is released cluster-wide only after both,
+ * so a user who comes back on another instance is never sent away by a late line.
  */
 import { Client, type ClientHandler, type DisconnectReason } from "./client.ts";
 import {
