@@ -848,7 +848,12 @@ clusterTest(
     await rig.redis.restart();
     const leave = await bob.waitFor((m) => m.type === "leave" && m.user === "Alice", 10_000);
     assert.equal(leave.room, "general");
-    const rooms = await bob.request({ type: "rooms" }, (m) => m.type === "rooms");
+    // Redis came back empty: each instance writes its presence back on its own reconnect.
+    let rooms: Msg = {};
+    await eventually("B's presence is written back", async () => {
+      rooms = await bob.request({ type: "rooms" }, (m) => m.type === "rooms" || m.type === "error");
+      return rooms.type === "rooms" && rooms.rooms.length > 0;
+    }, 10_000);
     assert.deepEqual(rooms.rooms, [{ room: "general", members: 1 }]);
     // Alice is back at once; a repeat of the old leave (for instances that resubscribed late) must
     // not undo her join.
