@@ -176,6 +176,25 @@ function seqsByCid(history: Msg[]): Map<string, number[]> {
 
 const byName = (a: string, b: string) => a < b ? -1 : a > b ? 1 : 0;
 
+/** Has `client` say `perMs` messages into `room` every millisecond or so until `stop()` resolves. */
+function keepSaying(client: TestClient, room: string, perMs: number): { stop(): Promise<void> } {
+  let sending = true;
+  const loop = (async () => {
+    for (let i = 0; sending; i++) {
+      for (let k = 0; k < perMs; k++) {
+        client.send({ type: "say", room, text: `m${i}.${k}`, cid: `m${i}.${k}` });
+      }
+      await sleep(1);
+    }
+  })();
+  return {
+    stop() {
+      sending = false;
+      return loop;
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 
 clusterTest(
@@ -395,15 +414,9 @@ clusterTest(
     const near = await rig.client(a, "Near");
     const far = await rig.client(b, "Far");
     await join(sam, "busy");
-    let sending = true;
-    const sender = (async () => {
-      for (let i = 0; sending; i++) {
-        sam.send({ type: "say", room: "busy", text: `m${i}`, cid: `m${i}` });
-        await sleep(1);
-      }
-    })();
+    const sender = keepSaying(sam, "busy", 1);
     try {
-      await sam.waitFor((m) => m.type === "message" && m.cid === "m0");
+      await sam.waitFor((m) => m.type === "message" && m.cid === "m0.0");
       for (let trial = 0; trial < 15; trial++) {
         for (const c of [near, far]) {
           const from = c.messages.length;
@@ -420,8 +433,7 @@ clusterTest(
         }
       }
     } finally {
-      sending = false;
-      await sender;
+      await sender.stop();
     }
   },
 );
@@ -439,13 +451,7 @@ clusterTest(
     }
     await sam.waitFor((m) => m.type === "message" && m.cid === "b299", 10_000);
     await join(reader, "busy");
-    let sending = true;
-    const sender = (async () => {
-      for (let i = 0; sending; i++) {
-        for (let k = 0; k < 5; k++) sam.send({ type: "say", room: "busy", text: `m${i}.${k}` });
-        await sleep(1);
-      }
-    })();
+    const sender = keepSaying(sam, "busy", 5);
     try {
       for (let trial = 0; trial < 10; trial++) {
         for (const ask of [{ before: 1_000_000 }, {}]) {
@@ -459,8 +465,7 @@ clusterTest(
         }
       }
     } finally {
-      sending = false;
-      await sender;
+      await sender.stop();
     }
   },
 );
