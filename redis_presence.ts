@@ -9,6 +9,8 @@
  * - `chat:presence:{room}` — hash name → instance id; `chat:presence:rooms` — rooms with members.
  * - `chat:instance:{id}:names`, `chat:instance:{id}:members` (`{room}\n{name}`) — what each
  *   instance holds, so any instance can clean up after one that crashed.
+ * - `chat:swept:{id}` — "1" for an hour after a sweep removed instance `id`: if it was only cut off,
+ *   its write-back announces the members it restores (`onRestored`).
  *
  * Failure bound: an instance that crashes stops refreshing its key, which expires at most `ttlMs`
  * after the crash. From then on its users are left out of `members` and `rooms` and its names can
@@ -267,7 +269,7 @@ for _, id in ipairs(redis.call('SMEMBERS', p .. 'instances')) do
   if not alive(id) then
     cleanup(id, gone)
     -- If it was only cut off, its write-back must announce its members again (see REGISTER).
-    redis.call('SET', p .. 'swept:' .. id, '1', 'PX', 3600000)
+    redis.call('SET', p .. 'swept:' .. id, '1', 'PX', 3600000) -- an hour
   end
 end
 return gone
