@@ -198,6 +198,11 @@ export function parseCommand(text: string, limits: ParseLimits): Parsed<Command>
       `Cannot parse frame: cid must be at most ${MAX_CID_CHARS} characters`,
     );
   }
+  // A lone surrogate would not survive storage as text, and the resend check after a restart
+  // compares stored cids; cleaning it instead could make two cids one.
+  if (cid !== undefined && !cid.isWellFormed()) {
+    return fail("bad_request", "Cannot parse frame: cid has a lone surrogate", cid);
+  }
   const type = obj.type;
   if (typeof type !== "string") {
     return fail("bad_request", "Cannot parse frame: type is missing", cid);
@@ -223,7 +228,9 @@ export function parseCommand(text: string, limits: ParseLimits): Parsed<Command>
         cid,
       );
     }
-    return obj.text;
+    // Half an emoji (a lone surrogate) becomes U+FFFD here, once, so the echo, the cache and the
+    // store all hold the same text.
+    return obj.text.isWellFormed() ? obj.text : obj.text.toWellFormed();
   };
 
   const parsed = ((): Parsed<Command> => {

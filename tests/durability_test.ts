@@ -119,3 +119,31 @@ Deno.test("seqs continue across a graceful restart of the server process", async
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a text with half an emoji reads back after a restart as it was echoed, and its resend is recognised", async () => {
+  const dir = await Deno.makeTempDir();
+  const args = ["--port", "0", "--data", `${dir}/chat.db`];
+  try {
+    let s = await spawnServer(args);
+    let c = await TestClient.connect(s.wsUrl, "ann");
+    await c.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+    const frame = '{"type":"say","room":"general","text":"x\\ud800y","cid":"half"}';
+    c.send(frame);
+    const echo = await c.waitFor((m) => m.type === "message" && m.cid === "half");
+    assert.equal(echo.text, "x\ufffdy");
+    await c.close();
+    assert.equal(await s.stop("SIGTERM"), 0);
+
+    s = await spawnServer(args);
+    c = await TestClient.connect(s.wsUrl, "ann");
+    const joined = await c.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+    assert.deepEqual(joined.history.map((m: Msg) => [m.seq, m.text]), [[echo.seq, echo.text]]);
+    c.send(frame); // the resend of a message whose echo was lost
+    const again = await c.waitFor((m) => m.type === "message" && m.cid === "half");
+    assert.equal(again.seq, echo.seq, "the original comes back, not a second copy");
+    await c.close();
+    assert.equal(await s.stop("SIGTERM"), 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -155,3 +155,16 @@ Deno.test("a message line carries every field and no raw newline", () => {
     cid: "c",
   });
 });
+
+Deno.test("a lone surrogate is cleaned from a text and refused in a cid", () => {
+  // Raw JSON: JSON.stringify would escape the surrogates the same way a client does.
+  const said = parse('{"type":"say","room":"g","text":"x\\ud800y","cid":"c1"}');
+  assert.deepEqual(said, {
+    ok: true,
+    value: { type: "say", room: "g", text: "x\ufffdy", cid: "c1" },
+  });
+  const emoji = parse('{"type":"say","room":"g","text":"\\ud83d\\ude00"}');
+  assert.deepEqual(emoji.ok && emoji.value, { type: "say", room: "g", text: "😀" });
+  const bad = parse('{"type":"say","room":"g","text":"hi","cid":"k\\ud800"}');
+  assert.deepEqual(bad.ok ? null : [bad.code, bad.cid], ["bad_request", "k\ud800"]);
+});
