@@ -39,10 +39,12 @@ export function blankCommentLines(source: string): string {
     if (text.startsWith("//")) {
       lines[i] = "";
     } else if (text.startsWith("/*")) {
+      // Search for the close past the opening "/*" on its own line, so "/*/" does not close.
+      const from = (line: number) => line === i ? lines[i].indexOf("/*") + 2 : 0;
       let end = i;
-      while (end < lines.length && !lines[end].includes("*/", end === i ? 2 : 0)) end++;
+      while (end < lines.length && !lines[end].includes("*/", from(end))) end++;
       if (end === lines.length) break; // unterminated: leave the rest alone
-      const after = lines[end].slice(lines[end].indexOf("*/", end === i ? 2 : 0) + 2);
+      const after = lines[end].slice(lines[end].indexOf("*/", from(end)) + 2);
       if (after.trim() === "") lines.fill("", i, end + 1);
       i = end;
     }

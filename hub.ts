@@ -379,7 +379,7 @@ export class Hub implements ClientHandler, ClusterListener {
     const holder = this.#sessions.clientOf(nameKey(name));
     if (holder !== null && (holder.rooms.has(roomName) || holder.joining?.has(roomName))) return;
     const room = this.#rooms.get(roomName);
-    const last = room === undefined || (room.members.size === 0 && room.joinsInFlight === 0);
+    const last = room === undefined || room.unused;
     await this.#cluster!.exitRoom(roomName, name, last);
     if (line !== null) this.#cluster!.publishPresence(roomName, line);
   }
@@ -514,8 +514,7 @@ export class Hub implements ClientHandler, ClusterListener {
       room.joinsInFlight--;
       this.#replayHeld(client, roomName);
       if (entered) {
-        const last = room.members.size === 0 && room.joinsInFlight === 0;
-        this.#tellOthers(this.#cluster!.exitRoom(roomName, client.name!, last));
+        this.#tellOthers(this.#cluster!.exitRoom(roomName, client.name!, room.unused));
       }
       this.#dropIfEmpty(room);
     }
@@ -968,9 +967,7 @@ export class Hub implements ClientHandler, ClusterListener {
   }
 
   #dropIfEmpty(room: Room): void {
-    if (
-      room.members.size === 0 && room.joinsInFlight === 0 && this.#rooms.get(room.name) === room
-    ) {
+    if (room.unused && this.#rooms.get(room.name) === room) {
       this.#rooms.delete(room.name);
       this.#dirty.delete(room);
     }

@@ -36,6 +36,11 @@ export class Room {
   outbox: OutboxLine[] = [];
   /** Joins waiting on the store; the room is kept while any are. */
   joinsInFlight = 0;
+
+  /** No member here and no join on its way: nothing on this instance needs the room. */
+  get unused(): boolean {
+    return this.members.size === 0 && this.joinsInFlight === 0;
+  }
   /** False until `latest` has been read from the store; remote lines wait for it. */
   ready = false;
   /** A gap is being filled from the store. */

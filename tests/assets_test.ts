@@ -14,9 +14,10 @@ Deno.test("blankCommentLines blanks whole-line comments and keeps every line", (
     "export const f = (n) => n + 1;",
     "  // an indented note",
     "/* css-style */",
+    "    /*/ a slash right after the opening */",
   ].join("\n");
   const out = blankCommentLines(source).split("\n");
-  assert.equal(out.length, 10);
+  assert.equal(out.length, 11);
   assert.deepEqual(out, [
     "",
     "",
@@ -26,6 +27,7 @@ Deno.test("blankCommentLines blanks whole-line comments and keeps every line", (
     "",
     "",
     "export const f = (n) => n + 1;",
+    "",
     "",
     "",
   ]);
