@@ -16,6 +16,7 @@ import {
   spawnServer,
   TestClient,
 } from "./helpers.ts";
+import { CLOSE_WAIT_MS, closedWithin, within } from "./helpers.ts";
 import { startRedis, type StartRedisOptions, type TestRedis } from "./redis_server.ts";
 import { PRESENCE_RESEND_MS } from "../redis_cluster.ts";
 
@@ -76,7 +77,7 @@ function clusterTest(
           async client(server, name, extra = {}, welcomed = true) {
             const c = new TestClient(server.wsUrl);
             clients.push(c);
-            await c.opened;
+            await within("the WebSocket upgrade", c.opened, CLOSE_WAIT_MS);
             c.send({ type: "hello", name, ...extra });
             if (welcomed) await c.waitFor((m) => m.type === "welcome");
             return c;
@@ -121,7 +122,7 @@ function watchHealth(server: SpawnedServer): { seen: string[]; stop(): Promise<v
 /** Opens a socket, sends hello, and resolves with the close code the server answers with. */
 async function refusedWith(server: SpawnedServer, name: string): Promise<number> {
   const c = new TestClient(server.wsUrl);
-  await c.opened;
+  await within("the WebSocket upgrade", c.opened, CLOSE_WAIT_MS);
   c.send({ type: "hello", name });
   const closed = await Promise.race([c.closed, sleep(5000).then(() => null)]);
   if (closed === null) {
@@ -298,7 +299,7 @@ clusterTest(
     const first = await rig.client(a, "Alice");
     // A second tab, or a reconnect over a half-open socket, takes the name over with the token.
     const second = await rig.client(a, "Alice", { resume: first.messages[0].resume });
-    assert.equal((await first.closed).code, 4010);
+    assert.equal((await closedWithin(first)).code, 4010);
     assert.equal(await refusedWith(b, "alice"), 4009, "the other instance still sees it taken");
     assert.equal(second.socket.readyState, WebSocket.OPEN);
   },
@@ -577,8 +578,8 @@ clusterTest(
     }
     const killedAt = Date.now();
     assert.equal(await a.stop("SIGKILL"), 137);
-    await alice.closed;
-    await dave.closed;
+    await closedWithin(alice);
+    await closedWithin(dave);
     const aliceAcked = own(alice, "a");
     await bob.waitFor((m) => m.type === "message" && m.cid === bobSent.at(-1));
     const acked = [...aliceAcked, ...own(bob, "b")];
@@ -648,7 +649,7 @@ clusterTest(
       const mark = bob.messages.length;
       a.process.kill("SIGCONT");
       assert.equal(
-        (await oldAlice.closed).code,
+        (await closedWithin(oldAlice)).code,
         4009,
         "the old connection learns its name is gone",
       );
@@ -981,7 +982,7 @@ clusterTest(
     const started = Date.now();
     assert.equal(await a.stop(), 0);
     const took = Date.now() - started;
-    assert.equal((await alice.closed).code, 1001);
+    assert.equal((await closedWithin(alice)).code, 1001);
     assert.ok(took < 3000, `SIGTERM with Redis down took ${took} ms`);
   },
 );

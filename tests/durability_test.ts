@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { spawnServer, TestClient } from "./helpers.ts";
+import { closedWithin } from "./helpers.ts";
 
 type Msg = { seq: number; cid?: string; text: string };
 
@@ -55,7 +56,7 @@ Deno.test("SIGKILL mid-storm loses no echoed message; resends after restart crea
       await new Promise((r) => setTimeout(r, 2));
     }
     assert.equal(await first.stop("SIGKILL"), 137);
-    await c.closed;
+    await closedWithin(c);
     const acknowledged = new Map(echoed);
     assert.ok(acknowledged.size >= 2000, `only ${acknowledged.size} echoes before the kill`);
 

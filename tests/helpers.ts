@@ -5,6 +5,9 @@
 
 const ROOT = new URL("../", import.meta.url);
 
+/** How long {@linkcode SpawnedServer.stop} waits for the process to exit, in ms. */
+export const STOP_WAIT_MS = 15_000;
+
 /** A server child process and the address it printed. */
 export interface SpawnedServer {
   /** `http://127.0.0.1:PORT/` (or https://) as printed on the Listening line. */
@@ -15,7 +18,10 @@ export interface SpawnedServer {
   process: Deno.ChildProcess;
   /** Everything the server printed so far on stdout and stderr. */
   output(): string;
-  /** Sends a signal and waits for exit; returns the exit code. */
+  /**
+   * Sends a signal and waits for exit, at most {@linkcode STOP_WAIT_MS}; returns the exit code.
+   * A server still running then is killed with SIGKILL and the call rejects.
+   */
   stop(signal?: Deno.Signal): Promise<number>;
 }
 
@@ -107,9 +113,18 @@ export async function spawnServer(
         try {
           process.kill(signal);
         } catch { /* already exited */ }
-        const s = await status;
-        await pumps;
-        return s.code;
+        try {
+          return (await within(`the server to exit on ${signal}`, status, STOP_WAIT_MS)).code;
+        } catch (e) {
+          // Still running: kill it so nothing outlives the test, then fail saying so.
+          try {
+            process.kill("SIGKILL");
+          } catch { /* exited meanwhile */ }
+          await status;
+          throw new Error(`${e instanceof Error ? e.message : e}; killed it\n${text}`);
+        } finally {
+          await pumps;
+        }
       })();
       return stopped;
     },
@@ -172,7 +187,7 @@ export class TestClient {
   /** Opens a client, sends hello, and waits for welcome. */
   static async connect(wsUrl: string, name: string, extra: Msg = {}): Promise<TestClient> {
     const c = new TestClient(wsUrl);
-    await c.opened;
+    await within("the WebSocket upgrade", c.opened, CLOSE_WAIT_MS);
     c.send({ type: "hello", name, ...extra });
     await c.waitFor((m) => m.type === "welcome");
     return c;
@@ -209,12 +224,52 @@ export class TestClient {
     return await this.waitFor(match, 5000, from);
   }
 
-  /** Closes (if open) and waits for the close event. */
+  /** Closes (if open) and waits for the close event, at most {@linkcode CLOSE_WAIT_MS}. */
   async close(): Promise<CloseEvent> {
-    if (this.socket.readyState === WebSocket.CONNECTING) await this.opened.catch(() => {});
+    if (this.socket.readyState === WebSocket.CONNECTING) {
+      await within("the socket to open or fail", this.opened, CLOSE_WAIT_MS).catch(() => {});
+    }
     if (this.socket.readyState < WebSocket.CLOSING) this.socket.close();
-    return await this.closed;
+    return await within("the close handshake this client started", this.closed, CLOSE_WAIT_MS);
   }
+}
+
+/** How long a test waits for a socket to close before it fails, in ms. */
+export const CLOSE_WAIT_MS = 5000;
+
+/**
+ * Resolves as `promise` does, or rejects with "Timed out after MS ms waiting for WHAT" once `ms`
+ * have passed: every wait in a test has a bound, so a server that wrongly keeps a socket open (or
+ * never answers) fails the test instead of hanging the suite. The timer is cleared either way, so
+ * leak checks stay quiet.
+ */
+export function within<T>(what: string, promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)),
+      ms,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Waits at most `ms` (default {@linkcode CLOSE_WAIT_MS}) for the server to close `client`'s
+ * socket; rejects saying so, with the last messages it got, when the socket is still open.
+ */
+export function closedWithin(
+  client: TestClient,
+  ms: number = CLOSE_WAIT_MS,
+  what = "the server to close the socket",
+): Promise<CloseEvent> {
+  return within(what, client.closed, ms).catch((e) => {
+    if (!(e instanceof Error) || !e.message.startsWith("Timed out")) throw e;
+    const last = JSON.stringify(client.messages.slice(-5));
+    throw new Error(
+      `${e.message}; it is still open (state ${client.socket.readyState}), got ${last}`,
+    );
+  });
 }
 
 /** Resolves after `ms` milliseconds. */

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { signJwt } from "../jwt.ts";
 import { type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
+import { CLOSE_WAIT_MS, closedWithin, within } from "./helpers.ts";
 import { makeTestCert } from "./tls_test_cert.ts";
 
 async function withServer(
@@ -26,7 +27,7 @@ async function helloOutcome(
   hello: Record<string, unknown>,
 ): Promise<{ welcome?: string; close?: number }> {
   const c = new TestClient(wsUrl);
-  await c.opened;
+  await within("the WebSocket upgrade", c.opened, CLOSE_WAIT_MS);
   c.send({ type: "hello", ...hello });
   const outcome = await Promise.race([
     c.waitFor((m) => m.type === "welcome").then((m) => ({ welcome: m.name as string })),
@@ -65,11 +66,11 @@ Deno.test("with --cert and --key the server speaks https and wss", async () => {
         ws.onopen = () => ws.send(JSON.stringify({ type: "hello", name: "tls" }));
         ws.onmessage = (e) => resolve(e.data);
         ws.onerror = () => reject(new Error("Cannot connect over wss"));
-        const welcome = JSON.parse(await promise);
+        const welcome = JSON.parse(await within("the welcome over wss", promise, CLOSE_WAIT_MS));
         assert.equal(welcome.type, "welcome");
         const closed = new Promise((r) => ws.onclose = r);
         ws.close();
-        await closed;
+        await within("the close over wss", closed, CLOSE_WAIT_MS);
       } finally {
         client.close();
       }
@@ -130,10 +131,10 @@ Deno.test("a connection is closed with 4001 when its token expires", async () =>
   await withServer(["--jwt-secret", secret], async (s) => {
     const token = await signJwt({ sub: "brief", exp: Math.floor(Date.now() / 1000) + 2 }, secret);
     const c = new TestClient(s.wsUrl);
-    await c.opened;
+    await within("the WebSocket upgrade", c.opened, CLOSE_WAIT_MS);
     c.send({ type: "hello", token });
     await c.waitFor((m) => m.type === "welcome");
-    const closed = await c.closed;
+    const closed = await closedWithin(c);
     assert.equal(closed.code, 4001);
   });
 });

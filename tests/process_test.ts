@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { VERSION } from "../config.ts";
 import { type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
+import { CLOSE_WAIT_MS, closedWithin, within } from "./helpers.ts";
 import { RawSocket } from "./server_fixture.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -170,14 +171,14 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
         const bob = await TestClient.connect(server.wsUrl, "bob");
         await alice.request({ type: "join", room: "general" }, (m) => m.type === "joined");
         const quiet = new TestClient(server.wsUrl); // no hello yet
-        await quiet.opened;
+        await within("the WebSocket upgrade", quiet.opened, CLOSE_WAIT_MS);
         const started = performance.now();
         const code = await server.stop(signal);
         const elapsed = performance.now() - started;
         assert.equal(code, 0);
         assert.ok(elapsed < 5000, `exited after ${Math.round(elapsed)} ms`);
         for (const c of [alice, bob, quiet]) {
-          const closed = await c.closed;
+          const closed = await closedWithin(c);
           assert.deepEqual([closed.code, closed.reason], [1001, "server shutting down"]);
         }
       } finally {
@@ -226,7 +227,7 @@ async function holdOpenRequest(port: number): Promise<Deno.TcpConn> {
     `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 1000000\r\n\r\nabc`;
   await conn.write(new TextEncoder().encode(request));
   const head = new Uint8Array(1024);
-  const n = await conn.read(head);
+  const n = await within("the 405 answer", conn.read(head), CLOSE_WAIT_MS);
   assert.match(new TextDecoder().decode(head.subarray(0, n ?? 0)), /^HTTP\/1\.1 405/);
   return conn;
 }
@@ -287,7 +288,7 @@ for (const evicted of [false, true]) {
         const code = await exitWithin(server, 5500);
         const elapsed = performance.now() - started;
         assert.equal(code, 0, `exit code after ${Math.round(elapsed)} ms`);
-        await alice.closed;
+        await closedWithin(alice);
       } finally {
         stalled.close();
         await server.stop("SIGKILL");

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { utf8Length } from "../client.ts";
 import { MemoryStore, type NewMessage } from "../store.ts";
 import type { Msg } from "./helpers.ts";
+import { closedWithin } from "./helpers.ts";
 import { join, received, SlowStore, startServer } from "./server_fixture.ts";
 
 const EMOJI = "😀"; // one code point, two UTF-16 units, four UTF-8 bytes
@@ -96,7 +97,7 @@ Deno.test("a frame of 16385 bytes closes the connection with 1009", async () => 
   const alice = await server.connect("alice");
   await join(alice, "general");
   alice.send(sayFrameOfBytes(EMOJI.repeat(4000), 16385));
-  const closed = await alice.closed;
+  const closed = await closedWithin(alice);
   assert.equal(closed.code, 1009);
   assert.deepEqual(received(alice, "message"), []);
 });
@@ -105,23 +106,23 @@ Deno.test("a 17 KiB frame closes the connection with 1009, before and after the 
   await using server = await startServer();
   const alice = await server.connect("alice");
   alice.send({ type: "say", room: "general", text: "z".repeat(17 * 1024) });
-  const closed = await alice.closed;
+  const closed = await closedWithin(alice);
   assert.equal(closed.code, 1009);
   assert.match(closed.reason, /16384/);
   const early = await server.open();
   early.send({ type: "hello", name: "n".repeat(17 * 1024) });
-  assert.equal((await early.closed).code, 1009);
+  assert.equal((await closedWithin(early)).code, 1009);
 });
 
 Deno.test("a binary frame closes the connection with 1003", async () => {
   await using server = await startServer();
   const alice = await server.connect("alice");
   alice.socket.send(new TextEncoder().encode(JSON.stringify({ type: "rooms" })));
-  const closed = await alice.closed;
+  const closed = await closedWithin(alice);
   assert.equal(closed.code, 1003);
   const early = await server.open();
   early.socket.send(new Uint8Array([1, 2, 3]));
-  assert.equal((await early.closed).code, 1003);
+  assert.equal((await closedWithin(early)).code, 1003);
 });
 
 // ---- rate limits ----
@@ -185,7 +186,7 @@ Deno.test("100 rate_limited refusals within a minute keep the connection; the 10
   assert.equal(alice.socket.readyState, WebSocket.OPEN);
   assert.equal(received(alice, "error").length, 100);
   alice.send({ type: "say", room: "general", text: "x", cid: "f121" });
-  const closed = await alice.closed;
+  const closed = await closedWithin(alice);
   assert.deepEqual([closed.code, closed.reason], [4029, "kept flooding"]);
   assert.equal(received(alice, "error").length, 101, "the last refusal is sent before the close");
   assert.equal(server.hub.stats.disconnects.get("rate_limited"), 1);
@@ -369,7 +370,7 @@ Deno.test("shutdown closes every socket with 1001 server shutting down", async (
   const idle = await server.open(); // connected, no hello yet
   await server.shutdown();
   for (const c of [alice, bob, idle]) {
-    const closed = await c.closed;
+    const closed = await closedWithin(c);
     assert.deepEqual([closed.code, closed.reason], [1001, "server shutting down"]);
   }
   assert.equal(server.hub.connections, 0);
@@ -383,7 +384,7 @@ Deno.test("a message accepted before shutdown is acknowledged before the socket 
   // The rooms reply proves the say was read; its commit is now in flight for 200 ms.
   await alice.request({ type: "rooms" }, (m) => m.type === "rooms");
   await server.shutdown();
-  const closed = await alice.closed;
+  const closed = await closedWithin(alice);
   const echo = alice.messages.find((m) => m.cid === "last");
   assert.ok(echo !== undefined, "the echo (the acknowledgement) arrived before the close");
   assert.equal(echo.type, "message");

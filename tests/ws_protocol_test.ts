@@ -10,6 +10,7 @@ import { Hub } from "../hub.ts";
 import { NAME_RESERVATION_MS } from "../sessions.ts";
 import { MemoryStore, type NewMessage } from "../store.ts";
 import type { Msg, TestClient } from "./helpers.ts";
+import { closedWithin } from "./helpers.ts";
 import { barrier, join, received, SlowStore, startServer } from "./server_fixture.ts";
 
 /** `count` stored messages for `room`, texts "m1".."m<count>", to seed a store. */
@@ -33,7 +34,7 @@ async function sayAll(c: TestClient, room: string, count: number, prefix = "s"):
 /** Sends a hello and waits for the server to close the socket. */
 async function helloClosed(c: TestClient, hello: Msg | string): Promise<CloseEvent> {
   c.send(hello);
-  return await c.closed;
+  return await closedWithin(c);
 }
 
 // ---- handshake ----
@@ -115,7 +116,7 @@ Deno.test("no hello within the handshake timeout is closed with 4000", async () 
   await using server = await startServer({ handshakeTimeoutMs: 300 });
   const c = await server.open();
   const started = performance.now();
-  const closed = await c.closed;
+  const closed = await closedWithin(c);
   assert.equal(closed.code, 4000);
   assert.equal(closed.reason, "no hello in time");
   assert.ok(performance.now() - started < 3000);
@@ -161,7 +162,7 @@ Deno.test("a hello with the resume token takes the name over at once; the old so
   const fresh = await server.connect("alice", { resume: token });
   assert.equal(fresh.messages[0].name, "alice");
   assert.equal(fresh.messages[0].resume, token, "the session keeps its token");
-  const closed = await old.closed;
+  const closed = await closedWithin(old);
   assert.deepEqual([closed.code, closed.reason], [4010, "replaced"]);
   // The new connection is fully usable.
   await join(fresh, "general");
@@ -174,7 +175,7 @@ Deno.test("the resume token also matches the name case-insensitively and the new
   const old = await server.connect("alice");
   const fresh = await server.connect("ALICE", { resume: old.messages[0].resume });
   assert.equal(fresh.messages[0].name, "ALICE");
-  assert.equal((await old.closed).code, 4010);
+  assert.equal((await closedWithin(old)).code, 4010);
 });
 
 Deno.test("after a disconnect the name stays reserved: a stranger without the token gets 4009", async () => {
