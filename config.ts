@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { parseRate, type Rate } from "./rate_limit.ts";
 import { MAX_HISTORY_LIMIT } from "./protocol.ts";
 import type { RetentionPolicy } from "./store.ts";
+import { parseAuthority } from "./host_check.ts";
 import { isLogLevel, type LogFormat, type LogLevel } from "./log.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
@@ -67,6 +68,10 @@ export interface Config {
   maxRoomsPerClient: number;
   /** Extra origins allowed to open /ws; "*" allows every origin. */
   allowOrigins: string[];
+  /** Names (`NAME` or `NAME:PORT`, lower-cased) the server answers to besides its own address. */
+  allowHosts: string[];
+  /** The origin browsers use to reach the server through a proxy, or null. */
+  publicUrl: string | null;
   maxConnections: number;
   idleTimeoutSeconds: number;
   handshakeTimeoutMs: number;
@@ -171,6 +176,19 @@ const FLAGS: Flag[] = [
     value: "URL,...",
     help: "extra browser origins allowed to connect, or * for any (default: same host only)",
     multiple: true,
+  },
+  {
+    name: "allow-host",
+    value: "HOST[:PORT],...",
+    help: "extra names the server answers to, e.g. behind a proxy (default: its own address, " +
+      "and localhost when on loopback); any other Host gets HTTP 403",
+    multiple: true,
+  },
+  {
+    name: "public-url",
+    value: "URL",
+    help: "the address browsers use, e.g. https://chat.example.com behind a proxy: " +
+      "its host is allowed and its origin may connect (default: none)",
   },
   {
     name: "max-connections",
@@ -466,6 +484,33 @@ export function parseConfig(
       allowOrigins.push(o === "*" ? o : o.toLowerCase());
     }
   }
+  const allowHosts: string[] = [];
+  const hosts = values["allow-host"];
+  for (const entry of Array.isArray(hosts) ? hosts.filter((h) => typeof h === "string") : []) {
+    for (const h of entry.split(",").map((s) => s.trim()).filter(Boolean)) {
+      if (parseAuthority(h) === null) {
+        return {
+          kind: "error",
+          message:
+            `Cannot read --allow-host: expected like chat.example.com or chat.example.com:8443, got "${h}"`,
+        };
+      }
+      allowHosts.push(h.toLowerCase());
+    }
+  }
+  const publicText = str("public-url");
+  let publicUrl: string | null = null;
+  if (publicText !== undefined) {
+    const url = URL.parse(publicText);
+    if (url === null || (url.protocol !== "http:" && url.protocol !== "https:") || !url.host) {
+      return {
+        kind: "error",
+        message:
+          `Cannot read --public-url: expected like https://chat.example.com, got "${publicText}"`,
+      };
+    }
+    publicUrl = url.origin;
+  }
 
   return {
     kind: "run",
@@ -478,6 +523,8 @@ export function parseConfig(
       maxTextChars: maxTextChars as number,
       maxRoomsPerClient: maxRooms as number,
       allowOrigins,
+      allowHosts,
+      publicUrl,
       maxConnections: maxConnections as number,
       idleTimeoutSeconds: idle as number,
       handshakeTimeoutMs: (handshake as number) * 1000,

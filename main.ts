@@ -14,6 +14,7 @@ import type { Cluster, ClusterListener } from "./cluster.ts";
 import { Hub } from "./hub.ts";
 import { frameCharsForBudget } from "./room.ts";
 import { createHandler } from "./server.ts";
+import { HostPolicy } from "./host_check.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { Admission } from "./admission.ts";
@@ -131,23 +132,11 @@ async function main(): Promise<number> {
   });
   relay.hub = hub;
   await hub.start();
-  const handler = createHandler({
-    hub,
-    config,
-    assets,
-    version: VERSION,
-    admission: new Admission({
-      maxPerAddress: config.maxConnectionsPerIp,
-      handshakeRate: config.handshakeRate,
-    }),
-    trustProxy: config.trustProxy,
-    metrics: { render: () => renderMetrics(metrics, hub), token: config.metricsToken },
-    refused: (code, address) => {
-      metrics.rejected.inc({ code });
-      logger.info("refused", { code, address });
-    },
-  });
   const scheme = tls === null ? "http" : "https";
+  // The handler needs the bound port (--port 0 picks one), known once Deno.serve returns; no
+  // request can arrive before this synchronous code has run.
+  // deno-lint-ignore prefer-const -- assigned once the port is bound, after Deno.serve returns
+  let handler: ReturnType<typeof createHandler> | undefined;
   const server = Deno.serve({
     hostname: config.host,
     port: config.port,
@@ -162,7 +151,31 @@ async function main(): Promise<number> {
         : `stored in ${config.data}`;
       logger.info("history", { reason: where });
     },
-  }, handler);
+  }, (req, info) => handler!(req, info));
+  handler = createHandler({
+    hub,
+    config,
+    hosts: new HostPolicy({
+      scheme,
+      hostname: server.addr.hostname,
+      port: server.addr.port,
+      configuredHost: config.host,
+      allowHosts: config.allowHosts,
+      publicUrl: config.publicUrl,
+    }),
+    assets,
+    version: VERSION,
+    admission: new Admission({
+      maxPerAddress: config.maxConnectionsPerIp,
+      handshakeRate: config.handshakeRate,
+    }),
+    trustProxy: config.trustProxy,
+    metrics: { render: () => renderMetrics(metrics, hub), token: config.metricsToken },
+    refused: (code, address) => {
+      metrics.rejected.inc({ code });
+      logger.info("refused", { code, address });
+    },
+  });
 
   const { promise: stopped, resolve: stop } = Promise.withResolvers<void>();
   let stopping = false;

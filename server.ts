@@ -9,6 +9,7 @@ import type { Hub } from "./hub.ts";
 import type { Admission } from "./admission.ts";
 import { timingSafeEqual } from "./auth.ts";
 import { METRICS_CONTENT_TYPE } from "./metrics.ts";
+import type { HostPolicy } from "./host_check.ts";
 
 /** One embedded static file. */
 export interface StaticAsset {
@@ -33,6 +34,8 @@ export type HandlerConfig = Pick<
 export interface HandlerOptions {
   hub: Hub;
   config: HandlerConfig;
+  /** The names this server answers to: every request's Host, and /ws's Origin, must be one. */
+  hosts: HostPolicy;
   /** Static files by URL path ("/" included). */
   assets: ReadonlyMap<string, StaticAsset>;
   version: string;
@@ -44,7 +47,7 @@ export interface HandlerOptions {
   trustProxy?: boolean;
   /** Serves GET /metrics when set; `token`, when not null, is required as a Bearer token. */
   metrics?: { render: () => string; token: string | null };
-  /** Hears every refused upgrade, for metrics and logs. */
+  /** Hears every refused upgrade, and every request refused for its Host, for metrics and logs. */
   refused?: (code: string, address: string) => void;
 }
 
@@ -103,22 +106,31 @@ function etagMatches(header: string | null, etag: string): boolean {
   });
 }
 
-/** True when the browser origin may open a socket: no Origin, same host, or listed. */
+/**
+ * True when the browser origin may open a socket: no Origin (not a browser), a page this server
+ * serves (see {@linkcode HostPolicy.allowsOrigin}), or one listed with --allow-origin.
+ */
 export function originAllowed(
   origin: string | null,
-  host: string | null,
+  hosts: HostPolicy,
   allowed: readonly string[],
 ): boolean {
   if (origin === null) return true;
   if (allowed.includes("*")) return true;
-  let url: URL;
-  try {
-    url = new URL(origin);
-  } catch {
-    return false;
-  }
-  if (host !== null && url.host === host.toLowerCase()) return true;
-  return allowed.includes(url.origin.toLowerCase());
+  if (hosts.allowsOrigin(origin)) return true;
+  const url = URL.parse(origin);
+  return url !== null && allowed.includes(url.origin.toLowerCase());
+}
+
+/**
+ * The authority the request was sent to: the Host header, or, without one, the authority Deno put
+ * in the URL (HTTP/2's :authority; for an HTTP/1.0 request without Host, Deno's own localhost).
+ */
+function requestHost(req: Request): string {
+  const header = req.headers.get("host");
+  if (header !== null) return header;
+  // Deno does not validate Host, and builds req.url from it, so req.url may not parse.
+  return URL.parse(req.url)?.host ?? "";
 }
 
 /** Builds the request handler. */
@@ -144,7 +156,7 @@ export function createHandler(
     }
     // Read the peer address before upgrading: after the upgrade the request is closed.
     const address = clientAddress(req, info, options.trustProxy ?? false);
-    if (!originAllowed(req.headers.get("origin"), req.headers.get("host"), config.allowOrigins)) {
+    if (!originAllowed(req.headers.get("origin"), options.hosts, config.allowOrigins)) {
       return refuse(403, "origin", address, "Cannot connect: origin not allowed.\n");
     }
     if (!hub.accepting) {
@@ -196,6 +208,17 @@ export function createHandler(
   }
 
   return function handler(req: Request, info?: ConnInfo): Response {
+    // Every request, not only /ws: a DNS-rebinding page must not read /metrics or /healthz
+    // either, and a name the operator did not list is refused before anything else is looked at.
+    if (!options.hosts.allowsHost(requestHost(req))) {
+      return refuse(
+        403,
+        "host",
+        clientAddress(req, info, options.trustProxy ?? false),
+        "Cannot serve: this server does not answer to that Host name; " +
+          "its operator can add the name with --allow-host or --public-url.\n",
+      );
+    }
     const url = new URL(req.url);
     if (url.pathname === "/ws") {
       if (req.method !== "GET") return text(405, "Method not allowed.\n", { allow: "GET" });

@@ -12,6 +12,7 @@ import { Hub } from "../hub.ts";
 import { frameCharsForBudget } from "../room.ts";
 import type { ChatMessage } from "../protocol.ts";
 import { createHandler } from "../server.ts";
+import { HostPolicy } from "../host_check.ts";
 import {
   MemoryStore,
   type NewMessage,
@@ -72,12 +73,22 @@ export async function startServer(options: FixtureOptions = {}): Promise<InProce
     now: hubNow,
   });
   await hub.start();
-  const handler = createHandler({ hub, config, assets, version: VERSION, now: clientNow });
+  // As in main.ts: the handler is made once the port is bound, before any request can arrive.
+  // deno-lint-ignore prefer-const -- assigned once the port is bound, after Deno.serve returns
+  let handler: ReturnType<typeof createHandler> | undefined;
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: overrides.port ?? 0, onListen() {} },
-    handler,
+    (req, info) => handler!(req, info),
   );
   const port = server.addr.port;
+  const hosts = new HostPolicy({
+    scheme: "http",
+    hostname: server.addr.hostname,
+    port,
+    allowHosts: config.allowHosts,
+    publicUrl: config.publicUrl,
+  });
+  handler = createHandler({ hub, config, hosts, assets, version: VERSION, now: clientNow });
   const origin = `http://127.0.0.1:${port}`;
   const wsUrl = `ws://127.0.0.1:${port}/ws`;
   const clients: TestClient[] = [];
