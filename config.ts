@@ -320,7 +320,12 @@ export function parseConfig(
     version: { type: "boolean" },
   };
   for (const f of FLAGS) {
-    options[f.name] = f.multiple ? { type: "string", multiple: true } : { type: "string" };
+    // A flag with no value shape is a switch: `--trust-proxy` alone turns it on.
+    options[f.name] = f.value === ""
+      ? { type: "boolean" }
+      : f.multiple
+      ? { type: "string", multiple: true }
+      : { type: "string" };
   }
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
