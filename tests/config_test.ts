@@ -16,6 +16,8 @@ import {
   parseRetention,
   SECRET_ENV_VARIABLES,
 } from "../config.ts";
+import { eventually } from "./helpers.ts";
+import { barrier, defaultConfig, join, startServer } from "./server_fixture.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -406,4 +408,26 @@ Deno.test("the README's flag table and --help list the same flags, in order, wit
     await readmeFlagTable(),
     FLAG_ROWS.map((row) => ({ flag: flagUsage(row), shown: row.shown })),
   );
+});
+
+Deno.test("--retain AGE applies on a running server: the hub's sweep removes what aged out", async () => {
+  let now = Date.UTC(2026, 0, 1);
+  await using server = await startServer({
+    ...defaultConfig(["--retain", "1h"]),
+    hubNow: () => now,
+  });
+  const alice = await server.connect("alice");
+  await join(alice, "general");
+  await barrier(alice, "general");
+  now += 30 * 60_000;
+  await barrier(alice, "general");
+  now += 45 * 60_000; // the first message is 75 minutes old, the second 45
+  server.hub.sweep();
+  let readers = 0;
+  await eventually("retention removed the message older than 1h, and only it", async () => {
+    const bob = await server.connect(`bob${++readers}`);
+    const joined = await join(bob, "general", { since: 0 });
+    await bob.close();
+    return joined.history.length === 1;
+  });
 });
