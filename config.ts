@@ -1,14 +1,14 @@
 /**
- * Command-line flags: one table holds each flag's name, default and help line, so `--help` always
- * shows the defaults the server really uses. Parsing is pure (args and environment in, a Config or
- * an error out) so every rule is tested without starting a process.
+ * Command-line flags: one table row per flag holds its name, default, value parser and help line.
+ * The {@linkcode Config} type, `--help` and the parser all come from that table, and a test holds
+ * the README's flag table to it, so no flag can be documented, defaulted or parsed in two ways.
+ * Parsing is pure (args and environment in, a Config or an error out), so every rule is tested
+ * without starting a process.
  */
-import { parseArgs } from "node:util";
 import { parseRate, type Rate } from "./rate_limit.ts";
 import { MAX_HISTORY_LIMIT } from "./protocol.ts";
 import type { RetentionPolicy } from "./store.ts";
-import { parseAuthority } from "./host_check.ts";
-import { isLogLevel, type LogFormat, type LogLevel } from "./log.ts";
+import { LOG_LEVELS } from "./log.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** The server's version, from deno.json, so `deno compile` embeds it. */
@@ -56,49 +56,432 @@ export const DEFAULTS = {
   logLevel: "info",
 } as const;
 
-/** Everything the server needs to know from its flags. */
-export interface Config {
-  host: string;
-  port: number;
-  /** null when rate limiting is off. */
-  rateLimit: Rate | null;
-  sendQueueBytes: number;
-  maxFrameBytes: number;
-  maxTextChars: number;
-  maxRoomsPerClient: number;
-  /** Extra origins allowed to open /ws; "*" allows every origin. */
-  allowOrigins: string[];
-  /** Names (`NAME` or `NAME:PORT`, lower-cased) the server answers to besides its own address. */
-  allowHosts: string[];
-  /** The origin browsers use to reach the server through a proxy, or null. */
-  publicUrl: string | null;
-  maxConnections: number;
-  idleTimeoutSeconds: number;
-  handshakeTimeoutMs: number;
-  /** SQLite file for history, or ":memory:" to keep nothing. */
-  data: string;
-  synchronous: "full" | "normal";
-  retention: RetentionPolicy;
-  /** PEM file paths; both set means HTTPS and WSS. */
-  certFile: string | null;
-  keyFile: string | null;
-  /** Shared password every hello must carry, or null. */
-  password: string | null;
-  /** HS256 secret; when set, every hello carries a token whose subject is the name. */
-  jwtSecret: string | null;
-  /** Open connections per client address at most; 0 turns the limit off. */
-  maxConnectionsPerIp: number;
-  /** New connections per address; null turns the limit off. */
-  handshakeRate: Rate | null;
-  /** Take client addresses from X-Forwarded-For (only behind a proxy you run). */
-  trustProxy: boolean;
-  /** Bearer token /metrics requires, or null for open metrics. */
-  metricsToken: string | null;
-  logFormat: LogFormat;
-  logLevel: LogLevel;
-  /** Redis URL: history and fan-out shared by several instances; null for the embedded store. */
-  redis: string | null;
+/** A secret's environment variable. */
+export type SecretEnvVariable = typeof SECRET_ENV_VARIABLES[number];
+
+/** A flag's value, or why its text cannot be read ("Cannot read --port: ..."). */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/**
+ * Reads one occurrence of a flag. `source` is how the user gave it, `--port` or `CHAT_PASSWORD`,
+ * for the error message.
+ */
+export type ValueParser<T> = (text: string, source: string) => Parsed<T>;
+
+/** One row of the flag table. */
+export interface Flag<T> {
+  /** The flag without its dashes, as typed: `max-rooms`. */
+  name: string;
+  /** The value's shape in `--help` (`PORT`); null for a switch, which is given alone. */
+  value: string | null;
+  /** The value when the flag is not given. */
+  default: T;
+  /** The default as `--help` and the README's flag table show it. */
+  shown: string;
+  /** What the flag does, in `--help`; the default is printed after it. */
+  help: string;
+  parse: ValueParser<T>;
+  /** Joins the values of several occurrences (lists); without it, the last occurrence wins. */
+  combine?: (earlier: T, next: T) => T;
+  /** The environment variable read when the flag is not given (a secret kept out of `ps`). */
+  env?: SecretEnvVariable;
 }
+
+/** A row as written in the table: `shown` may be left out when it is the default's own text. */
+type FlagSpec<T> = Omit<Flag<T>, "shown"> & { shown?: string };
+
+function flag<T>(spec: FlagSpec<T>): Flag<T> {
+  return { ...spec, shown: spec.shown ?? String(spec.default) };
+}
+
+/** A switch: off unless given, and given alone (`--trust-proxy`), never with a value. */
+function switchFlag(name: string, help: string): Flag<boolean> {
+  return { name, value: null, default: false, shown: "off", help, parse: () => ok(true) };
+}
+
+function ok<T>(value: T): Parsed<T> {
+  return { ok: true, value };
+}
+
+function refused(source: string, detail: string): { ok: false; error: string } {
+  return { ok: false, error: `Cannot read ${source}: ${detail}` };
+}
+
+/** Any text but the empty one (host names, paths and secrets are checked where they are used). */
+const nonEmpty: ValueParser<string> = (text, source) =>
+  text.length > 0 ? ok(text) : refused(source, "it is empty");
+
+/** A whole number from `min` to `max`. */
+function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER): ValueParser<number> {
+  return (text, source) => {
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < min || !Number.isSafeInteger(n)) {
+      return refused(source, `expected a whole number ≥ ${min}, got "${text}"`);
+    }
+    return n > max ? refused(source, `must be ${min}-${max}`) : ok(n);
+  };
+}
+
+/** Seconds > 0, returned in `unitMs` units (1000 for milliseconds, 1 to keep seconds). */
+function seconds(unitMs: number): ValueParser<number> {
+  return (text, source) => {
+    const n = Number(text);
+    if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0)) {
+      return refused(source, `expected seconds > 0, got "${text}"`);
+    }
+    return ok(n * unitMs);
+  };
+}
+
+/** `R/s,B` or off (null). */
+const rate: ValueParser<Rate | null> = (text, source) => {
+  const r = parseRate(text);
+  if (r === null) return refused(source, `expected like 10/s,20 or off, got "${text}"`);
+  return ok(r === "off" ? null : r);
+};
+
+/** "a, b or c". */
+function choices(values: readonly string[]): string {
+  return values.length < 2
+    ? values.join("")
+    : `${values.slice(0, -1).join(", ")} or ${values.at(-1)}`;
+}
+
+/** One of `values`, exactly. */
+function oneOf<L extends string>(values: readonly L[]): ValueParser<L> {
+  return (text, source) => {
+    const value = values.find((v) => v === text);
+    return value === undefined
+      ? refused(source, `expected ${choices(values)}, got "${text}"`)
+      : ok(value);
+  };
+}
+
+/** A text that may be absent: null by default. */
+function optional<T>(parse: ValueParser<T>): ValueParser<T | null> {
+  return parse;
+}
+
+const retention: ValueParser<RetentionPolicy> = (text, source) => {
+  const policy = parseRetention(text);
+  return policy === null
+    ? refused(source, `expected like 5000, 30d or 5000,30d, got "${text}"`)
+    : ok(policy);
+};
+
+const redisUrl: ValueParser<string> = (text, source) =>
+  /^rediss?:\/\/[^\s]+$/.test(text)
+    ? ok(text)
+    : refused(source, `expected redis://host:port/db, got "${text}"`);
+
+/** A comma-separated list (the flag may also be repeated); each entry read by `entry`. */
+function list(entry: (item: string) => string | null, example: string): ValueParser<string[]> {
+  return (text, source) => {
+    const items: string[] = [];
+    for (const item of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+      const value = entry(item);
+      if (value === null) return refused(source, `expected like ${example}, got "${item}"`);
+      items.push(value);
+    }
+    return ok(items);
+  };
+}
+
+const concat = (earlier: string[], next: string[]) => [...earlier, ...next];
+
+/** An origin for `--allow-origin`, lower-cased, or "*". */
+function origin(item: string): string | null {
+  if (item === "*") return item;
+  return /^https?:\/\/[^/\s]+$/.test(item) ? item.toLowerCase() : null;
+}
+
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/**
+ * A Host value for `--allow-host`: a host name, an IPv4 address or a bracketed IPv6 address,
+ * with an optional port; lower-cased (IPv6 in its shortest form, as browsers send it).
+ */
+export function hostValue(item: string): string | null {
+  const m = /^(\[[^\]]*\]|[^:]+)(?::(\d{1,5}))?$/.exec(item.toLowerCase());
+  if (m === null) return null;
+  const [, host, port] = m;
+  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) return null;
+  const suffix = port === undefined ? "" : `:${port}`;
+  if (host.startsWith("[")) {
+    try {
+      return new URL(`http://${host}/`).hostname + suffix;
+    } catch {
+      return null;
+    }
+  }
+  if (IPV4.test(host)) return host + suffix;
+  const labels = host.split(".");
+  // An all-digit last label is a mistyped address, never a host name.
+  if (host.length > 253 || !labels.every((l) => DNS_LABEL.test(l))) return null;
+  return /^\d+$/.test(labels.at(-1)!) ? null : host + suffix;
+}
+
+/** `--public-url`: an http or https URL with no path, query or credentials; its origin. */
+const publicUrl: ValueParser<string> = (text, source) => {
+  const wrong = refused(source, `expected like https://chat.example.com, got "${text}"`);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return wrong;
+  }
+  const bare = url.pathname === "/" && url.search === "" && url.hash === "" &&
+    url.username === "" && url.password === "";
+  return (url.protocol === "http:" || url.protocol === "https:") && bare && url.hostname !== ""
+    ? ok(url.origin)
+    : wrong;
+};
+
+/**
+ * Every flag, in `--help` order; each key is the {@linkcode Config} field the flag sets.
+ */
+export const FLAGS = {
+  host: flag({
+    name: "host",
+    value: "HOST",
+    default: DEFAULTS.host,
+    help: "address to listen on; 0.0.0.0 for a LAN",
+    parse: nonEmpty,
+  }),
+  port: flag({
+    name: "port",
+    value: "PORT",
+    default: DEFAULTS.port,
+    help: "port to listen on, 0 for any free port",
+    parse: wholeNumber(0, 65535),
+  }),
+  /** SQLite file for history, or ":memory:" to keep nothing. */
+  data: flag({
+    name: "data",
+    value: "PATH",
+    default: DEFAULTS.data,
+    help: `SQLite file holding history, in the working directory unless a path is given; ` +
+      `":memory:" keeps nothing. Back it up while running with: ` +
+      `sqlite3 chat.db "VACUUM INTO 'backup.db'"`,
+    parse: nonEmpty,
+  }),
+  synchronous: flag({
+    name: "synchronous",
+    value: "full|normal",
+    default: DEFAULTS.synchronous,
+    help: "SQLite durability: full survives power loss, normal survives process crashes only " +
+      "and commits faster",
+    parse: oneOf(["full", "normal"]),
+  }),
+  retention: flag({
+    name: "retain",
+    value: "N|AGE|N,AGE",
+    default: {},
+    shown: "everything",
+    help: "history to keep per room: a message count, an age (30d, 12h, 90m), or both",
+    parse: retention,
+  }),
+  /** null when rate limiting is off. */
+  rateLimit: flag({
+    name: "rate-limit",
+    value: "R/s,B|off",
+    default: rateOf(DEFAULTS.rateLimit),
+    shown: DEFAULTS.rateLimit,
+    help: "messages per second and burst per client; off for benchmarks",
+    parse: rate,
+  }),
+  sendQueueBytes: flag({
+    name: "send-queue-bytes",
+    value: "BYTES",
+    default: DEFAULTS.sendQueueBytes,
+    help: "bytes waiting for a client before it is dropped as a slow consumer",
+    parse: wholeNumber(1),
+  }),
+  maxFrameBytes: flag({
+    name: "max-frame-bytes",
+    value: "BYTES",
+    default: DEFAULTS.maxFrameBytes,
+    help: "largest inbound frame",
+    parse: wholeNumber(64),
+  }),
+  maxTextChars: flag({
+    name: "max-text-chars",
+    value: "N",
+    default: DEFAULTS.maxTextChars,
+    help: "longest message text, in characters",
+    parse: wholeNumber(1),
+  }),
+  maxRoomsPerClient: flag({
+    name: "max-rooms",
+    value: "N",
+    default: DEFAULTS.maxRoomsPerClient,
+    help: "rooms one client may be in",
+    parse: wholeNumber(1),
+  }),
+  /** Extra origins allowed to open /ws; "*" allows every origin. */
+  allowOrigins: flag<string[]>({
+    name: "allow-origin",
+    value: "URL,...",
+    default: [],
+    shown: "same host only",
+    help: "extra browser origins allowed to connect, or * for any; repeatable",
+    parse: list(origin, "https://chat.example.com"),
+    combine: concat,
+  }),
+  /** Extra Host values (lower-cased `host[:port]`) the server answers to. */
+  allowHosts: flag<string[]>({
+    name: "allow-host",
+    value: "HOST[:PORT],...",
+    default: [],
+    shown: "the address it listens on, plus localhost names when that is loopback",
+    help: "extra Host names this server answers to",
+    parse: list(hostValue, "chat.example.com or chat.example.com:8443"),
+    combine: concat,
+  }),
+  /** The origin people open (`https://chat.example.com`), behind a proxy; or null. */
+  publicUrl: flag({
+    name: "public-url",
+    value: "URL",
+    default: null,
+    shown: "none",
+    help: "the address people open, behind a proxy (its host is allowed, like --allow-host)",
+    parse: optional(publicUrl),
+  }),
+  maxConnections: flag({
+    name: "max-connections",
+    value: "N",
+    default: DEFAULTS.maxConnections,
+    help: "open connections at most; over it the upgrade gets HTTP 503",
+    parse: wholeNumber(1),
+  }),
+  idleTimeoutSeconds: flag({
+    name: "idle-timeout",
+    value: "SECONDS",
+    default: DEFAULTS.idleTimeoutSeconds,
+    help: "drop a peer that answers no ping for this long",
+    parse: seconds(1),
+  }),
+  /** Redis URL: history and fan-out shared by several instances; null for the embedded store. */
+  redis: flag({
+    name: "redis",
+    value: "URL",
+    default: null,
+    shown: "off",
+    help: "redis://host:port/db: share rooms, history and presence with other instances " +
+      "(replaces --data; off: one instance, history in SQLite)",
+    parse: optional(redisUrl),
+  }),
+  /** Milliseconds a new connection has to send its hello (the flag is in seconds). */
+  handshakeTimeoutMs: flag({
+    name: "handshake-timeout",
+    value: "SECONDS",
+    default: DEFAULTS.handshakeTimeoutSeconds * 1000,
+    shown: String(DEFAULTS.handshakeTimeoutSeconds),
+    help: "time a new connection has to say hello",
+    parse: seconds(1000),
+  }),
+  /** Open connections per client address at most; 0 turns the limit off. */
+  maxConnectionsPerIp: flag({
+    name: "max-connections-per-ip",
+    value: "N",
+    default: DEFAULTS.maxConnectionsPerIp,
+    help: "open connections per client address, 0 for no limit; over it HTTP 429",
+    parse: wholeNumber(0),
+  }),
+  /** New connections per address; null turns the limit off. */
+  handshakeRate: flag({
+    name: "handshake-rate",
+    value: "R/s,B|off",
+    default: rateOf(DEFAULTS.handshakeRate),
+    shown: DEFAULTS.handshakeRate,
+    help: "new connections per second per client address, and the burst; over it HTTP 429",
+    parse: rate,
+  }),
+  /** PEM file paths; both set means HTTPS and WSS. */
+  certFile: flag({
+    name: "cert",
+    value: "FILE",
+    default: null,
+    shown: "off",
+    help: "TLS certificate chain (PEM); with --key serves https:// and wss://",
+    parse: optional(nonEmpty),
+  }),
+  keyFile: flag({
+    name: "key",
+    value: "FILE",
+    default: null,
+    shown: "off",
+    help: "TLS private key (PEM); with --cert",
+    parse: optional(nonEmpty),
+  }),
+  /** Shared password every hello must carry, or null. */
+  password: flag({
+    name: "password",
+    value: "TEXT",
+    default: null,
+    shown: "off",
+    help: "password every client must give (or set CHAT_PASSWORD, which keeps it out of ps; " +
+      "the flag wins)",
+    parse: optional(nonEmpty),
+    env: "CHAT_PASSWORD",
+  }),
+  /** HS256 secret; when set, every hello carries a token whose subject is the name. */
+  jwtSecret: flag({
+    name: "jwt-secret",
+    value: "TEXT",
+    default: null,
+    shown: "off",
+    help: "HS256 secret (or CHAT_JWT_SECRET): clients sign in with a token whose sub is their name",
+    parse: optional(nonEmpty),
+    env: "CHAT_JWT_SECRET",
+  }),
+  /** Take client addresses from the last X-Forwarded-For entry (only behind a proxy you run). */
+  trustProxy: switchFlag(
+    "trust-proxy",
+    "take client addresses from the last X-Forwarded-For entry; only behind a reverse proxy you run",
+  ),
+  /** Bearer token /metrics requires, or null for open metrics. */
+  metricsToken: flag({
+    name: "metrics-token",
+    value: "TEXT",
+    default: null,
+    shown: "open",
+    help: "require Authorization: Bearer TEXT on /metrics (or CHAT_METRICS_TOKEN)",
+    parse: optional(nonEmpty),
+    env: "CHAT_METRICS_TOKEN",
+  }),
+  logFormat: flag({
+    name: "log-format",
+    value: "text|json",
+    default: DEFAULTS.logFormat,
+    help: "log lines (on stderr) for people, or one JSON object per line",
+    parse: oneOf(["text", "json"]),
+  }),
+  logLevel: flag({
+    name: "log-level",
+    value: "LEVEL",
+    default: DEFAULTS.logLevel,
+    help: `the least severe entry written: ${choices(LOG_LEVELS)}`,
+    parse: oneOf(LOG_LEVELS),
+  }),
+};
+
+/** A rate the code itself spells (a default); a typo in it is a bug, so it throws. */
+function rateOf(text: string): Rate | null {
+  const r = parseRate(text);
+  if (r === null) throw new Error(`Cannot read built-in rate "${text}"`);
+  return r === "off" ? null : r;
+}
+
+/** The flag table's shape: each Config field's row. */
+type FlagTable<T> = { readonly [K in keyof T]: Flag<T[K]> };
+
+/** The values a flag table gives: field by field, the type of its row's default. */
+type ValuesOf<F> = { -readonly [K in keyof F]: F[K] extends Flag<infer V> ? V : never };
+
+/** Everything the server needs to know from its flags: one field per row of {@linkcode FLAGS}. */
+export type Config = ValuesOf<typeof FLAGS>;
 
 /** What the command line asked for. */
 export type ParsedArgs =
@@ -106,160 +489,6 @@ export type ParsedArgs =
   | { kind: "help"; text: string }
   | { kind: "version"; text: string }
   | { kind: "error"; message: string };
-
-interface Flag {
-  name: string;
-  /** The value's shape in --help; empty for a switch. */
-  value: string;
-  help: string;
-  multiple?: boolean;
-}
-
-const FLAGS: Flag[] = [
-  {
-    name: "host",
-    value: "HOST",
-    help: `address to listen on (default ${DEFAULTS.host}; 0.0.0.0 for a LAN)`,
-  },
-  {
-    name: "port",
-    value: "PORT",
-    help: `port to listen on, 0 for any free port (default ${DEFAULTS.port})`,
-  },
-  {
-    name: "data",
-    value: "PATH",
-    help: `SQLite file holding history (default ${DEFAULTS.data} in the working directory; ` +
-      `":memory:" keeps nothing). Back it up while running with: sqlite3 chat.db "VACUUM INTO 'backup.db'"`,
-  },
-  {
-    name: "synchronous",
-    value: "full|normal",
-    help: `SQLite durability (default ${DEFAULTS.synchronous}): full survives power loss, ` +
-      "normal survives process crashes only and commits faster",
-  },
-  {
-    name: "retain",
-    value: "N|AGE|N,AGE",
-    help:
-      "history to keep per room: a message count, an age (30d, 12h, 90m), or both (default: everything)",
-  },
-  {
-    name: "rate-limit",
-    value: "R/s,B|off",
-    help:
-      `messages per second and burst per client (default ${DEFAULTS.rateLimit}); off for benchmarks`,
-  },
-  {
-    name: "send-queue-bytes",
-    value: "BYTES",
-    help:
-      `bytes waiting for a client before it is dropped as a slow consumer (default ${DEFAULTS.sendQueueBytes})`,
-  },
-  {
-    name: "max-frame-bytes",
-    value: "BYTES",
-    help: `largest inbound frame (default ${DEFAULTS.maxFrameBytes})`,
-  },
-  {
-    name: "max-text-chars",
-    value: "N",
-    help: `longest message text (default ${DEFAULTS.maxTextChars})`,
-  },
-  {
-    name: "max-rooms",
-    value: "N",
-    help: `rooms one client may be in (default ${DEFAULTS.maxRoomsPerClient})`,
-  },
-  {
-    name: "allow-origin",
-    value: "URL,...",
-    help: "extra browser origins allowed to connect, or * for any (default: same host only)",
-    multiple: true,
-  },
-  {
-    name: "allow-host",
-    value: "HOST[:PORT],...",
-    help: "extra names the server answers to, e.g. behind a proxy (default: its own address, " +
-      "and localhost when on loopback); any other Host gets HTTP 403",
-    multiple: true,
-  },
-  {
-    name: "public-url",
-    value: "URL",
-    help: "the address browsers use, e.g. https://chat.example.com behind a proxy: " +
-      "its host is allowed and its origin may connect (default: none)",
-  },
-  {
-    name: "max-connections",
-    value: "N",
-    help: `open connections at most (default ${DEFAULTS.maxConnections})`,
-  },
-  {
-    name: "idle-timeout",
-    value: "SECONDS",
-    help: `drop a peer that answers no ping for this long (default ${DEFAULTS.idleTimeoutSeconds})`,
-  },
-  {
-    name: "redis",
-    value: "URL",
-    help: "redis://host:port/db: share rooms, history and presence with other instances " +
-      "(replaces --data; default: one instance, history in SQLite)",
-  },
-  {
-    name: "handshake-timeout",
-    value: "SECONDS",
-    help: `time a new connection has to say hello (default ${DEFAULTS.handshakeTimeoutSeconds})`,
-  },
-  {
-    name: "max-connections-per-ip",
-    value: "N",
-    help:
-      `open connections per client address, 0 for no limit (default ${DEFAULTS.maxConnectionsPerIp})`,
-  },
-  {
-    name: "handshake-rate",
-    value: "R/s,B|off",
-    help:
-      `new connections per client address (default ${DEFAULTS.handshakeRate}); over it: HTTP 429`,
-  },
-  {
-    name: "cert",
-    value: "FILE",
-    help: "TLS certificate chain (PEM); with --key serves https:// and wss://",
-  },
-  { name: "key", value: "FILE", help: "TLS private key (PEM)" },
-  {
-    name: "password",
-    value: "TEXT",
-    help: "password every client must give (or set CHAT_PASSWORD, which keeps it out of ps)",
-  },
-  {
-    name: "jwt-secret",
-    value: "TEXT",
-    help: "HS256 secret (or CHAT_JWT_SECRET): clients sign in with a token whose sub is their name",
-  },
-  {
-    name: "trust-proxy",
-    value: "",
-    help: "take client addresses from X-Forwarded-For; only behind a reverse proxy you run",
-  },
-  {
-    name: "metrics-token",
-    value: "TEXT",
-    help: "require Authorization: Bearer TEXT on /metrics (or CHAT_METRICS_TOKEN; default: open)",
-  },
-  {
-    name: "log-format",
-    value: "text|json",
-    help: `log lines for people or one JSON object per line (default ${DEFAULTS.logFormat})`,
-  },
-  {
-    name: "log-level",
-    value: "LEVEL",
-    help: `debug, info, warn or error (default ${DEFAULTS.logLevel})`,
-  },
-];
 
 /** The limits a welcome reports, so clients can respect them before the server has to refuse. */
 export function welcomeLimits(config: Config): Record<string, unknown> {
@@ -273,13 +502,27 @@ export function welcomeLimits(config: Config): Record<string, unknown> {
   };
 }
 
+/** What `--help`, the tokenizer and the README's table know of a row: all but its value's type. */
+export type FlagInfo = Pick<Flag<unknown>, "name" | "value" | "shown" | "help">;
+
+/** Every row, in `--help` order. */
+export const FLAG_ROWS: readonly FlagInfo[] = Object.values(FLAGS);
+
+/** A flag as `--help` names it: `--port PORT`, or `--trust-proxy` for a switch. */
+export function flagUsage(row: Pick<FlagInfo, "name" | "value">): string {
+  return row.value === null ? `--${row.name}` : `--${row.name} ${row.value}`;
+}
+
 /** The text `--help` prints. */
 export function helpText(): string {
-  const rows = FLAGS.map((f) => `  --${f.name}${f.value ? ` ${f.value}` : ""}\n      ${f.help}`);
+  const rows = FLAG_ROWS.map((f) => `  ${flagUsage(f)}\n      ${f.help} (default: ${f.shown})`);
   return [
     `chat ${VERSION}: a self-hosted group chat server in one executable.`,
     "",
     "Usage: chat [flags]   then open the printed address in a browser.",
+    "",
+    "A value follows its flag (--port 8080) or an = (--port=8080). A switch, such as",
+    "--trust-proxy, is given alone and takes no value. A list flag may be repeated.",
     "",
     "Flags:",
     ...rows,
@@ -287,28 +530,6 @@ export function helpText(): string {
     "  --version    print the version",
     "",
   ].join("\n");
-}
-
-function positiveInt(
-  text: string | undefined,
-  flag: string,
-  fallback: number,
-  min = 1,
-): number | string {
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < min || !Number.isSafeInteger(Number(text))) {
-    return `Cannot read --${flag}: expected a whole number ≥ ${min}, got "${text}"`;
-  }
-  return Number(text);
-}
-
-function seconds(text: string | undefined, flag: string, fallback: number): number | string {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0)) {
-    return `Cannot read --${flag}: expected seconds > 0, got "${text}"`;
-  }
-  return n;
 }
 
 const AGE_UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -328,220 +549,120 @@ export function parseRetention(text: string): RetentionPolicy | null {
   return policy;
 }
 
+/** The command line split into flags: each flag's texts, in order ("" for a switch). */
+type Given = { texts: Map<string, string[]>; help: boolean; version: boolean };
+
+const SEE_HELP = "See --help.";
+
+/**
+ * Splits `args` by the table: `--flag value`, `--flag=value`, and switches alone. A value that
+ * starts with `--` is taken for the next flag, so a forgotten value is reported, not swallowed.
+ */
+function tokenize(args: readonly string[]): Given | { error: string } {
+  const shapes = new Map<string, string | null>(FLAG_ROWS.map((f) => [f.name, f.value]));
+  shapes.set("help", null);
+  shapes.set("version", null);
+  const given: Given = { texts: new Map(), help: false, version: false };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (!arg.startsWith("--") || arg === "--") {
+      const what = arg.startsWith("-") && arg !== "--"
+        ? `unknown flag ${arg} (every flag starts with --)`
+        : `unexpected argument "${arg}" (every flag starts with --; nothing else is taken)`;
+      return { error: `Cannot start: ${what}. ${SEE_HELP}` };
+    }
+    const eq = arg.indexOf("=");
+    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    const shape = shapes.get(name);
+    if (shape === undefined) return { error: `Cannot start: unknown flag --${name}. ${SEE_HELP}` };
+    let text: string;
+    if (shape === null) {
+      if (eq >= 0) {
+        return {
+          error: `Cannot start: --${name} takes no value; give --${name} alone to turn it on. ` +
+            SEE_HELP,
+        };
+      }
+      text = "";
+    } else if (eq >= 0) {
+      text = arg.slice(eq + 1);
+    } else {
+      const next = args[i + 1];
+      if (next === undefined || next.startsWith("--")) {
+        return {
+          error: `Cannot start: --${name} needs a value (--${name} ${shape}); to give one that ` +
+            `starts with --, write --${name}=VALUE. ${SEE_HELP}`,
+        };
+      }
+      text = next;
+      i++;
+    }
+    if (name === "help") given.help = true;
+    else if (name === "version") given.version = true;
+    else given.texts.set(name, [...(given.texts.get(name) ?? []), text]);
+  }
+  return given;
+}
+
+/** One row's value: its flag's occurrences, else its environment variable, else its default. */
+function readRow<T>(
+  row: Flag<T>,
+  texts: readonly string[] | undefined,
+  env: Record<string, string | undefined>,
+): Parsed<T> {
+  if (texts === undefined) {
+    const fromEnv = row.env === undefined ? undefined : env[row.env];
+    return fromEnv === undefined || row.env === undefined
+      ? ok(row.default)
+      : row.parse(fromEnv, row.env);
+  }
+  let value: T | undefined;
+  for (const text of texts) {
+    const parsed = row.parse(text, `--${row.name}`);
+    if (!parsed.ok) return parsed;
+    value = value !== undefined && row.combine ? row.combine(value, parsed.value) : parsed.value;
+  }
+  return value === undefined ? ok(row.default) : ok(value);
+}
+
+/** Reads every row of `table`; the first refusal, in table order, wins. */
+function readTable<T>(
+  table: FlagTable<T>,
+  given: Given,
+  env: Record<string, string | undefined>,
+): Parsed<T> {
+  const values: Partial<T> = {};
+  for (const key in table) {
+    const row = table[key];
+    const parsed = readRow(row, given.texts.get(row.name), env);
+    if (!parsed.ok) return parsed;
+    values[key] = parsed.value;
+  }
+  return complete(table, values)
+    ? ok(values)
+    : { ok: false, error: "Cannot start: a flag was not read" };
+}
+
+/** Whether `values` holds a value for every row of `table` (the loop above gives each one). */
+function complete<T>(table: FlagTable<T>, values: Partial<T>): values is T {
+  for (const key in table) if (!(key in values)) return false;
+  return true;
+}
+
 /** Parses the command line and the CHAT_* environment; never throws and never exits. */
 export function parseConfig(
   args: string[],
   env: Record<string, string | undefined> = {},
 ): ParsedArgs {
-  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
-    help: { type: "boolean" },
-    version: { type: "boolean" },
-  };
-  for (const f of FLAGS) {
-    options[f.name] = f.multiple ? { type: "string", multiple: true } : { type: "string" };
-  }
-  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
-  try {
-    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
-  } catch (e) {
-    return { kind: "error", message: `Cannot start: ${(e as Error).message}. See --help.` };
-  }
-  if (values.help) return { kind: "help", text: helpText() };
-  if (values.version) return { kind: "version", text: VERSION };
-  const str = (name: string): string | undefined => {
-    const v = values[name];
-    return typeof v === "string" ? v : undefined;
-  };
-
-  const port = positiveInt(str("port"), "port", DEFAULTS.port, 0);
-  const sendQueueBytes = positiveInt(
-    str("send-queue-bytes"),
-    "send-queue-bytes",
-    DEFAULTS.sendQueueBytes,
-  );
-  const maxFrameBytes = positiveInt(
-    str("max-frame-bytes"),
-    "max-frame-bytes",
-    DEFAULTS.maxFrameBytes,
-    64,
-  );
-  const maxTextChars = positiveInt(str("max-text-chars"), "max-text-chars", DEFAULTS.maxTextChars);
-  const maxRooms = positiveInt(str("max-rooms"), "max-rooms", DEFAULTS.maxRoomsPerClient);
-  const maxConnections = positiveInt(
-    str("max-connections"),
-    "max-connections",
-    DEFAULTS.maxConnections,
-  );
-  const idle = seconds(str("idle-timeout"), "idle-timeout", DEFAULTS.idleTimeoutSeconds);
-  const handshake = seconds(
-    str("handshake-timeout"),
-    "handshake-timeout",
-    DEFAULTS.handshakeTimeoutSeconds,
-  );
-  const perIp = positiveInt(
-    str("max-connections-per-ip"),
-    "max-connections-per-ip",
-    DEFAULTS.maxConnectionsPerIp,
-    0,
-  );
-  for (
-    const v of [
-      perIp,
-      port,
-      sendQueueBytes,
-      maxFrameBytes,
-      maxTextChars,
-      maxRooms,
-      maxConnections,
-      idle,
-      handshake,
-    ]
-  ) {
-    if (typeof v === "string") return { kind: "error", message: v };
-  }
-  if ((port as number) > 65535) {
-    return { kind: "error", message: "Cannot read --port: must be 0-65535" };
-  }
-
-  const rateText = str("rate-limit") ?? DEFAULTS.rateLimit;
-  const rate = parseRate(rateText);
-  if (rate === null) {
-    return {
-      kind: "error",
-      message: `Cannot read --rate-limit: expected like 10/s,20 or off, got "${rateText}"`,
-    };
-  }
-  const handshakeText = str("handshake-rate") ?? DEFAULTS.handshakeRate;
-  const handshakeRate = parseRate(handshakeText);
-  if (handshakeRate === null) {
-    return {
-      kind: "error",
-      message: `Cannot read --handshake-rate: expected like 10/s,20 or off, got "${handshakeText}"`,
-    };
-  }
-  const certFile = str("cert") ?? null;
-  const keyFile = str("key") ?? null;
-  if ((certFile === null) !== (keyFile === null)) {
+  const given = tokenize(args);
+  if ("error" in given) return { kind: "error", message: given.error };
+  if (given.help) return { kind: "help", text: helpText() };
+  if (given.version) return { kind: "version", text: VERSION };
+  const parsed = readTable(FLAGS, given, env);
+  if (!parsed.ok) return { kind: "error", message: parsed.error };
+  const config = parsed.value;
+  if ((config.certFile === null) !== (config.keyFile === null)) {
     return { kind: "error", message: "Cannot serve TLS: give both --cert and --key" };
   }
-  const redisUrl = str("redis");
-  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) {
-    return {
-      kind: "error",
-      message: `Cannot read --redis: expected redis://host:port/db, got "${redisUrl}"`,
-    };
-  }
-  const logFormat = str("log-format") ?? DEFAULTS.logFormat;
-  if (logFormat !== "text" && logFormat !== "json") {
-    return {
-      kind: "error",
-      message: `Cannot read --log-format: expected text or json, got "${logFormat}"`,
-    };
-  }
-  const logLevel = str("log-level") ?? DEFAULTS.logLevel;
-  if (!isLogLevel(logLevel)) {
-    return {
-      kind: "error",
-      message: `Cannot read --log-level: expected debug, info, warn or error, got "${logLevel}"`,
-    };
-  }
-  const secret = (flag: string, envName: string): string | null | { error: string } => {
-    const v = str(flag) ?? env[envName];
-    if (v === undefined) return null;
-    return v.length > 0 ? v : { error: `Cannot read --${flag}: it is empty` };
-  };
-  const password = secret("password", "CHAT_PASSWORD");
-  const jwtSecret = secret("jwt-secret", "CHAT_JWT_SECRET");
-  const metricsToken = secret("metrics-token", "CHAT_METRICS_TOKEN");
-  for (const v of [password, jwtSecret, metricsToken]) {
-    if (v !== null && typeof v === "object") return { kind: "error", message: v.error };
-  }
-  const synchronous = str("synchronous") ?? DEFAULTS.synchronous;
-  if (synchronous !== "full" && synchronous !== "normal") {
-    return {
-      kind: "error",
-      message: `Cannot read --synchronous: expected full or normal, got "${synchronous}"`,
-    };
-  }
-  const retainText = str("retain");
-  const retention = retainText === undefined ? {} : parseRetention(retainText);
-  if (retention === null) {
-    return {
-      kind: "error",
-      message: `Cannot read --retain: expected like 5000, 30d or 5000,30d, got "${retainText}"`,
-    };
-  }
-  const allowOrigins: string[] = [];
-  const origins = values["allow-origin"];
-  for (const entry of Array.isArray(origins) ? origins.filter((o) => typeof o === "string") : []) {
-    for (const o of entry.split(",").map((s) => s.trim()).filter(Boolean)) {
-      if (o !== "*" && !/^https?:\/\/[^/\s]+$/.test(o)) {
-        return {
-          kind: "error",
-          message: `Cannot read --allow-origin: expected like https://chat.example.com, got "${o}"`,
-        };
-      }
-      allowOrigins.push(o === "*" ? o : o.toLowerCase());
-    }
-  }
-  const allowHosts: string[] = [];
-  const hosts = values["allow-host"];
-  for (const entry of Array.isArray(hosts) ? hosts.filter((h) => typeof h === "string") : []) {
-    for (const h of entry.split(",").map((s) => s.trim()).filter(Boolean)) {
-      if (parseAuthority(h) === null) {
-        return {
-          kind: "error",
-          message:
-            `Cannot read --allow-host: expected like chat.example.com or chat.example.com:8443, got "${h}"`,
-        };
-      }
-      allowHosts.push(h.toLowerCase());
-    }
-  }
-  const publicText = str("public-url");
-  let publicUrl: string | null = null;
-  if (publicText !== undefined) {
-    const url = URL.parse(publicText);
-    if (url === null || (url.protocol !== "http:" && url.protocol !== "https:") || !url.host) {
-      return {
-        kind: "error",
-        message:
-          `Cannot read --public-url: expected like https://chat.example.com, got "${publicText}"`,
-      };
-    }
-    publicUrl = url.origin;
-  }
-
-  return {
-    kind: "run",
-    config: {
-      host: str("host") ?? DEFAULTS.host,
-      port: port as number,
-      rateLimit: rate === "off" ? null : rate,
-      sendQueueBytes: sendQueueBytes as number,
-      maxFrameBytes: maxFrameBytes as number,
-      maxTextChars: maxTextChars as number,
-      maxRoomsPerClient: maxRooms as number,
-      allowOrigins,
-      allowHosts,
-      publicUrl,
-      maxConnections: maxConnections as number,
-      idleTimeoutSeconds: idle as number,
-      handshakeTimeoutMs: (handshake as number) * 1000,
-      data: str("data") ?? DEFAULTS.data,
-      synchronous,
-      retention,
-      certFile,
-      keyFile,
-      password: password as string | null,
-      jwtSecret: jwtSecret as string | null,
-      maxConnectionsPerIp: perIp as number,
-      handshakeRate: handshakeRate === "off" ? null : handshakeRate,
-      trustProxy: values["trust-proxy"] === true,
-      metricsToken: metricsToken as string | null,
-      logFormat,
-      logLevel,
-      redis: str("redis") ?? null,
-    },
-  };
+  return { kind: "run", config };
 }
