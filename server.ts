@@ -1,6 +1,6 @@
 /**
  * The HTTP handler: a plain `(Request, info) => Response` function that serves the embedded UI,
- * `/healthz`, and upgrades `/ws` to a WebSocket after checking origin and capacity. `main.ts` wraps
+ * `/config.json` (the sign-in mode the page asks for), `/healthz`, and upgrades `/ws` to a WebSocket after checking origin and capacity. `main.ts` wraps
  * it in `Deno.serve`; tests call it with `new Request(...)` directly.
  */
 import { Client, type DisconnectReason } from "./client.ts";
@@ -28,6 +28,8 @@ export type HandlerConfig = Pick<
   | "maxTextChars"
   | "rateLimit"
   | "handshakeTimeoutMs"
+  | "password"
+  | "jwtSecret"
 >;
 
 /** Options for {@linkcode createHandler}. */
@@ -238,6 +240,21 @@ export function createHandler(
       return new Response(req.method === "HEAD" ? null : options.metrics.render(), {
         headers: {
           "content-type": METRICS_CONTENT_TYPE,
+          "cache-control": "no-store",
+          ...SECURITY_HEADERS,
+        },
+      });
+    }
+    if (url.pathname === "/config.json") {
+      // What the sign-in page needs before its first hello; whether secrets are set, never them.
+      const body = JSON.stringify({
+        auth: config.jwtSecret !== null ? "token" : config.password !== null ? "password" : "none",
+        password: config.password !== null,
+        maxTextChars: config.maxTextChars,
+      });
+      return new Response(req.method === "HEAD" ? null : body, {
+        headers: {
+          "content-type": "application/json",
           "cache-control": "no-store",
           ...SECURITY_HEADERS,
         },
