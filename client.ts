@@ -58,8 +58,15 @@ export type DisconnectReason =
   | "unavailable"
   | "shutdown";
 
-/** How many refusals within a minute mark a client as flooding. */
+/**
+ * How many refusals within FLOOD_WINDOW_MS mark a client as flooding: it is then closed with 4029.
+ * Every refusal counts (a malformed frame, rate_limited, the hub's not_in_room and the like) except
+ * `unavailable`, which is the server's own state and asks the client to resend. The window applies
+ * with `--rate-limit off` too: no legitimate client is refused 100 times a minute, and without it a
+ * stream of refused frames would cost the server a reply each, unbounded (issue 14, item 2).
+ */
 export const FLOOD_REJECTIONS = 100;
+/** The window FLOOD_REJECTIONS are counted in, in ms. */
 export const FLOOD_WINDOW_MS = 60_000;
 /** How long a client may stay over its send budget before it counts as slow, in ms. */
 export const SLOW_GRACE_MS = 250;
@@ -251,7 +258,15 @@ export class Client {
     if (this.#closed) return;
     const parsed = parseCommand(data, this.#options);
     if (!parsed.ok) {
-      this.refuse(parsed.code, parsed.message, parsed.cid);
+      // A frame that does not parse costs a reply like any command, so it takes a control token:
+      // otherwise a stream of them is answered as fast as it comes (issue 14, item 2).
+      if (this.#control !== null && !this.#control.take()) {
+        this.refuse(
+          "rate_limited",
+          "Cannot read the frame: over the rate limit, slow down",
+          parsed.cid,
+        );
+      } else this.refuse(parsed.code, parsed.message, parsed.cid);
       return;
     }
     const command = parsed.value;
@@ -263,22 +278,33 @@ export class Client {
         `Cannot ${command.type}: over the rate limit, slow down`,
         command.cid,
       );
-      this.#flood ??= new FloodWindow(FLOOD_REJECTIONS, FLOOD_WINDOW_MS, this.#now);
-      if (!this.#closed && this.#flood.record()) {
-        this.close(CloseCode.flooding, "kept flooding", "rate_limited");
-      }
       return;
     }
     this.#handler.command(this, command);
   }
 
-  /** Sends an error reply and reports it; the connection stays open. */
+  /**
+   * Sends an error reply and reports it; the connection stays open unless the refusal is one too
+   * many (see `countRefusal`).
+   */
   refuse(code: ErrorCode, message: string, cid?: string): void {
     this.#handler.rejected(this, code);
     const line = errorLine(code, message, cid);
     if (!this.trySend(line)) {
       this.close(CloseCode.slowConsumer, "slow consumer", "slow_consumer");
+      return;
     }
+    this.countRefusal(code);
+  }
+
+  /**
+   * Counts a refusal already sent (by `refuse`, or by the hub for its own refusals) toward the
+   * flood window, and closes the client with 4029 when it is the one over FLOOD_REJECTIONS.
+   */
+  countRefusal(code: ErrorCode): void {
+    if (this.#closed || code === "unavailable") return;
+    this.#flood ??= new FloodWindow(FLOOD_REJECTIONS, FLOOD_WINDOW_MS, this.#now);
+    if (this.#flood.record()) this.close(CloseCode.flooding, "kept flooding", "rate_limited");
   }
 
   /**

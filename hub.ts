@@ -956,6 +956,7 @@ export class Hub implements ClientHandler, ClusterListener {
   #refuse(client: Client, code: ErrorCode, message: string, cid?: string): void {
     this.rejected(client, code);
     this.#send(client, errorLine(code, message, cid));
+    client.countRefusal(code); // the hub's refusals count toward the flood window too
   }
 
   #roomsLine(): string {
