@@ -3,12 +3,12 @@
  * it once, and sends with a byte budget.
  *
  * Ownership: the client is the only reader of its socket and the only caller of `socket.send`
- * (through `trySend`, which the hub's flush calls). The hub owns membership and names; the client
+ * (through `deliver` for room lines and `trySend` for direct replies). The hub owns membership and names; the client
  * only reports frames and its own end to its {@linkcode ClientHandler}.
  *
- * The send budget is the socket's `bufferedAmount` (bytes handed to the runtime and not yet
- * written to the kernel) plus the frame about to be sent. There is no second queue in JS: frames go
- * straight to the socket, so the runtime's buffer is the queue and the budget bounds it.
+ * The send budget bounds the socket's `bufferedAmount` (bytes handed to the runtime and not yet
+ * written to the kernel). Room lines wait in their room's shared log (room_log.ts) and are handed
+ * only as they fit; the client keeps just enough to judge whether its socket drains at all.
  */
 import {
   CloseCode,
@@ -38,6 +38,8 @@ export interface ClientHandler {
   command(client: Client, command: Command): void;
   /** The client refused a frame with an error (counted, not fatal). */
   rejected(client: Client, code: ErrorCode): void;
+  /** A reply did not fit the client's send budget: the handler evicts it (4008) and logs why. */
+  slow(client: Client, kind: "over_budget"): void;
   /** The client is gone, for whatever reason; called once. */
   closed(client: Client, reason: DisconnectReason): void;
 }
@@ -68,9 +70,20 @@ export type DisconnectReason =
 export const FLOOD_REJECTIONS = 100;
 /** The window FLOOD_REJECTIONS are counted in, in ms. */
 export const FLOOD_WINDOW_MS = 60_000;
-/** How long a client may stay over its send budget before it counts as slow, in ms. */
-export const SLOW_GRACE_MS = 250;
-/** A client holding more than this many send budgets is slow at once, grace or not. */
+/**
+ * A client with lines waiting whose socket has drained nothing for this long, in ms, is stalled and
+ * evicted (4008). Long enough that a reader is never judged by the server's own busy stretches
+ * (the socket drains only when the event loop runs the writes), short enough that a peer that
+ * stopped reading holds its budget for seconds, not minutes.
+ */
+export const STALL_TIMEOUT_MS = 1500;
+/** A stall is judged over at least this many looks, so one late look after a long turn is not one. */
+export const STALL_LOOKS = 3;
+/**
+ * A direct reply (welcome, joined, history, error, DM) goes out beside room lines already waiting
+ * while the socket holds at most this many send budgets; past that the client is evicted at once
+ * ("over_budget"). Room lines never take a socket over one budget (see room_log.ts).
+ */
 export const HARD_LIMIT_FACTOR = 8;
 /** Frames a client may send after its hello and before its welcome (while credentials are checked). */
 export const MAX_EARLY_FRAMES = 32;
@@ -127,10 +140,13 @@ export class Client {
   #handshakeTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #greeted = false;
-  /** The flush whose budget check this client last passed. */
-  #epoch = -1;
-  /** Since when (ms) the client has been over its budget; -1 when it is not. */
-  #overSince = -1;
+  /** `bufferedAmount` after the last send or look: a lower reading later is progress. */
+  #lastBuffered = 0;
+  /** Something was handed to the socket since the last look (it had room: progress). */
+  #handed = false;
+  /** Since when (ms) the socket has drained nothing while lines waited; -1 when it has. */
+  #stuckSince = -1;
+  #stuckLooks = 0;
   /** Frames that arrived between the hello and the welcome; null once ready. */
   #early: string[] | null = [];
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -165,37 +181,58 @@ export class Client {
     return this.#closed;
   }
 
-  /**
-   * Sends a frame unless the client is a slow consumer; false when it is, and the caller then
-   * evicts it (4008). Sending to a closed client is a no-op that reports success.
-   *
-   * Over budget means: more than `sendQueueBytes` still waiting when a flush (`epoch`) begins, or,
-   * for a reply outside a flush, the frame not fitting beside what waits. The socket's
-   * `bufferedAmount` drops only as the runtime reports writes done, a turn or more after the
-   * kernel took the bytes, so a fast reader can look over budget for a moment after a burst. A
-   * client is therefore slow once it has stayed over budget for SLOW_GRACE_MS, or at once when it
-   * holds more than HARD_LIMIT_FACTOR budgets: memory per client stays bounded whatever it does.
-   */
-  trySend(frame: string, epoch?: number): boolean {
-    if (this.#closed) return true;
-    const check = epoch === undefined || epoch !== this.#epoch;
-    if (check) {
-      if (epoch !== undefined) this.#epoch = epoch;
-      const buffered = this.socket.bufferedAmount;
-      const limit = this.#options.sendQueueBytes;
-      // A frame's UTF-8 length is measured only when something already waits.
-      const over = epoch === undefined
-        ? buffered > 0 && buffered + utf8Length(frame) > limit
-        : buffered > limit;
-      if (!over) this.#overSince = -1;
-      else {
-        if (buffered > limit * HARD_LIMIT_FACTOR) return false;
-        const now = this.#now();
-        if (this.#overSince < 0) this.#overSince = now;
-        else if (now - this.#overSince >= SLOW_GRACE_MS) return false;
-      }
-    }
+  /** Bytes the socket may still take within the send budget (negative when over it). */
+  budgetLeft(): number {
+    return this.#options.sendQueueBytes - this.socket.bufferedAmount;
+  }
+
+  /** True when the socket holds nothing unsent: it then takes one frame of any size. */
+  get idle(): boolean {
+    return this.socket.bufferedAmount === 0;
+  }
+
+  /** Hands a frame to the socket; the room log has checked that it fits (see room_log.ts). */
+  deliver(frame: string): void {
+    if (this.#closed) return;
     this.socket.send(frame);
+    this.#handed = true;
+    this.#lastBuffered = this.socket.bufferedAmount;
+  }
+
+  /**
+   * Judges a client that has room lines waiting: true once its socket has drained nothing for
+   * STALL_TIMEOUT_MS, across at least STALL_LOOKS looks. Progress is a lower `bufferedAmount` than
+   * at the last send or look, an empty socket, or a frame handed since the last look.
+   */
+  stalled(now: number): boolean {
+    const buffered = this.socket.bufferedAmount;
+    const progressed = this.#handed || buffered === 0 || buffered < this.#lastBuffered;
+    this.#handed = false;
+    this.#lastBuffered = buffered;
+    if (progressed) {
+      this.#stuckSince = -1;
+      this.#stuckLooks = 0;
+      return false;
+    }
+    if (this.#stuckSince < 0) this.#stuckSince = now;
+    this.#stuckLooks++;
+    return this.#stuckLooks >= STALL_LOOKS && now - this.#stuckSince >= STALL_TIMEOUT_MS;
+  }
+
+  /**
+   * Sends a direct reply (not a room line); false when the socket already holds more than
+   * HARD_LIMIT_FACTOR budgets with it, and the caller then evicts the client (4008). An empty
+   * socket takes any one frame. Sending to a closed client is a no-op that reports success.
+   */
+  trySend(frame: string): boolean {
+    if (this.#closed) return true;
+    const buffered = this.socket.bufferedAmount;
+    if (
+      buffered > 0 &&
+      buffered + utf8Length(frame) > this.#options.sendQueueBytes * HARD_LIMIT_FACTOR
+    ) return false;
+    this.socket.send(frame);
+    this.#lastBuffered = this.socket.bufferedAmount;
     return true;
   }
 
@@ -290,10 +327,7 @@ export class Client {
   refuse(code: ErrorCode, message: string, cid?: string): void {
     this.#handler.rejected(this, code);
     const line = errorLine(code, message, cid);
-    if (!this.trySend(line)) {
-      this.close(CloseCode.slowConsumer, "slow consumer", "slow_consumer");
-      return;
-    }
+    if (!this.trySend(line)) return this.#handler.slow(this, "over_budget");
     this.countRefusal(code);
   }
 

@@ -7,15 +7,20 @@
  * 2. The flush hands every pending message to the store in ONE `append` (one transaction: group
  *    commit). The store assigns seqs. Nothing is echoed before the commit, so an echo is an
  *    acknowledgement that the message is durable.
- * 3. Each stored message is serialised once and queued on its room's outbox along with any join,
- *    leave and typing events; each dirty room then joins its outbox into one frame (lines separated
- *    by "\n"; split only past an eighth of the send budget) and sends that same string to every
- *    member.
+ * 3. Each stored message is serialised once and appended to its room's log (room_log.ts) along
+ *    with any join, leave and typing events; each dirty room then joins the new lines into frames
+ *    (lines separated by "\n"; split past an eighth of the send budget) built once for every member
+ *    that is caught up, and hands each member only what fits in its send budget.
  * 4. Flushes run on the next macrotask (setImmediate) when idle; after a flush that took D ms the
  *    next waits up to D ms (at most MAX_LINGER_MS), so under load frames carry more messages
  *    instead of the server making more sends.
- * 5. Slow consumers are found here, at send time: a member over its budget for SLOW_GRACE_MS, or
- *    far over it, is evicted (4008) during the flush; the others are not slowed.
+ * 5. A member that did not get everything keeps a cursor in the room's log and is served again on
+ *    the next flush or drain tick (DRAIN_POLL_MS), as its socket drains. It is a slow consumer
+ *    (4008) only when it falls more than the room window behind or its socket drains nothing for
+ *    STALL_TIMEOUT_MS: never because the server itself was busy. Evictions run after the pass.
+ * 6. Input is bounded: the messages waiting for the next commit (`#pending`) are capped per sender
+ *    and in total (MAX_PENDING_BYTES_PER_SENDER, MAX_PENDING_BYTES); past a cap `say` is refused
+ *    with `rate_limited` and a `retryAfterMs` hint, and the refusal does not count toward 4029.
  *
  * Joins see exactly one copy of every message: `joined` carries history up to the room's `latest`
  * seq at the instant the client becomes a member, and every later commit reaches it live.
@@ -23,13 +28,13 @@
  * arrive meanwhile form the next batch.
  *
  * With a `Cluster` (several instances on Redis), committed lines are also published with their seq;
- * lines from other instances join the same outboxes in seq order, and a gap is filled from the store
+ * lines from other instances join the same logs in seq order, and a gap is filled from the store
  * (`resync`), which stays the source of truth. Names and presence are claimed cluster-wide.
  * Presence keeps one order everywhere: a member's record is written before its join line goes out
  * and removed before its leave line does, and its name is released cluster-wide only after both,
  * so a user who comes back on another instance is never sent away by a late line.
  */
-import { Client, type ClientHandler, type DisconnectReason } from "./client.ts";
+import { Client, type ClientHandler, type DisconnectReason, utf8Length } from "./client.ts";
 import {
   type ChatMessage,
   CloseCode,
@@ -51,7 +56,8 @@ import {
   welcomeLine,
 } from "./protocol.ts";
 import type { NewMessage, ReadRange, Store } from "./store.ts";
-import { buildFrames, MAX_FRAME_OUT_CHARS, type OutboxLine, Room } from "./room.ts";
+import { MAX_FRAME_OUT_CHARS, Room, ROOM_WINDOW_BYTES } from "./room.ts";
+import type { Eviction, SlowKind } from "./room_log.ts";
 import type { Authenticator, AuthResult } from "./auth.ts";
 import type { Cluster, ClusterListener } from "./cluster.ts";
 import { type Session, Sessions } from "./sessions.ts";
@@ -68,6 +74,15 @@ export const TYPING_INTERVAL_MS = 2000;
 export const LINGER_AFTER_MS = 1;
 /** Longest linger between flushes, in ms; bounds the latency batching adds under load. */
 export const MAX_LINGER_MS = 20;
+/** How often, in ms, members behind in a room's log are served again and judged while traffic is quiet. */
+export const DRAIN_POLL_MS = 10;
+/** UTF-8 bytes of message text one sender may have waiting for the next commit; past it, `say` is refused. */
+export const MAX_PENDING_BYTES_PER_SENDER = 256 * 1024;
+/** UTF-8 bytes of message text all senders together may have waiting for the next commit. */
+export const MAX_PENDING_BYTES = 1024 * 1024;
+/** Bounds of the `retryAfterMs` hint a saturated server gives, in ms. */
+export const MIN_RETRY_AFTER_MS = 20;
+export const MAX_RETRY_AFTER_MS = 1000;
 /** How long shutdown waits for closed sockets to finish their close handshake, in ms. */
 export const SHUTDOWN_CLOSE_WAIT_MS = 1000;
 /** How often the hub sweeps expired reservations and cids and applies retention, in ms. */
@@ -117,6 +132,16 @@ export interface HubOptions {
    * @default MAX_FRAME_OUT_CHARS
    */
   maxFrameChars?: number;
+  /**
+   * How far, in UTF-8 bytes, a member may fall behind its room before it is evicted (4008).
+   * @default ROOM_WINDOW_BYTES
+   */
+  roomWindowBytes?: number;
+  /**
+   * Runs `fn` after `delayMs` for the drain poll, returning a cancel function. Tests pass one that
+   * runs on demand. @default setTimeout
+   */
+  timer?: (fn: () => void, delayMs: number) => () => void;
   /** Makes a resume token. @default 256 random bits, base64url */
   makeToken?: () => string;
   observers?: HubObservers;
@@ -130,7 +155,16 @@ interface Pending {
   message: NewMessage;
   sender: Client;
   guardKey: string | undefined;
+  /** UTF-8 bytes of the text, counted against the pending caps. */
+  bytes: number;
 }
+
+/** The close reason a slow consumer hears, by how it was found. */
+const SLOW_REASONS: Record<SlowKind, string> = {
+  behind: "slow consumer: fell behind",
+  stalled: "slow consumer: stopped reading",
+  over_budget: "slow consumer: send queue full",
+};
 
 /** Maintains the set of clients, their names and rooms, and broadcasts messages to room members. */
 export class Hub implements ClientHandler, ClusterListener {
@@ -150,8 +184,17 @@ export class Hub implements ClientHandler, ClusterListener {
   #maxFrameChars: number;
   /** When the next flush may start (performance.now() ms): the linger after a long flush. */
   #nextFlushAt = 0;
-  /** Counts flushes; clients measure their send budget from the start of each (see trySend). */
-  #epoch = 0;
+  /** How long the last commit and flush took, in ms: the base of the `retryAfterMs` hint. */
+  #lastCycleMs = 0;
+  #roomWindowBytes: number;
+  #timer: (fn: () => void, delayMs: number) => () => void;
+  /** Rooms with members behind in their log: the drain poll serves them. */
+  #lagging = new Set<Room>();
+  /** Cancels the drain poll; null when none is armed. */
+  #cancelDrain: (() => void) | null = null;
+  /** UTF-8 bytes in `#pending`, in total and per sender. */
+  #pendingBytes = 0;
+  #pendingBySender = new Map<Client, number>();
   #observers: HubObservers;
   #clients = new Set<Client>();
   #sessions: Sessions;
@@ -191,6 +234,11 @@ export class Hub implements ClientHandler, ClusterListener {
       }
     });
     this.#maxFrameChars = options.maxFrameChars ?? MAX_FRAME_OUT_CHARS;
+    this.#roomWindowBytes = options.roomWindowBytes ?? ROOM_WINDOW_BYTES;
+    this.#timer = options.timer ?? ((fn, delayMs) => {
+      const t = setTimeout(fn, delayMs);
+      return () => clearTimeout(t);
+    });
     this.#observers = options.observers ?? {};
     this.#sessions = new Sessions({
       cluster: this.#cluster,
@@ -350,8 +398,9 @@ export class Hub implements ClientHandler, ClusterListener {
       const room = this.#rooms.get(name);
       if (room === undefined) continue;
       room.members.delete(client);
+      room.log.forget(client);
       const line = presenceLine("leave", name, client.name!, ts);
-      if (!quiet) this.#emit(room, { line });
+      if (!quiet) this.#emit(room, line);
       gone.push({ room: name, line });
       this.#dropIfEmpty(room);
     }
@@ -410,11 +459,18 @@ export class Hub implements ClientHandler, ClusterListener {
       if (earlier !== undefined) return this.#send(client, messageLine(earlier));
       // Already in the batch being committed: its echo will answer this resend too.
       if (this.#resendGuard.inFlight(key)) return;
-      this.#resendGuard.begin(key);
     }
+    const bytes = utf8Length(text);
+    const mine = this.#pendingBySender.get(client) ?? 0;
+    if (
+      mine + bytes > MAX_PENDING_BYTES_PER_SENDER || this.#pendingBytes + bytes > MAX_PENDING_BYTES
+    ) return this.#refuseSaturated(client, cid);
+    if (key !== undefined) this.#resendGuard.begin(key);
+    this.#pendingBySender.set(client, mine + bytes);
+    this.#pendingBytes += bytes;
     const message: NewMessage = { room: roomName, from: client.name!, text, ts: this.#now() };
     if (cid !== undefined) message.cid = cid;
-    this.#pending.push({ message, sender: client, guardKey: key });
+    this.#pending.push({ message, sender: client, guardKey: key, bytes });
     this.#scheduleFlush();
   }
 
@@ -436,7 +492,10 @@ export class Hub implements ClientHandler, ClusterListener {
       );
     }
     let room = this.#rooms.get(roomName);
-    if (room === undefined) this.#rooms.set(roomName, room = new Room(roomName));
+    if (room === undefined) this.#rooms.set(roomName, room = new Room(roomName, {
+        maxFrameChars: this.#maxFrameChars,
+        windowBytes: this.#roomWindowBytes,
+      }));
     room.joinsInFlight++;
     const joining = client.joining ??= new Set();
     joining.add(roomName);
@@ -482,10 +541,7 @@ export class Hub implements ClientHandler, ClusterListener {
       if (!already) {
         // Events queued before this instant belong to the members who were there; send them first
         // so the joiner never sees, for example, a join that its `members` list already includes.
-        if (room.outbox.length > 0) {
-          this.#dirty.delete(room);
-          this.#sendOutbox(room);
-        }
+        if (room.log.unserved) this.#serveRooms([room]);
         room.members.add(client);
         client.rooms.add(roomName);
         client.joinedAt.set(roomName, room.latest);
@@ -500,7 +556,7 @@ export class Hub implements ClientHandler, ClusterListener {
       );
       if (!already) {
         const line = presenceLine("join", roomName, client.name!, this.#now());
-        this.#emit(room, { line, except: client });
+        this.#emit(room, line, client);
         this.#cluster?.publishPresence(roomName, line);
         this.#observers.event?.("info", "join", { name: client.name!, room: roomName });
       }
@@ -537,12 +593,13 @@ export class Hub implements ClientHandler, ClusterListener {
       return this.#refuse(client, "not_in_room", "Cannot leave: not in that room", cid);
     }
     room.members.delete(client);
+    room.log.forget(client);
     client.rooms.delete(roomName);
     client.joinedAt.delete(roomName);
     client.lastTyping?.delete(roomName);
     this.#send(client, leftLine(roomName));
     const line = presenceLine("leave", roomName, client.name!, this.#now());
-    this.#emit(room, { line });
+    this.#emit(room, line);
     this.#dropIfEmpty(room);
     if (this.#cluster !== null) {
       const told = this.#leaveCluster(roomName, client.name!, line);
@@ -641,7 +698,7 @@ export class Hub implements ClientHandler, ClusterListener {
   remoteRoomLine(roomName: string, line: string, seq?: number): void {
     const room = this.#rooms.get(roomName);
     if (room === undefined) return;
-    if (seq === undefined) return this.#emit(room, { line });
+    if (seq === undefined) return this.#emit(room, line);
     let m: ChatMessage;
     try {
       m = JSON.parse(line);
@@ -676,7 +733,7 @@ export class Hub implements ClientHandler, ClusterListener {
     for (const { room: roomName, name } of members) {
       const line = presenceLine(type, roomName, name, ts);
       const room = this.#rooms.get(roomName);
-      if (room !== undefined) this.#emit(room, { line });
+      if (room !== undefined) this.#emit(room, line);
       this.#cluster?.publishPresence(roomName, line);
     }
   }
@@ -700,7 +757,7 @@ export class Hub implements ClientHandler, ClusterListener {
           if (m.seq <= room.latest) continue;
           const line = messageLine(m);
           room.remember(m, line);
-          if (room.members.size > 0) room.outbox.push({ line });
+          if (room.members.size > 0) room.log.append(line);
         }
         if (got.length < MAX_JOIN_SINCE_MESSAGES) break;
       }
@@ -709,7 +766,7 @@ export class Hub implements ClientHandler, ClusterListener {
     } finally {
       room.resyncing = false;
     }
-    if (room.outbox.length > 0) {
+    if (room.log.unserved) {
       this.#dirty.add(room);
       this.#scheduleFlush();
     }
@@ -728,7 +785,7 @@ export class Hub implements ClientHandler, ClusterListener {
     }
     room.remember(m, line);
     if (room.members.size > 0) {
-      room.outbox.push({ line });
+      room.log.append(line);
       this.#dirty.add(room);
     }
     return true;
@@ -744,7 +801,7 @@ export class Hub implements ClientHandler, ClusterListener {
     const last = typed.get(roomName);
     if (last !== undefined && now - last < TYPING_INTERVAL_MS) return;
     typed.set(roomName, now);
-    this.#broadcast(room, { line: typingLine(roomName, client.name!), except: client });
+    this.#broadcast(room, typingLine(roomName, client.name!), client);
   }
 
   // ---- history reads ----
@@ -798,14 +855,15 @@ export class Hub implements ClientHandler, ClusterListener {
   // ---- fan-out ----
 
   /** Queues a line this instance produced for its members and, in a cluster, the other instances. */
-  #broadcast(room: Room, entry: OutboxLine): void {
-    this.#emit(room, entry);
-    this.#cluster?.publishRoom(room.name, entry.line);
+  #broadcast(room: Room, line: string, except?: Client): void {
+    this.#emit(room, line, except);
+    this.#cluster?.publishRoom(room.name, line);
   }
 
-  #emit(room: Room, entry: OutboxLine): void {
+  /** Appends a line to a room's log for its members here (except `except`) and schedules a flush. */
+  #emit(room: Room, line: string, except?: Client): void {
     if (room.members.size === 0) return;
-    room.outbox.push(entry);
+    room.log.append(line, except);
     this.#dirty.add(room);
     this.#scheduleFlush();
   }
@@ -825,6 +883,8 @@ export class Hub implements ClientHandler, ClusterListener {
     const batch = this.#pending;
     if (batch.length === 0) return this.#sendOutboxes();
     this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#pendingBySender.clear();
     const started = performance.now();
     let result;
     try {
@@ -885,72 +945,98 @@ export class Hub implements ClientHandler, ClusterListener {
     this.#sendOutboxes();
   }
 
-  /** Sends every dirty room's outbox; the flush counts from `started` (the commit's end). */
+  /** Serves every dirty room; the flush counts from `started` (the commit's end). */
   #sendOutboxes(started = performance.now()): void {
     if (this.#dirty.size === 0) return;
     const rooms = [...this.#dirty];
     this.#dirty.clear();
-    this.#epoch++;
-    for (const room of rooms) this.#sendOutbox(room);
+    this.#serveRooms(rooms);
     const ended = performance.now();
     this.#observers.flushSeconds?.((ended - started) / 1000);
     // Linger: after a flush that took D ms, the next waits up to D ms (at most MAX_LINGER_MS).
     // An idle server still flushes on the next turn; a busy one spends at most about half its
     // time writing, so reads keep up and frames grow with the load instead of the send count.
     const took = ended - started;
+    this.#lastCycleMs = took;
     this.#nextFlushAt = took >= LINGER_AFTER_MS ? ended + Math.min(took, MAX_LINGER_MS) : 0;
   }
 
   /**
-   * Sends a room's outbox to every member: usually one frame, split at MAX_FRAME_OUT_CHARS so a
-   * busy turn never builds a frame a client cannot take. Members excluded from a line (a joiner, a
-   * typist) get their own variant.
+   * Hands each room's members what fits in their send budgets (see room_log.ts), then evicts the
+   * slow consumers found: after the pass, because eviction runs the leave path, which edits rooms.
    */
-  #sendOutbox(room: Room): void {
-    const entries = room.outbox;
-    room.outbox = [];
-    if (entries.length === 0 || room.members.size === 0) return;
-    let excluded: Set<Client> | null = null;
-    for (const e of entries) if (e.except !== undefined) (excluded ??= new Set()).add(e.except);
-    const frames = buildFrames(entries.map((e) => e.line), this.#maxFrameChars);
-    let sent = 0;
-    // Iterating a Set while evicting from it is safe: deleted members are simply not visited.
-    for (const member of room.members) {
-      if (excluded !== null && excluded.has(member)) {
-        const own = entries.filter((e) => e.except !== member).map((e) => e.line);
-        for (const f of buildFrames(own, this.#maxFrameChars)) {
-          this.#send(member, f.frame, f.count, this.#epoch);
-        }
-        continue;
-      }
-      let ok = true;
-      for (let i = 0; ok && i < frames.length; i++) {
-        ok = member.trySend(frames[i].frame, this.#epoch);
-      }
-      if (ok) sent++;
-      else this.#evictSlow(member);
+  #serveRooms(rooms: Iterable<Room>): void {
+    const now = this.#now();
+    const evict: Eviction[] = [];
+    for (const room of rooms) {
+      if (room.members.size === 0) continue;
+      const served = room.log.serve(room.members, now, evict);
+      this.stats.framesSent += served.frames;
+      this.stats.messagesDelivered += served.delivered;
+      if (room.log.lagging) this.#lagging.add(room);
+      else this.#lagging.delete(room);
     }
-    this.stats.framesSent += sent * frames.length;
-    this.stats.messagesDelivered += sent * entries.length;
+    for (const { client, kind } of evict) this.#evictSlow(client, kind);
+    this.#armDrain();
+  }
+
+  /** Keeps the drain poll running while any member is behind, so it is served and judged. */
+  #armDrain(): void {
+    if (this.#lagging.size === 0 || this.#cancelDrain !== null || this.#closed) return;
+    this.#cancelDrain = this.#timer(() => {
+      this.#cancelDrain = null;
+      const rooms = [...this.#lagging];
+      this.#lagging.clear();
+      this.#serveRooms(rooms.filter((r) => this.#rooms.get(r.name) === r));
+    }, DRAIN_POLL_MS);
   }
 
   /**
-   * Sends a line (or frame of `count` lines) to one client; evicts it if over budget. `epoch` is
-   * set inside a flush, so the client is judged like every other member of that flush.
+   * Sends a direct reply (not a room line) to one client; evicts it if its socket already holds
+   * more than its hard limit.
    */
-  #send(client: Client, frame: string, count = 1, epoch?: number): void {
-    if (client.trySend(frame, epoch)) {
+  #send(client: Client, frame: string): void {
+    if (client.trySend(frame)) {
       this.stats.framesSent++;
-      this.stats.messagesDelivered += count;
-    } else this.#evictSlow(client);
+      this.stats.messagesDelivered++;
+    } else this.#evictSlow(client, "over_budget");
   }
 
-  #evictSlow(client: Client): void {
+  /** A reply did not fit a client's budget (client.ts): evicted like any slow consumer. */
+  slow(client: Client, kind: "over_budget"): void {
+    this.#evictSlow(client, kind);
+  }
+
+  #evictSlow(client: Client, kind: SlowKind): void {
+    if (client.closed) return;
     this.#observers.event?.("warn", "slow_consumer", {
       name: client.name ?? "",
       address: client.address,
+      reason: kind,
     });
-    client.close(CloseCode.slowConsumer, "slow consumer", "slow_consumer");
+    client.close(CloseCode.slowConsumer, SLOW_REASONS[kind], "slow_consumer");
+  }
+
+  /**
+   * Refuses a `say` because the commit queue is full: `rate_limited` with a hint of when to resend.
+   * Not counted toward the flood window: the server's own saturation is not the client's fault,
+   * and a client that ignores the hint is bounded by its socket (its replies fill its budget).
+   */
+  #refuseSaturated(client: Client, cid: string | undefined): void {
+    this.rejected(client, "rate_limited");
+    const retryAfterMs = Math.min(
+      MAX_RETRY_AFTER_MS,
+      Math.max(MIN_RETRY_AFTER_MS, Math.ceil(this.#lastCycleMs * 2)),
+    );
+    this.#send(
+      client,
+      errorLine(
+        "rate_limited",
+        "Cannot say: the server is busy, send it again shortly",
+        cid,
+        retryAfterMs,
+      ),
+    );
   }
 
   #refuse(client: Client, code: ErrorCode, message: string, cid?: string): void {
@@ -971,6 +1057,7 @@ export class Hub implements ClientHandler, ClusterListener {
     if (room.unused && this.#rooms.get(room.name) === room) {
       this.#rooms.delete(room.name);
       this.#dirty.delete(room);
+      this.#lagging.delete(room);
     }
   }
 
@@ -1019,6 +1106,8 @@ export class Hub implements ClientHandler, ClusterListener {
     this.#sendOutboxes();
     this.#closed = true;
     this.#cancelFlush();
+    this.#cancelDrain?.();
+    this.#cancelDrain = null;
     clearInterval(this.#sweepTimer);
     const closing = [...this.#clients];
     for (const client of closing) {

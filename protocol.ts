@@ -330,10 +330,16 @@ export function messageLine(m: ChatMessage): string {
 }
 
 /** Serialises an error reply. */
-export function errorLine(code: ErrorCode, message: string, cid?: string): string {
-  return JSON.stringify(
-    cid === undefined ? { type: "error", code, message } : { type: "error", code, message, cid },
-  );
+export function errorLine(
+  code: ErrorCode,
+  message: string,
+  cid?: string,
+  retryAfterMs?: number,
+): string {
+  const reply: Record<string, unknown> = { type: "error", code, message };
+  if (cid !== undefined) reply.cid = cid;
+  if (retryAfterMs !== undefined) reply.retryAfterMs = retryAfterMs;
+  return JSON.stringify(reply);
 }
 
 /** Serialises the reply to a hello: the name granted, its resume token, the limits. */

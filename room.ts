@@ -1,11 +1,11 @@
 /**
  * One room on this instance: its members here, a cache of its recent committed messages with their
- * serialised lines, and the outbox of lines waiting for the next flush. The hub owns every Room and
- * is the only one that changes it; this module keeps the room's own bookkeeping and how an outbox
- * becomes frames.
+ * serialised lines, and its outbound log (room_log.ts), which holds what its members are owed. The
+ * hub owns every Room and is the only one that changes it.
  */
 import type { Client } from "./client.ts";
 import type { ChatMessage } from "./protocol.ts";
+import { RoomLog, type RoomLogOptions } from "./room_log.ts";
 
 /** Committed messages kept in memory per active room, so joins and resumes rarely read the store. */
 export const ROOM_CACHE_MESSAGES = 1000;
@@ -17,12 +17,11 @@ export function frameCharsForBudget(sendQueueBytes: number): number {
   return Math.max(4096, Math.min(MAX_FRAME_OUT_CHARS, Math.floor(sendQueueBytes / 8)));
 }
 
-/** A line waiting in a room's outbox. */
-export interface OutboxLine {
-  line: string;
-  /** A member who must not receive this line (the joiner of its own join, the typist). */
-  except?: Client;
-}
+/**
+ * How far, in UTF-8 bytes, a member may fall behind its room's newest line before it is evicted as
+ * a slow consumer (4008, "fell behind"); also the most a room's log holds for its members.
+ */
+export const ROOM_WINDOW_BYTES = 8 * 1024 * 1024;
 
 /** One room with members: who is in it, what was said recently, what is waiting to be sent. */
 export class Room {
@@ -33,7 +32,8 @@ export class Room {
   /** Recent committed messages and their serialised lines, oldest first, contiguous by seq. */
   cache: ChatMessage[] = [];
   cacheLines: string[] = [];
-  outbox: OutboxLine[] = [];
+  /** Lines owed to the members, shared, with cursors for the members behind. */
+  readonly log: RoomLog;
   /** Joins waiting on the store; the room is kept while any are. */
   joinsInFlight = 0;
 
@@ -48,8 +48,9 @@ export class Room {
   /** Highest remote seq seen while not ready or resyncing: past `latest`, another fill is due. */
   pendingSeq = 0;
 
-  constructor(name: string) {
+  constructor(name: string, log: RoomLogOptions) {
     this.name = name;
+    this.log = new RoomLog(log);
   }
 
   remember(m: ChatMessage, line: string): void {
@@ -91,25 +92,4 @@ export class Room {
     const lo = lowest - first;
     return this.cacheLines.slice(lo, Math.min(highest - first + 1, lo + limit));
   }
-}
-
-/** Joins lines into frames of at most `maxChars` (a single longer line is its own frame). */
-export function buildFrames(
-  lines: string[],
-  maxChars: number,
-): { frame: string; count: number }[] {
-  const frames: { frame: string; count: number }[] = [];
-  let start = 0, chars = 0;
-  for (let i = 0; i <= lines.length; i++) {
-    if (i === lines.length || (i > start && chars + lines[i].length + 1 > maxChars)) {
-      if (i > start) {
-        const frame = i - start === 1 ? lines[start] : lines.slice(start, i).join("\n");
-        frames.push({ frame, count: i - start });
-      }
-      start = i;
-      chars = 0;
-    }
-    if (i < lines.length) chars += lines[i].length + 1;
-  }
-  return frames;
 }

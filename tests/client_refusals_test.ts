@@ -35,6 +35,9 @@ class RecordingHandler implements ClientHandler {
   closed(_client: Client, reason: DisconnectReason): void {
     this.closes.push(reason);
   }
+  slow(client: Client): void {
+    client.close(4008, "slow consumer", "slow_consumer");
+  }
 }
 
 const RATE = { perSecond: 10, burst: 20 };

@@ -1,9 +1,9 @@
 /** The hub, specified with fake sockets, a manual flush scheduler and an injected clock. */
 import assert from "node:assert/strict";
-import { Client } from "../client.ts";
+import { Client, HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "../client.ts";
 import { fakeClientOptions, FakeSocket } from "./fakes.ts";
 import type { Cluster } from "../cluster.ts";
-import { Hub } from "../hub.ts";
+import { DRAIN_POLL_MS, Hub } from "../hub.ts";
 import { NAME_RESERVATION_MS } from "../sessions.ts";
 import { type ChatMessage, messageLine, RESEND_WINDOW_MS } from "../protocol.ts";
 import { MemoryStore, type NewMessage, type Store } from "../store.ts";
@@ -13,6 +13,8 @@ interface Rig {
   clock: { now: number };
   /** Runs scheduled flushes until none is left. */
   flush(): void;
+  /** Advances the clock by `ms`, running the drain timers due meanwhile (and the flushes after). */
+  tick(ms: number): void;
   connect(
     name: string,
     opts?: { sendQueueBytes?: number; resume?: string },
@@ -20,9 +22,10 @@ interface Rig {
   done(): Promise<void>;
 }
 
-function rig(store: Store = new MemoryStore()): Rig {
+function rig(store: Store = new MemoryStore(), options: { roomWindowBytes?: number } = {}): Rig {
   const clock = { now: 1_000_000 };
   const queue: (() => void)[] = [];
+  let timers: { at: number; fn: () => void }[] = [];
   const hub = new Hub({
     store,
     maxRoomsPerClient: 3,
@@ -30,6 +33,12 @@ function rig(store: Store = new MemoryStore()): Rig {
     version: "test",
     now: () => clock.now,
     schedule: (fn) => queue.push(fn),
+    ...options,
+    timer: (fn, delayMs) => {
+      const t = { at: clock.now + delayMs, fn };
+      timers.push(t);
+      return () => timers = timers.filter((x) => x !== t);
+    },
   });
   const clients: Client[] = [];
   return {
@@ -37,6 +46,18 @@ function rig(store: Store = new MemoryStore()): Rig {
     clock,
     flush() {
       while (queue.length > 0) queue.shift()!();
+    },
+    tick(ms) {
+      const end = clock.now + ms;
+      for (;;) {
+        const due = timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at)[0];
+        if (due === undefined) break;
+        timers = timers.filter((t) => t !== due);
+        clock.now = Math.max(clock.now, due.at);
+        due.fn();
+        while (queue.length > 0) queue.shift()!();
+      }
+      clock.now = end;
     },
     connect(name, opts = {}) {
       const socket = new FakeSocket();
@@ -124,7 +145,7 @@ Deno.test("nothing is echoed before the store commits, and a burst is one append
   await r.done();
 });
 
-Deno.test("the hub evicts a member that stays over its send budget, and the others keep receiving", async () => {
+Deno.test("the hub evicts a member whose socket stops draining, and the others keep receiving", async () => {
   const r = rig();
   const a = r.connect("alice"),
     b = r.connect("bob"),
@@ -136,15 +157,89 @@ Deno.test("the hub evicts a member that stays over its send budget, and the othe
   for (let round = 0; round < 20; round++) {
     say(a.client, "x".repeat(200));
     r.flush();
-    r.clock.now += 100; // over budget for longer than the grace by the end
+    r.clock.now += 100;
   }
+  assert.ok(
+    slow.socket.bufferedAmount <= 2000 + 250,
+    `room lines never take a socket past its budget (by more than one frame): ${slow.socket.bufferedAmount}`,
+  );
+  r.tick(STALL_TIMEOUT_MS + DRAIN_POLL_MS); // and then the traffic stops: the timer still judges it
   assert.equal(slow.socket.closeCode, 4008);
-  assert.equal(slow.socket.closeReason, "slow consumer");
+  assert.equal(slow.socket.closeReason, "slow consumer: stopped reading");
   assert.equal(slow.client.closed, true);
   assert.deepEqual(r.hub.members("general").sort(), ["alice", "bob"]);
   assert.equal(r.hub.stats.disconnects.get("slow_consumer"), 1);
   assert.equal(b.socket.of("message").length, 20);
   assert.deepEqual(b.socket.of("leave").map((m) => m.user), ["slow"]);
+  await r.done();
+});
+
+Deno.test("a member behind is stalled only after STALL_TIMEOUT_MS without any drain, judged with no traffic", async () => {
+  const r = rig();
+  const a = r.connect("alice"), slow = r.connect("slow", { sendQueueBytes: 1000 });
+  join(a.client), join(slow.client);
+  await settle();
+  r.flush();
+  slow.socket.stalled = true;
+  for (let i = 0; i < 10; i++) {
+    say(a.client, "y".repeat(300));
+    r.flush();
+  } // then silence
+  assert.ok(slow.socket.of("message").length < 10, "not everything fits the budget");
+  r.tick(STALL_TIMEOUT_MS - DRAIN_POLL_MS);
+  assert.equal(slow.socket.closeCode, undefined, "not before the stall timeout");
+  r.tick(2 * DRAIN_POLL_MS);
+  assert.equal(slow.socket.closeCode, 4008);
+  assert.equal(slow.socket.closeReason, "slow consumer: stopped reading");
+  await r.done();
+});
+
+Deno.test("a member that drains between looks is never evicted, though every look finds its socket busy", async () => {
+  const r = rig();
+  const a = r.connect("alice"), reader = r.connect("reader", { sendQueueBytes: 2000 });
+  join(a.client), join(reader.client);
+  await settle();
+  r.flush();
+  // A busy server: every look finds bytes unsent, but fewer than it left at the last one.
+  reader.socket.stalled = true;
+  for (let round = 0; round < 400; round++) {
+    for (let i = 0; i < 5; i++) say(a.client, `r${round}m${i}`.padEnd(100, "."));
+    r.flush();
+    r.tick(DRAIN_POLL_MS);
+    reader.socket.bufferedAmount = Math.floor(reader.socket.bufferedAmount / 2);
+  }
+  for (let i = 0; i < 100; i++) { // then it catches up
+    reader.socket.bufferedAmount = 0;
+    r.tick(DRAIN_POLL_MS);
+  }
+  assert.equal(reader.socket.closeCode, undefined);
+  const texts = reader.socket.of("message").map((m) => m.text);
+  assert.equal(texts.length, 2000, "every line, exactly once");
+  assert.deepEqual(texts, a.socket.of("message").map((m) => m.text), "in order");
+  await r.done();
+});
+
+Deno.test("a member that keeps draining but reads more slowly than the room talks is evicted once it falls a window behind", async () => {
+  const r = rig(new MemoryStore(), { roomWindowBytes: 50_000 });
+  const a = r.connect("alice"), lagger = r.connect("lagger", { sendQueueBytes: 2000 });
+  join(a.client), join(lagger.client);
+  await settle();
+  r.flush();
+  lagger.socket.stalled = true;
+  let rounds = 0;
+  while (lagger.socket.closeCode === undefined && rounds < 1000) {
+    say(a.client, "z".repeat(1000)); // 1000 B per 10 ms in
+    r.flush();
+    r.tick(DRAIN_POLL_MS);
+    lagger.socket.bufferedAmount = Math.max(0, lagger.socket.bufferedAmount - 500); // 500 B out
+    rounds++;
+  }
+  assert.equal(lagger.socket.closeCode, 4008);
+  assert.equal(lagger.socket.closeReason, "slow consumer: fell behind");
+  // It falls behind by (line - 500) bytes a round: out of the 50 kB window after about this many.
+  const line = new TextEncoder().encode(a.socket.frames.find((f) => f.includes('"zzz'))!).length;
+  const expected = 50_000 / (line - 500);
+  assert.ok(Math.abs(rounds - expected) <= 5, `evicted after ${rounds} rounds, not ~${expected}`);
   await r.done();
 });
 
@@ -579,7 +674,7 @@ Deno.test("commands sent right after a join wait for it, so a reconnect may rese
   await r.done();
 });
 
-Deno.test("a member over its budget only for a moment is kept; one far over it is evicted at once", async () => {
+Deno.test("a member over its budget only for a moment is kept; a reply to one far over it evicts at once", async () => {
   const r = rig();
   const a = r.connect("alice"), b = r.connect("bob", { sendQueueBytes: 2000 });
   join(a.client), join(b.client);
@@ -588,15 +683,16 @@ Deno.test("a member over its budget only for a moment is kept; one far over it i
   b.socket.bufferedAmount = 3000; // writes done by the kernel but not yet reported by the runtime
   say(a.client, "burst");
   r.flush();
+  assert.deepEqual(b.socket.of("message").map((m) => m.text), [], "nothing handed past the budget");
   b.socket.bufferedAmount = 0;
   say(a.client, "next");
   r.flush();
   assert.equal(b.socket.closeCode, undefined);
   assert.deepEqual(b.socket.of("message").map((m) => m.text), ["burst", "next"]);
-  b.socket.bufferedAmount = 2000 * 8 + 1;
-  say(a.client, "far over");
-  r.flush();
-  assert.equal(b.socket.closeCode, 4008, "more than eight budgets waiting: evicted without grace");
+  b.socket.bufferedAmount = 2000 * HARD_LIMIT_FACTOR + 1;
+  b.client.receive(JSON.stringify({ type: "rooms" })); // a direct reply
+  assert.equal(b.socket.closeCode, 4008, "more than HARD_LIMIT_FACTOR budgets: evicted at once");
+  assert.equal(b.socket.closeReason, "slow consumer: send queue full");
   await r.done();
 });
 

@@ -69,6 +69,7 @@ function rig(cluster: Cluster | null = null) {
     hello() {},
     command() {},
     rejected() {},
+    slow() {},
     closed: (client) => void sessions.release(client),
   };
   const clients: Client[] = [];

@@ -301,7 +301,12 @@ Deno.test("a stalled member is evicted as a slow consumer (4008) while the other
   // Reading now, the stalled socket finds what was buffered and then the 4008 close.
   const drained = await stalled.drain();
   assert.equal(drained.messages[0].type, "welcome");
-  assert.deepEqual([drained.closeCode, drained.closeReason], [4008, "slow consumer"]);
+  assert.equal(drained.closeCode, 4008);
+  // Which rule finds it first depends on how much the kernel buffers absorb before it stalls.
+  assert.ok(
+    ["slow consumer: fell behind", "slow consumer: stopped reading"].includes(drained.closeReason),
+    `close reason: ${drained.closeReason}`,
+  );
   const tail = drained.messages.filter((m) => m.type === "message");
   assert.ok(tail.every((m, i) => m.seq === i + 1), "what it did get was in order");
   assert.ok(tail.length < sent);
