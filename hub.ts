@@ -492,10 +492,15 @@ export class Hub implements ClientHandler, ClusterListener {
       );
     }
     let room = this.#rooms.get(roomName);
-    if (room === undefined) this.#rooms.set(roomName, room = new Room(roomName, {
-        maxFrameChars: this.#maxFrameChars,
-        windowBytes: this.#roomWindowBytes,
-      }));
+    if (room === undefined) {
+      this.#rooms.set(
+        roomName,
+        room = new Room(roomName, {
+          maxFrameChars: this.#maxFrameChars,
+          windowBytes: this.#roomWindowBytes,
+        }),
+      );
+    }
     room.joinsInFlight++;
     const joining = client.joining ??= new Set();
     joining.add(roomName);

@@ -240,7 +240,9 @@ export class RoomLog {
   /** UTF-8 bytes of the lines in [from, to) (newlines not counted). */
   #bytesBetween(from: number, to: number): number {
     if (from >= to) return 0;
-    const before = from === this.#first ? this.#baseBytes : this.#entries[from - 1 - this.#first].end;
+    const before = from === this.#first
+      ? this.#baseBytes
+      : this.#entries[from - 1 - this.#first].end;
     return this.#entries[to - 1 - this.#first].end - before;
   }
 
