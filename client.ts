@@ -76,7 +76,7 @@ export const FLOOD_WINDOW_MS = 60_000;
  * (the socket drains only when the event loop runs the writes), short enough that a peer that
  * stopped reading holds its budget for seconds, not minutes.
  */
-export const STALL_TIMEOUT_MS = 1500;
+export const STALL_TIMEOUT_MS = 2000;
 /** A stall is judged over at least this many looks, so one late look after a long turn is not one. */
 export const STALL_LOOKS = 3;
 /**

@@ -56,7 +56,7 @@ import {
   welcomeLine,
 } from "./protocol.ts";
 import type { NewMessage, ReadRange, Store } from "./store.ts";
-import { MAX_FRAME_OUT_CHARS, Room, ROOM_WINDOW_BYTES } from "./room.ts";
+import { MAX_FRAME_OUT_BYTES, Room, ROOM_WINDOW_BYTES } from "./room.ts";
 import type { Eviction, SlowKind } from "./room_log.ts";
 import type { Authenticator, AuthResult } from "./auth.ts";
 import type { Cluster, ClusterListener } from "./cluster.ts";
@@ -74,12 +74,20 @@ export const TYPING_INTERVAL_MS = 2000;
 export const LINGER_AFTER_MS = 1;
 /** Longest linger between flushes, in ms; bounds the latency batching adds under load. */
 export const MAX_LINGER_MS = 20;
-/** How often, in ms, members behind in a room's log are served again and judged while traffic is quiet. */
+/**
+ * How often, in ms, members behind in a room's log are served again and judged when the last pass
+ * could hand them nothing; after a pass that handed something, the next runs on the next turn.
+ */
 export const DRAIN_POLL_MS = 10;
-/** UTF-8 bytes of message text one sender may have waiting for the next commit; past it, `say` is refused. */
-export const MAX_PENDING_BYTES_PER_SENDER = 256 * 1024;
-/** UTF-8 bytes of message text all senders together may have waiting for the next commit. */
-export const MAX_PENDING_BYTES = 1024 * 1024;
+/**
+ * Bytes one sender may have waiting for the next commit (its texts' UTF-8 plus PENDING_LINE_BYTES
+ * each); past it, `say` is refused with `rate_limited`.
+ */
+export const MAX_PENDING_BYTES_PER_SENDER = 1024 * 1024;
+/** Bytes all senders together may have waiting for the next commit, counted the same way. */
+export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
+/** What a message adds to the pending count besides its text, in bytes (its line's other fields). */
+export const PENDING_LINE_BYTES = 128;
 /** Bounds of the `retryAfterMs` hint a saturated server gives, in ms. */
 export const MIN_RETRY_AFTER_MS = 20;
 export const MAX_RETRY_AFTER_MS = 1000;
@@ -127,11 +135,11 @@ export interface HubOptions {
    */
   schedule?: (fn: () => void, delayMs: number) => void;
   /**
-   * Largest outbound room frame, in UTF-16 code units. Keep it well under the per-client send
+   * Largest outbound room frame, in UTF-8 bytes. Keep it well under the per-client send
    * budget: a frame must fit beside whatever a healthy client still has in flight.
-   * @default MAX_FRAME_OUT_CHARS
+   * @default MAX_FRAME_OUT_BYTES
    */
-  maxFrameChars?: number;
+  maxOutFrameBytes?: number;
   /**
    * How far, in UTF-8 bytes, a member may fall behind its room before it is evicted (4008).
    * @default ROOM_WINDOW_BYTES
@@ -181,10 +189,10 @@ export class Hub implements ClientHandler, ClusterListener {
   #options: HubOptions;
   #now: () => number;
   #schedule: (fn: () => void, delayMs: number) => void;
-  #maxFrameChars: number;
+  #maxOutFrameBytes: number;
   /** When the next flush may start (performance.now() ms): the linger after a long flush. */
   #nextFlushAt = 0;
-  /** How long the last commit and flush took, in ms: the base of the `retryAfterMs` hint. */
+  /** How long the last commit and its flush took, in ms: the base of the `retryAfterMs` hint. */
   #lastCycleMs = 0;
   #roomWindowBytes: number;
   #timer: (fn: () => void, delayMs: number) => () => void;
@@ -192,6 +200,8 @@ export class Hub implements ClientHandler, ClusterListener {
   #lagging = new Set<Room>();
   /** Cancels the drain poll; null when none is armed. */
   #cancelDrain: (() => void) | null = null;
+  /** The last pass handed lines to members behind: the next one runs on the next turn. */
+  #drainProgress = false;
   /** UTF-8 bytes in `#pending`, in total and per sender. */
   #pendingBytes = 0;
   #pendingBySender = new Map<Client, number>();
@@ -233,9 +243,13 @@ export class Hub implements ClientHandler, ClusterListener {
         this.#cancelFlush = () => clearTimeout(timer);
       }
     });
-    this.#maxFrameChars = options.maxFrameChars ?? MAX_FRAME_OUT_CHARS;
+    this.#maxOutFrameBytes = options.maxOutFrameBytes ?? MAX_FRAME_OUT_BYTES;
     this.#roomWindowBytes = options.roomWindowBytes ?? ROOM_WINDOW_BYTES;
     this.#timer = options.timer ?? ((fn, delayMs) => {
+      if (delayMs <= 0) {
+        const immediate = setImmediate(fn);
+        return () => clearImmediate(immediate);
+      }
       const t = setTimeout(fn, delayMs);
       return () => clearTimeout(t);
     });
@@ -460,7 +474,7 @@ export class Hub implements ClientHandler, ClusterListener {
       // Already in the batch being committed: its echo will answer this resend too.
       if (this.#resendGuard.inFlight(key)) return;
     }
-    const bytes = utf8Length(text);
+    const bytes = utf8Length(text) + PENDING_LINE_BYTES;
     const mine = this.#pendingBySender.get(client) ?? 0;
     if (
       mine + bytes > MAX_PENDING_BYTES_PER_SENDER || this.#pendingBytes + bytes > MAX_PENDING_BYTES
@@ -496,7 +510,7 @@ export class Hub implements ClientHandler, ClusterListener {
       this.#rooms.set(
         roomName,
         room = new Room(roomName, {
-          maxFrameChars: this.#maxFrameChars,
+          maxFrameBytes: this.#maxOutFrameBytes,
           windowBytes: this.#roomWindowBytes,
         }),
       );
@@ -902,7 +916,7 @@ export class Hub implements ClientHandler, ClusterListener {
         (stored) => {
           const committed = performance.now();
           this.#observers.commitSeconds?.((committed - started) / 1000);
-          this.#delivered(batch, stored, committed);
+          this.#delivered(batch, stored, committed, started);
         },
         (e) => this.#commitFailed(batch, e),
       ).finally(() => {
@@ -913,11 +927,11 @@ export class Hub implements ClientHandler, ClusterListener {
     }
     const committed = performance.now();
     this.#observers.commitSeconds?.((committed - started) / 1000);
-    this.#delivered(batch, result, committed);
+    this.#delivered(batch, result, committed, started);
   }
 
   /** Queues committed messages on their rooms and sends; `committed` is when the store answered. */
-  #delivered(batch: Pending[], stored: ChatMessage[], committed: number): void {
+  #delivered(batch: Pending[], stored: ChatMessage[], committed: number, started: number): void {
     for (let i = 0; i < batch.length; i++) {
       const m = stored[i];
       const { sender, guardKey: key } = batch[i];
@@ -934,6 +948,7 @@ export class Hub implements ClientHandler, ClusterListener {
       if (since === undefined || (!reaches && m.seq <= since)) this.#send(sender, line);
     }
     this.#sendOutboxes(committed);
+    this.#lastCycleMs = performance.now() - started;
   }
 
   #commitFailed(batch: Pending[], error: unknown): void {
@@ -962,7 +977,6 @@ export class Hub implements ClientHandler, ClusterListener {
     // An idle server still flushes on the next turn; a busy one spends at most about half its
     // time writing, so reads keep up and frames grow with the load instead of the send count.
     const took = ended - started;
-    this.#lastCycleMs = took;
     this.#nextFlushAt = took >= LINGER_AFTER_MS ? ended + Math.min(took, MAX_LINGER_MS) : 0;
   }
 
@@ -973,15 +987,18 @@ export class Hub implements ClientHandler, ClusterListener {
   #serveRooms(rooms: Iterable<Room>): void {
     const now = this.#now();
     const evict: Eviction[] = [];
+    let caughtUp = 0;
     for (const room of rooms) {
       if (room.members.size === 0) continue;
       const served = room.log.serve(room.members, now, evict);
+      caughtUp += served.behindServed;
       this.stats.framesSent += served.frames;
       this.stats.messagesDelivered += served.delivered;
       if (room.log.lagging) this.#lagging.add(room);
       else this.#lagging.delete(room);
     }
     for (const { client, kind } of evict) this.#evictSlow(client, kind);
+    this.#drainProgress = caughtUp > 0;
     this.#armDrain();
   }
 
@@ -993,7 +1010,7 @@ export class Hub implements ClientHandler, ClusterListener {
       const rooms = [...this.#lagging];
       this.#lagging.clear();
       this.#serveRooms(rooms.filter((r) => this.#rooms.get(r.name) === r));
-    }, DRAIN_POLL_MS);
+    }, this.#drainProgress ? 0 : DRAIN_POLL_MS);
   }
 
   /**

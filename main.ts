@@ -12,7 +12,7 @@ import {
 } from "./config.ts";
 import type { Cluster, ClusterListener } from "./cluster.ts";
 import { Hub } from "./hub.ts";
-import { frameCharsForBudget } from "./room.ts";
+import { frameBytesForBudget } from "./room.ts";
 import { createHandler } from "./server.ts";
 import { HostPolicy } from "./host_check.ts";
 import { SqliteStore } from "./sqlite_store.ts";
@@ -125,7 +125,7 @@ async function main(): Promise<number> {
     maxRoomsPerClient: config.maxRoomsPerClient,
     version: VERSION,
     welcomeLimits: welcomeLimits(config),
-    maxFrameChars: frameCharsForBudget(config.sendQueueBytes),
+    maxOutFrameBytes: frameBytesForBudget(config.sendQueueBytes),
     observers: hubObservers(metrics, logger),
     auth: createAuthenticator({ password: config.password, jwt }),
     ...(cluster ? { cluster } : {}),

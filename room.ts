@@ -9,12 +9,15 @@ import { RoomLog, type RoomLogOptions } from "./room_log.ts";
 
 /** Committed messages kept in memory per active room, so joins and resumes rarely read the store. */
 export const ROOM_CACHE_MESSAGES = 1000;
-/** Largest outbound room frame, in UTF-16 code units (about 256 KiB of ASCII); longer turns split. */
-export const MAX_FRAME_OUT_CHARS = 256 * 1024;
-/** The frame cap for a send budget: an eighth of it (a character may take 3 bytes, and a frame
- * must fit beside what a healthy client still has in flight), between 4 KiB and 256 KiB. */
-export function frameCharsForBudget(sendQueueBytes: number): number {
-  return Math.max(4096, Math.min(MAX_FRAME_OUT_CHARS, Math.floor(sendQueueBytes / 8)));
+/** Largest outbound room frame, in UTF-8 bytes; more lines than that go out as several frames. */
+export const MAX_FRAME_OUT_BYTES = 256 * 1024;
+/**
+ * The frame cap for a send budget: a sixteenth of it, between 4 KiB and MAX_FRAME_OUT_BYTES. A
+ * socket's `bufferedAmount` falls a whole frame at a time, so small frames let a slow but steady
+ * reader show progress well within STALL_TIMEOUT_MS, and a budget holds many of them.
+ */
+export function frameBytesForBudget(sendQueueBytes: number): number {
+  return Math.max(4096, Math.min(MAX_FRAME_OUT_BYTES, Math.floor(sendQueueBytes / 16)));
 }
 
 /**

@@ -51,12 +51,14 @@ export interface ServeResult {
   delivered: number;
   /** Frames handed to members. */
   frames: number;
+  /** Lines handed to members that were behind before this pass. */
+  behindServed: number;
 }
 
 /** Options for {@linkcode RoomLog}. */
 export interface RoomLogOptions {
-  /** Longest frame, in UTF-16 code units; a single longer line is its own frame. */
-  maxFrameChars: number;
+  /** Longest frame, in UTF-8 bytes; a single longer line is its own frame. */
+  maxFrameBytes: number;
   /** How far, in UTF-8 bytes, a member may fall behind the head before it is evicted. */
   windowBytes: number;
 }
@@ -129,7 +131,7 @@ export class RoomLog {
    * member set this pass iterates).
    */
   serve(members: Iterable<Client>, now: number, evict: Eviction[]): ServeResult {
-    const result: ServeResult = { delivered: 0, frames: 0 };
+    const result: ServeResult = { delivered: 0, frames: 0, behindServed: 0 };
     const head = this.#head;
     if (this.#served < head) {
       const from = this.#served;
@@ -138,11 +140,11 @@ export class RoomLog {
         const except = this.#entries[i - this.#first].except;
         if (except !== undefined) (excluded ??= new Set()).add(except);
       }
-      const shared = this.#frames(from, head, undefined, Infinity, this.#options.maxFrameChars);
+      const shared = this.#frames(from, head, undefined, Infinity, this.#options.maxFrameBytes);
       for (const member of members) {
         if (member.closed || this.#behind.has(member)) continue;
         const frames = excluded !== null && excluded.has(member)
-          ? this.#frames(from, head, member, Infinity, this.#options.maxFrameChars)
+          ? this.#frames(from, head, member, Infinity, this.#options.maxFrameBytes)
           : shared;
         const next = this.#hand(member, frames, from, head, result);
         if (next < head) this.#behind.set(member, next);
@@ -168,9 +170,11 @@ export class RoomLog {
       if (budget <= 0 && !member.idle) continue;
       // Frames no longer than what fits, so a member catching up is never handed past its budget
       // (only a single line longer than the budget goes alone, to an idle socket).
-      const chars = Math.min(this.#options.maxFrameChars, Math.max(1, budget));
-      const frames = this.#frames(cursor, head, member, budget, chars);
+      const cap = Math.min(this.#options.maxFrameBytes, Math.max(1, budget));
+      const frames = this.#frames(cursor, head, member, budget, cap);
+      const before = result.delivered;
       const next = this.#hand(member, frames, cursor, head, result);
+      result.behindServed += result.delivered - before;
       if (next >= head) this.#behind.delete(member);
       else this.#behind.set(member, next);
     }
@@ -200,18 +204,18 @@ export class RoomLog {
   }
 
   /**
-   * Frames of at most `maxChars` of the lines in [from, to), skipping lines `member` must not get,
-   * until they make more than `maxBytes` (at least one frame).
+   * Frames of at most `frameBytes` of the lines in [from, to), skipping lines `member` must not
+   * get, until they make more than `maxBytes` (at least one frame).
    */
   #frames(
     from: number,
     to: number,
     member: Client | undefined,
     maxBytes: number,
-    maxChars: number,
+    frameBytes: number,
   ): Frame[] {
     const frames: Frame[] = [];
-    let lines: string[] = [], chars = 0, bytes = 0, total = 0;
+    let lines: string[] = [], bytes = 0, total = 0;
     let i = from;
     const close = (next: number) => {
       if (lines.length === 0) return;
@@ -219,18 +223,16 @@ export class RoomLog {
       frames.push({ frame, count: lines.length, bytes: bytes + lines.length - 1, next });
       total += bytes + lines.length - 1;
       lines = [];
-      chars = 0;
       bytes = 0;
     };
     for (; i < to; i++) {
       const e = this.#entries[i - this.#first];
       if (member !== undefined && e.except === member) continue;
-      if (lines.length > 0 && chars + e.line.length + 1 > maxChars) {
+      if (lines.length > 0 && bytes + lines.length + e.bytes > frameBytes) {
         close(i);
         if (total >= maxBytes) return frames;
       }
       lines.push(e.line);
-      chars += e.line.length + 1;
       bytes += e.bytes;
     }
     close(i);

@@ -2,11 +2,13 @@
  * The room's other members in the overload tests, run as their own process so that neither the
  * server's event loop nor the load generator's hides how a real client is served: two fast readers,
  * one member that never reads, and one that reads at about 100 KB/s. It prints `ready` once all
- * have joined ROOM, then, when the fast readers have EXPECTED messages (or WAIT_MS passed), lets
- * the other two read everything left and prints one JSON line describing what each member got.
+ * have joined ROOM. When the fast readers have EXPECTED messages (or WAIT_MS passed), it waits
+ * STALL_TIMEOUT_MS and a second more, so the server must judge the non-reader with no traffic, then
+ * lets the other two read everything left and prints one JSON line describing what each got.
  *
  * Usage: deno run --allow-net tests/overload_members.ts PORT ROOM EXPECTED WAIT_MS
  */
+import { STALL_TIMEOUT_MS } from "../client.ts";
 import { RawSocket } from "./server_fixture.ts";
 
 /** What the reader at about 100 KB/s reads per second, in bytes. */
@@ -91,7 +93,8 @@ async function rawMember(name: string) {
           if (line.startsWith('{"type":"joined"')) joined = true;
           report.add(line);
         }
-      } else if (frame.opcode === 0x8) {
+      } else if (frame.opcode === 0x9) await socket.sendPong(frame.payload);
+      else if (frame.opcode === 0x8) {
         report.closeCode = frame.payload.length >= 2
           ? new DataView(frame.payload.buffer).getUint16(0)
           : null;
@@ -117,9 +120,10 @@ for (const m of [idle, slow]) await m.read(false, never, true);
 console.log("ready");
 
 let fastDone = false;
-const allFast = Promise.all(fast.map((f) => f.done)).then(() => fastDone = true);
+const allFast = Promise.all(fast.map((f) => f.done));
 const slowReading = slow.read(true, () => fastDone).catch(() => {});
 await Promise.race([allFast, new Promise((r) => setTimeout(r, waitMs))]);
+await new Promise((r) => setTimeout(r, STALL_TIMEOUT_MS + 1000));
 fastDone = true;
 await slowReading;
 // Now the other two read everything left at full speed: the rest of the lines, or the 4008.

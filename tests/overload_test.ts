@@ -9,11 +9,15 @@
 import assert from "node:assert/strict";
 import { type SpawnedServer, spawnServer } from "./helpers.ts";
 import type { MemberReport } from "./overload_members.ts";
+import { STALL_TIMEOUT_MS } from "../client.ts";
 
 /** The server's peak resident memory must stay under this, in bytes, whatever the flood. */
 const PEAK_RSS_BOUND_BYTES = 400 * 1024 * 1024;
-/** A member that never reads is evicted within this long after the flood starts, in ms. */
-const NEVER_READER_EVICTED_MS = 8000;
+/**
+ * A member that never reads is evicted at most this long after the flood ends, in ms (its stall
+ * is judged with no traffic; the members process waits STALL_TIMEOUT_MS + 1 s before it reads).
+ */
+const NEVER_READER_EVICTED_AFTER_MS = STALL_TIMEOUT_MS + 500;
 /** The whole scenario's bound, in ms. */
 const SCENARIO_BOUND_MS = 60_000;
 
@@ -23,14 +27,17 @@ interface Scenario {
   count: number;
 }
 
-/** Enough volume per member in each that a non-reader outgrows the kernel's socket buffers. */
+/**
+ * At least 6 MB per member in each, so a non-reader outgrows the kernel's socket buffers on
+ * loopback (about 4 MB) and its send budget (1 MiB).
+ */
 const SCENARIOS: Scenario[] = [
-  { kind: "64b", senders: 1, count: 120_000 },
-  { kind: "4kb", senders: 1, count: 6000 },
-  { kind: "max", senders: 1, count: 2000 },
-  { kind: "64b", senders: 50, count: 50_000 },
-  { kind: "4kb", senders: 50, count: 3000 },
-  { kind: "max", senders: 50, count: 1000 },
+  { kind: "64b", senders: 1, count: 55_000 },
+  { kind: "4kb", senders: 1, count: 2000 },
+  { kind: "max", senders: 1, count: 700 },
+  { kind: "64b", senders: 50, count: 55_000 },
+  { kind: "4kb", senders: 50, count: 2000 },
+  { kind: "max", senders: 50, count: 700 },
 ];
 
 const HERE = new URL(".", import.meta.url).pathname;
@@ -66,7 +73,9 @@ function script(name: string, args: string[]) {
     async line(ms: number): Promise<string> {
       const deadline = Date.now() + ms;
       while (lines.length === 0) {
-        if (Date.now() > deadline) throw new Error(`${name}: no output within ${ms} ms\n${errText}`);
+        if (Date.now() > deadline) {
+          throw new Error(`${name}: no output within ${ms} ms\n${errText}`);
+        }
         await new Promise<void>((r) => {
           wake = r;
           setTimeout(r, 100);
@@ -119,7 +128,7 @@ for (const s of SCENARIOS) {
         String(SCENARIO_BOUND_MS),
       ]);
       const flood = script("overload_flood.ts", [
-        server.wsUrl,
+        String(server.port),
         "flood",
         String(s.senders),
         String(s.count),
@@ -136,6 +145,7 @@ for (const s of SCENARIOS) {
           }
         }, 20);
         const flooded = JSON.parse(await flood.line(SCENARIO_BOUND_MS));
+        const floodEnded = Date.now() - started;
         const report = JSON.parse(await members.line(SCENARIO_BOUND_MS)) as {
           fast: MemberReport[];
           never: MemberReport;
@@ -149,14 +159,17 @@ for (const s of SCENARIOS) {
           log.split("\n").filter((l) => l.includes("slow_consumer")).slice(0, 10).join("\n");
 
         assert.equal(flooded.acked, Math.ceil(s.count / s.senders) * s.senders, context);
-        assert.deepEqual(flooded.closes, { 1005: s.senders }, `no sender was closed\n${context}`);
+        assert.deepEqual(flooded.closes, {}, `no sender was closed\n${context}`);
         for (const f of report.fast) {
           assert.equal(f.closeCode, null, `a fast reader was closed\n${context}`);
           assert.equal(f.messages, flooded.acked, `a fast reader missed messages\n${context}`);
           assert.ok(f.inOrder, context);
         }
         assert.equal(report.never.closeCode, 4008, context);
-        assert.ok(evictedAt >= 0 && evictedAt < NEVER_READER_EVICTED_MS, context);
+        assert.ok(
+          evictedAt >= 0 && evictedAt < floodEnded + NEVER_READER_EVICTED_AFTER_MS,
+          `evicted at ${evictedAt} ms, the flood ended at ${floodEnded} ms\n${context}`,
+        );
         assert.ok(report.never.inOrder, context);
         assert.ok(
           report.slow.closeCode === 4008 ||

@@ -9,7 +9,7 @@
 import { assets } from "../assets.ts";
 import { type Config, parseConfig, VERSION, welcomeLimits } from "../config.ts";
 import { Hub } from "../hub.ts";
-import { frameCharsForBudget } from "../room.ts";
+import { frameBytesForBudget } from "../room.ts";
 import type { ChatMessage } from "../protocol.ts";
 import { createHandler } from "../server.ts";
 import { HostPolicy } from "../host_check.ts";
@@ -69,7 +69,7 @@ export async function startServer(options: FixtureOptions = {}): Promise<InProce
     maxRoomsPerClient: config.maxRoomsPerClient,
     version: VERSION,
     welcomeLimits: welcomeLimits(config),
-    maxFrameChars: frameCharsForBudget(config.sendQueueBytes),
+    maxOutFrameBytes: frameBytesForBudget(config.sendQueueBytes),
     now: hubNow,
   });
   await hub.start();
@@ -252,24 +252,30 @@ export class RawSocket {
   }
 
   /** Sends one masked text frame. */
-  async sendText(text: string): Promise<void> {
-    const payload = encoder.encode(text);
-    const n = payload.length;
-    const header = n < 126 ? 2 : n < 65536 ? 4 : 10;
-    const frame = new Uint8Array(header + 4 + n);
-    frame[0] = 0x81;
-    if (n < 126) frame[1] = 0x80 | n;
-    else if (n < 65536) {
-      frame[1] = 0x80 | 126;
-      new DataView(frame.buffer).setUint16(2, n);
-    } else {
-      frame[1] = 0x80 | 127;
-      new DataView(frame.buffer).setBigUint64(2, BigInt(n));
+  sendText(text: string): Promise<void> {
+    return this.sendFrame(0x1, encoder.encode(text));
+  }
+
+  /** Answers a ping, as a browser does (an idle timeout closes a peer that never does). */
+  sendPong(payload: Uint8Array): Promise<void> {
+    return this.sendFrame(0xa, payload);
+  }
+
+  /** Sends one masked frame with `opcode` and the FIN bit. */
+  async sendFrame(opcode: number, payload: Uint8Array): Promise<void> {
+    await writeAll(this.conn, maskedFrame(opcode, payload));
+  }
+
+  /** Sends many text frames in one write: how a fast client fills its socket. */
+  async sendTexts(texts: string[]): Promise<void> {
+    const frames = texts.map((t) => maskedFrame(0x1, encoder.encode(t)));
+    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+    let at = 0;
+    for (const f of frames) {
+      all.set(f, at);
+      at += f.length;
     }
-    const mask = crypto.getRandomValues(new Uint8Array(4));
-    frame.set(mask, header);
-    for (let i = 0; i < n; i++) frame[header + 4 + i] = payload[i] ^ mask[i & 3];
-    await writeAll(this.conn, frame);
+    await writeAll(this.conn, all);
   }
 
   /** Reads the next frame; null at end of stream. */
@@ -316,6 +322,26 @@ export class RawSocket {
   }
 }
 
+/** One client frame: FIN, `opcode`, masked `payload` (RFC 6455 section 5.3). */
+function maskedFrame(opcode: number, payload: Uint8Array): Uint8Array {
+  const n = payload.length;
+  const header = n < 126 ? 2 : n < 65536 ? 4 : 10;
+  const frame = new Uint8Array(header + 4 + n);
+  frame[0] = 0x80 | opcode;
+  if (n < 126) frame[1] = 0x80 | n;
+  else if (n < 65536) {
+    frame[1] = 0x80 | 126;
+    new DataView(frame.buffer).setUint16(2, n);
+  } else {
+    frame[1] = 0x80 | 127;
+    new DataView(frame.buffer).setBigUint64(2, BigInt(n));
+  }
+  const mask = crypto.getRandomValues(new Uint8Array(4));
+  frame.set(mask, header);
+  for (let i = 0; i < n; i++) frame[header + 4 + i] = payload[i] ^ mask[i & 3];
+  return frame;
+}
+
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await conn.write(bytes.subarray(written));
@@ -352,7 +378,7 @@ class ByteReader {
       }
     }
     const out = this.#buf.slice(0, n);
-    this.#buf = this.#buf.slice(n);
+    this.#buf = this.#buf.subarray(n); // a view: no copy of the rest per frame
     return out;
   }
 
