@@ -1,0 +1,291 @@
+/**
+ * `main.ts` starting up, as a process: every startup failure ends in one `Cannot start: …` line
+ * naming the port or file and the fix, with no stack trace, and a signal at any instant of the
+ * start stops the process promptly.
+ */
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { SqliteStore } from "../sqlite_store.ts";
+import { spawnServer, TestClient, within } from "./helpers.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const SIGNALS_WORK = Deno.build.os !== "windows";
+/** How long a server that must refuse to start may take to exit, in ms (a loaded CI machine). */
+const REFUSAL_WAIT_MS = 15_000;
+/** How long a server may take to exit after a signal sent during its start, in ms. */
+const SIGNAL_EXIT_MS = 3_000;
+
+/** A child process running main.ts with `args`, its output collected. */
+function spawnMain(args: string[]): { child: Deno.ChildProcess; output: () => string } {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  };
+  void pump(child.stdout);
+  void pump(child.stderr);
+  return { child, output: () => text };
+}
+
+/** Waits at most `ms` for `child` to exit; kills it and rejects when it is still running. */
+async function exitWithin(
+  what: string,
+  child: Deno.ChildProcess,
+  ms: number,
+  output: () => string,
+): Promise<Deno.CommandStatus> {
+  try {
+    return await within(what, child.status, ms);
+  } catch (e) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited meanwhile */ }
+    await child.status;
+    throw new Error(`${(e as Error).message}; it was still running. Output:\n${output()}`);
+  }
+}
+
+/** Runs main.ts with `args`, which must refuse to start; returns its exit code and output. */
+async function refusal(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await within(
+    "a server that must refuse to start to exit",
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, ...args],
+      stdin: "null",
+      signal: AbortSignal.timeout(REFUSAL_WAIT_MS),
+    }).output(),
+    REFUSAL_WAIT_MS + 1000,
+  );
+  const text = new TextDecoder();
+  return { code, stdout: text.decode(stdout), stderr: text.decode(stderr) };
+}
+
+/** Asserts the refusal is exactly one `Cannot start: …` line on stderr, and a non-zero exit. */
+function assertOneLine(result: { code: number; stdout: string; stderr: string }): string {
+  assert.notEqual(result.code, 0, result.stderr);
+  const lines = result.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
+  assert.match(lines[0], /^Cannot start: /);
+  assert.doesNotMatch(result.stderr, /\bat .*\.ts:\d+|Uncaught/, "no stack trace");
+  assert.doesNotMatch(result.stdout, /Listening on/);
+  return lines[0];
+}
+
+Deno.test("a port already in use ends in one Cannot start line naming the port and --port", async () => {
+  const first = await spawnServer(["--port", "0"]);
+  try {
+    const line = assertOneLine(await refusal(["--port", String(first.port), "--data", ":memory:"]));
+    assert.match(line, new RegExp(`\\b127\\.0\\.0\\.1:${first.port}\\b`));
+    assert.match(line, /already in use/);
+    assert.match(line, /--port/);
+  } finally {
+    await first.stop();
+  }
+});
+
+for (const instant of [0, 20, 50, 100, 200, 400]) {
+  Deno.test({
+    name: `SIGINT ${instant} ms after the process starts stops it within ${SIGNAL_EXIT_MS} ms`,
+    ignore: !SIGNALS_WORK,
+    async fn() {
+      const { child, output } = spawnMain(["--port", "0", "--data", ":memory:"]);
+      await new Promise((resolve) => setTimeout(resolve, instant));
+      child.kill("SIGINT");
+      const status = await exitWithin(
+        "the process to exit on SIGINT",
+        child,
+        SIGNAL_EXIT_MS,
+        output,
+      );
+      // Killed by the signal before main.ts ran, or a clean stop once it handles signals.
+      assert.ok(
+        status.code === 0 || status.signal === "SIGINT",
+        `exit ${status.code}, signal ${status.signal}:\n${output()}`,
+      );
+    },
+  });
+}
+
+/** Runs `fn` with a fresh temporary directory, removed afterwards. */
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "chat_startup_test_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Messages each test room gets: enough for dozens of b-tree leaf pages per room. */
+const ROOM_MESSAGES = 600;
+
+/** The text of message `seq` of `room`: unique, so its bytes can be found in the file. */
+const textOf = (room: string, seq: number) =>
+  `${room}-${String(seq).padStart(4, "0")}:${"x".repeat(300)}`;
+
+/**
+ * Writes a history file with rooms `a` and `b`, ROOM_MESSAGES each, sent long ago (so the server's
+ * start, which reads only the last minutes, touches none of their rows), and closes it.
+ */
+function writeHistory(path: string): void {
+  const store = SqliteStore.open(path);
+  try {
+    for (const room of ["a", "b"]) {
+      for (let seq = 1; seq <= ROOM_MESSAGES; seq += 100) {
+        store.append(Array.from({ length: 100 }, (_, i) => ({
+          room,
+          from: "ann",
+          text: textOf(room, seq + i),
+          ts: 1_000_000 + seq + i,
+        })));
+      }
+    }
+  } finally {
+    store.close();
+  }
+}
+
+/** Overwrites page `page` (1-based) of the SQLite file at `path` with junk. */
+function damagePage(path: string, page: number, pageSize: number): void {
+  const file = Deno.openSync(path, { read: true, write: true });
+  try {
+    file.seekSync((page - 1) * pageSize, Deno.SeekMode.Start);
+    file.writeSync(new Uint8Array(pageSize).fill(0x5a));
+  } finally {
+    file.close();
+  }
+}
+
+/** The leaf page of the messages table holding message `seq` of `room`, and the page size. */
+function leafOf(path: string, room: string, seq: number): { page: number; pageSize: number } {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const pageSize = Number(db.prepare("PRAGMA page_size").get()?.page_size);
+    const bytes = Deno.readFileSync(path);
+    const at = indexOf(bytes, new TextEncoder().encode(textOf(room, seq)));
+    const page = Math.floor(at / pageSize) + 1;
+    const type = db.prepare("SELECT pagetype FROM dbstat WHERE name = 'messages' AND pageno = ?")
+      .get(page)?.pagetype;
+    if (at < 0 || type !== "leaf") throw new Error(`Cannot find the leaf of ${room} ${seq}`);
+    return { page, pageSize };
+  } finally {
+    db.close();
+  }
+}
+
+function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+Deno.test("a history file with damaged pages ends in one Cannot start line naming it and the fix", () =>
+  withDir(async (dir) => {
+    const data = `${dir}/chat.db`;
+    writeHistory(data);
+    const { pageSize } = leafOf(data, "a", 1);
+    const pages = Deno.statSync(data).size / pageSize;
+    // Everything but page 1 (the header and the schema), as a failing disk might leave it.
+    for (let page = 2; page <= pages; page++) damagePage(data, page, pageSize);
+    const line = assertOneLine(await refusal(["--port", "0", "--data", data]));
+    assert.ok(line.includes(`${data} is damaged`), line);
+    assert.match(line, /database disk image is malformed/);
+    assert.ok(line.includes(`sqlite3 ${data} "PRAGMA integrity_check"`), line);
+    assert.match(line, /restore the file from a backup/);
+  }));
+
+Deno.test("a second server on the same --data file refuses to start; the first goes on", () =>
+  withDir(async (dir) => {
+    const data = `${dir}/chat.db`;
+    const first = await spawnServer(["--port", "0", "--data", data]);
+    try {
+      const line = assertOneLine(await refusal(["--port", "0", "--data", data]));
+      assert.ok(line.includes(`${data} is in use by another running server`), line);
+      assert.match(line, /stop that server first, or give this one its own --data file/);
+      const alice = await TestClient.connect(first.wsUrl, "alice");
+      await alice.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+      const said = await alice.request(
+        { type: "say", room: "general", text: "still here", cid: "c1" },
+        (m) => m.type === "message" || m.type === "error",
+      );
+      assert.deepEqual([said.type, said.seq], ["message", 1]);
+      await alice.close();
+    } finally {
+      assert.equal(await first.stop(), 0);
+    }
+  }));
+
+Deno.test("the lock of a server killed with SIGKILL does not keep the next one from starting", () =>
+  withDir(async (dir) => {
+    const data = `${dir}/chat.db`;
+    const first = await spawnServer(["--port", "0", "--data", data]);
+    const alice = await TestClient.connect(first.wsUrl, "alice");
+    await alice.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+    await alice.request(
+      { type: "say", room: "general", text: "before the kill", cid: "c1" },
+      (m) => m.type === "message",
+    );
+    await first.stop("SIGKILL");
+    await alice.closed;
+    const second = await spawnServer(["--port", "0", "--data", data]);
+    try {
+      const bob = await TestClient.connect(second.wsUrl, "bob");
+      const joined = await bob.request(
+        { type: "join", room: "general", since: 0 },
+        (m) => m.type === "joined",
+      );
+      assert.deepEqual(joined.history.map((m: { text: string }) => m.text), ["before the kill"]);
+      await bob.close();
+    } finally {
+      assert.equal(await second.stop(), 0);
+    }
+  }));
+
+Deno.test("damage found later in a room is logged once, with the room, the file and the fix", () =>
+  withDir(async (dir) => {
+    const data = `${dir}/chat.db`;
+    writeHistory(data);
+    const damaged = ROOM_MESSAGES / 2;
+    const { page, pageSize } = leafOf(data, "a", damaged);
+    damagePage(data, page, pageSize);
+    const server = await spawnServer(["--port", "0", "--data", data]);
+    try {
+      const alice = await TestClient.connect(server.wsUrl, "alice");
+      for (const room of ["a", "b"]) {
+        const joined = await alice.request({ type: "join", room }, (m) => m.type === "joined");
+        assert.equal(joined.seq, ROOM_MESSAGES, `joining ${room} reads only its newest page`);
+      }
+      const tries = 20;
+      for (let i = 0; i < tries; i++) {
+        const reply = await alice.request(
+          { type: "history", room: "a", after: damaged - 10, limit: 50, cid: `h${i}` },
+          (m) => m.cid === `h${i}` || m.type === "history",
+        );
+        assert.deepEqual([reply.type, reply.code], ["error", "unavailable"]);
+      }
+      // The other room's history reads on.
+      const b = await alice.request(
+        { type: "history", room: "b", after: damaged - 10, limit: 50 },
+        (m) => m.type === "history" || m.type === "error",
+      );
+      assert.equal(b.type, "history");
+      assert.equal(b.messages.length, 50);
+      await alice.close();
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+    const reports = server.output().split("\n").filter((l) => l.includes("store_damaged"));
+    assert.equal(reports.length, 1, `one report for ${20} failed reads:\n${server.output()}`);
+    assert.match(reports[0], /^\S+ ERROR store_damaged room=a error=/);
+    assert.ok(reports[0].includes(`${data} is damaged`), reports[0]);
+    assert.ok(reports[0].includes("PRAGMA integrity_check"), reports[0]);
+    assert.match(reports[0], /restore the file from a backup/);
+  }));
