@@ -65,8 +65,22 @@ async function openBackends(
   let store: Store | undefined;
   try {
     store = await RedisStore.connect({ url: config.redis, retention: config.retention });
+    const url = config.redis;
+    let lostAt = 0;
     const cluster = await RedisCluster.connect(
-      { url: config.redis },
+      {
+        url,
+        // Once per outage: the connections retry every second, silently. `url` is logged
+        // without its user info, where a Redis password would sit.
+        onHealth: (healthy) => {
+          if (!healthy) {
+            lostAt = performance.now();
+            logger.warn("redis_lost", { url, reason: "unreachable, reconnecting" });
+          } else {
+            logger.info("redis_back", { url, ms: Math.round(performance.now() - lostAt) });
+          }
+        },
+      },
       listener,
       (e) => logger.warn("redis", { error: e }),
     );
