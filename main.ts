@@ -3,6 +3,8 @@
  * gracefully on SIGINT or SIGTERM (a second signal, or one before it listens, exits at once).
  * Whatever keeps it from starting ends in one `Cannot start: …` line and a non-zero exit.
  */
+// First, so the stop signals are caught before any other module is evaluated: see signals.ts.
+import { stopSignals } from "./signals.ts";
 import { assets } from "./assets.ts";
 import {
   type Config,
@@ -129,29 +131,13 @@ function listeningLine(hostname: string, port: number, scheme: string): string {
 }
 
 async function main(): Promise<number> {
-  // Signals first, before any await (issue 14, item 8): a signal during the start must stop the
-  // process, and once a listener exists Deno no longer applies the default action. Until the
-  // server listens nobody has connected and nothing was accepted, so there is nothing to drain:
-  // close the history file if it is open (so it is complete on its own) and exit at once, rather
-  // than wait for a slow start (a Redis connect can take seconds) to finish first.
-  const { promise: stopped, resolve: stop } = Promise.withResolvers<void>();
-  let serving = false;
-  let stopping = false;
+  // A signal during the start exits at once (signals.ts); a history file already open is closed
+  // first, so it is complete on its own.
   const starting: { store?: Store } = {};
-  const onSignal = () => {
-    if (!serving) {
-      if (starting.store instanceof SqliteStore) starting.store.close();
-      Deno.exit(0);
-    }
-    if (stopping) Deno.exit(130); // a second signal: exit at once
-    stopping = true;
-    stop();
+  stopSignals.onStartSignal = () => {
+    if (starting.store instanceof SqliteStore) starting.store.close();
   };
-  const signals: Deno.Signal[] = Deno.build.os === "windows"
-    ? ["SIGINT", "SIGBREAK"]
-    : ["SIGINT", "SIGTERM"];
-  for (const s of signals) Deno.addSignalListener(s, onSignal);
-
+  let serving = false;
   const parsed = parseConfig(
     Deno.args,
     Object.fromEntries(SECRET_ENV_VARIABLES.map((name) => [name, Deno.env.get(name)])),
@@ -268,9 +254,10 @@ async function main(): Promise<number> {
       logger.info("refused", { code, address });
     },
   });
-  serving = true; // from here a signal shuts down gracefully
+  serving = true;
+  stopSignals.serving(); // from here a signal shuts down gracefully
 
-  await stopped;
+  await stopSignals.stopped;
   logger.info("shutting_down");
   const deadline = setTimeout(() => Deno.exit(0), SHUTDOWN_DEADLINE_MS);
   // The hub goes first: it refuses new upgrades (503) and hellos, finishes the current flush and

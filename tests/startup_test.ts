@@ -15,10 +15,21 @@ const REFUSAL_WAIT_MS = 15_000;
 /** How long a server may take to exit after a signal sent during its start, in ms. */
 const SIGNAL_EXIT_MS = 3_000;
 
-/** A child process running main.ts with `args`, its output collected. */
-function spawnMain(args: string[]): { child: Deno.ChildProcess; output: () => string } {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+/**
+ * A child process running main.ts with `args`, its output collected. With `sigintIgnored` it
+ * starts with SIGINT ignored, as a shell starts a background job (`deno task start &`): then only
+ * a listener of its own can make SIGINT stop it.
+ */
+function spawnMain(
+  args: string[],
+  { sigintIgnored = false } = {},
+): { child: Deno.ChildProcess; output: () => string } {
+  const deno = [Deno.execPath(), "run", "-A", MAIN, ...args];
+  const [command, ...rest] = sigintIgnored
+    ? ["sh", "-c", `trap '' INT; exec "$@"`, "sh", ...deno]
+    : deno;
+  const child = new Deno.Command(command, {
+    args: rest,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -111,6 +122,40 @@ for (const instant of [0, 20, 50, 100, 200, 400]) {
     },
   });
 }
+
+Deno.test({
+  name: "SIGINT during a start that waits on Redis exits 0 at once, even begun with SIGINT ignored",
+  ignore: !SIGNALS_WORK,
+  async fn() {
+    // A Redis that accepts connections and never answers, so the start waits on it for seconds;
+    // its accept also tells the test that main.ts is running, whatever the machine's load. A
+    // background job begins with SIGINT ignored, so only the server's own listener, added before
+    // anything else runs, can stop it now (without it the start failed after the connect timeout).
+    const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const url = `redis://127.0.0.1:${silent.addr.port}`;
+    const { child, output } = spawnMain(["--port", "0", "--redis", url], { sigintIgnored: true });
+    let conn: Deno.Conn | undefined;
+    try {
+      conn = await within("the server to connect to Redis", silent.accept(), REFUSAL_WAIT_MS);
+      child.kill("SIGINT");
+      const status = await exitWithin(
+        "the process to exit on SIGINT",
+        child,
+        SIGNAL_EXIT_MS,
+        output,
+      );
+      assert.equal(status.code, 0, output());
+      assert.doesNotMatch(output(), /Listening on|Cannot start/);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await child.status;
+      conn?.close();
+      silent.close();
+    }
+  },
+});
 
 /** Runs `fn` with a fresh temporary directory, removed afterwards. */
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
