@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { SqliteStore } from "../sqlite_store.ts";
 import { spawnServer, TestClient, within } from "./helpers.ts";
+import { startRedis } from "./redis_server.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const SIGNALS_WORK = Deno.build.os !== "windows";
@@ -88,17 +89,34 @@ function assertOneLine(result: { code: number; stdout: string; stderr: string })
   return lines[0];
 }
 
-Deno.test("a port already in use ends in one Cannot start line naming the port and --port", async () => {
-  const first = await spawnServer(["--port", "0"]);
-  try {
-    const line = assertOneLine(await refusal(["--port", String(first.port), "--data", ":memory:"]));
-    assert.match(line, new RegExp(`\\b127\\.0\\.0\\.1:${first.port}\\b`));
-    assert.match(line, /already in use/);
-    assert.match(line, /--port/);
-  } finally {
-    await first.stop();
-  }
-});
+// Probe once: without redis-server the --redis case is registered as ignored, with the reason.
+const redisProbe = await startRedis();
+await redisProbe?.stop();
+const NO_REDIS = redisProbe === null;
+
+for (const withRedis of [false, true]) {
+  Deno.test({
+    name: `a port already in use ends in one Cannot start line naming the port and --port${
+      withRedis ? `, with --redis${NO_REDIS ? " (skipped: no redis-server)" : ""}` : ""
+    }`,
+    ignore: withRedis && NO_REDIS,
+    async fn() {
+      const redis = withRedis ? await startRedis() : null;
+      if (withRedis && redis === null) throw new Error("Cannot start redis-server");
+      const backend = redis === null ? ["--data", ":memory:"] : ["--redis", redis.url];
+      const first = await spawnServer(["--port", "0", ...backend]);
+      try {
+        const line = assertOneLine(await refusal(["--port", String(first.port), ...backend]));
+        assert.match(line, new RegExp(`\\b127\\.0\\.0\\.1:${first.port}\\b`));
+        assert.match(line, /already in use/);
+        assert.match(line, /--port/);
+      } finally {
+        await first.stop();
+        await redis?.stop();
+      }
+    },
+  });
+}
 
 for (const instant of [0, 20, 50, 100, 200, 400]) {
   Deno.test({
