@@ -104,7 +104,8 @@ function storeRefusal(e: unknown): string {
 }
 
 /** The `Cannot start` line for a listener that cannot be opened, naming the address and the fix. */
-function listenRefusal(e: unknown, hostname: string, port: number): string {
+function listenRefusal(e: unknown, config: Config): string {
+  const { host: hostname, port } = config;
   const where = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
   if (e instanceof Deno.errors.AddrInUse) {
     return `Cannot start: ${where} is already in use (another server, or another copy of this ` +
@@ -117,6 +118,11 @@ function listenRefusal(e: unknown, hostname: string, port: number): string {
   if (e instanceof Deno.errors.PermissionDenied) {
     return `Cannot start: cannot listen on ${where}: permission denied (ports below 1024 need ` +
       "privileges); choose --port 1024 or above";
+  }
+  if (config.certFile !== null) {
+    // Deno.serve reads the certificate and key only now; their errors name neither file.
+    return `Cannot start: cannot use --cert ${config.certFile} with --key ${config.keyFile}: ` +
+      `${(e as Error).message}; give a PEM certificate chain and its private key`;
   }
   return `Cannot start: cannot listen on ${where}: ${(e as Error).message}`;
 }
@@ -227,7 +233,7 @@ async function main(): Promise<number> {
   } catch (e) {
     // e.g. the port is taken: Deno.serve throws before listening, so nobody has connected.
     await hub.shutdown();
-    console.error(listenRefusal(e, config.host, config.port));
+    console.error(listenRefusal(e, config));
     return 1;
   }
   handler = createHandler({

@@ -175,6 +175,17 @@ Deno.test({
   },
 });
 
+Deno.test("a --cert that is not a certificate ends in one Cannot start line naming the files", () =>
+  withDir(async (dir) => {
+    const pem = `${dir}/junk.pem`;
+    await Deno.writeTextFile(pem, "not a certificate\n");
+    const line = assertOneLine(
+      await refusal(["--port", "0", "--data", ":memory:", "--cert", pem, "--key", pem]),
+    );
+    assert.ok(line.includes(`--cert ${pem} with --key ${pem}`), line);
+    assert.match(line, /PEM certificate chain and its private key/);
+  }));
+
 /** Runs `fn` with a fresh temporary directory, removed afterwards. */
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "chat_startup_test_" });
