@@ -56,7 +56,7 @@ const SQLITE_CORRUPT = 11;
 const SQLITE_CORRUPT_MESSAGE = "database disk image is malformed";
 
 /** What an operator should do about a damaged file, said wherever the damage is reported. */
-export function damageAdvice(path: string): string {
+function damageAdvice(path: string): string {
   return `stop the server, run sqlite3 ${path} "PRAGMA integrity_check" to see what is damaged, ` +
     "and restore the file from a backup";
 }
@@ -186,7 +186,7 @@ export class SqliteStore implements Store {
     let db: DatabaseSync | undefined;
     try {
       // The lock comes first: a second store must not even switch the file's journal mode.
-      lock = path === ":memory:" ? null : lockDataFile(path);
+      lock = path === ":memory:" || !LOCKS_BESIDE_SQLITE ? null : lockDataFile(path);
       db = new DatabaseSync(path);
       return new SqliteStore(db, path, lock, options);
     } catch (e) {
@@ -339,16 +339,22 @@ export class SqliteStore implements Store {
     } catch (e) {
       this.#rollbackIfOpen();
       if (isCorrupt(e)) {
-        // The batch's rooms share the transaction; each is reported, as any may hold the damage.
-        const rooms = [...new Set(batch.map((m) => m.room))];
-        const damaged = new DamagedStoreError(
-          `append to ${rooms.length === 1 ? `room ${rooms[0]}` : `rooms ${rooms.join(", ")}`}`,
-          this.#path,
-          rooms.length === 1 ? rooms[0] : null,
-          e,
-        );
-        for (const room of rooms) this.#reportDamage(room, damaged);
-        throw damaged;
+        // The rooms the batch reached share the transaction; each is reported, as any may hold
+        // the damage.
+        const rooms = [...pending.keys()];
+        for (const room of rooms) {
+          this.#reportDamage(
+            room,
+            new DamagedStoreError(`append to room ${room}`, this.#path, room, e),
+          );
+        }
+        const one = rooms.length === 1 ? rooms[0] : null;
+        const action = one !== null
+          ? `append to room ${one}`
+          : rooms.length === 0
+          ? "append"
+          : `append to ${rooms.length} rooms`;
+        throw new DamagedStoreError(action, this.#path, one, e);
       }
       throw new Error(`Cannot append: ${errorMessage(e)}`, { cause: e });
     }
@@ -597,6 +603,13 @@ interface DataFileLock {
   /** Releases the lock; call it only after the database connection is closed. */
   release(): void;
 }
+
+/**
+ * Whether a whole-file lock can sit beside SQLite's own locks. Not on Windows: there Deno locks
+ * with LockFileEx, which is mandatory and would keep SQLite's own handle from reading the file,
+ * so a second server on the same file is not refused there.
+ */
+const LOCKS_BESIDE_SQLITE = Deno.build.os !== "windows";
 
 /** Data files (by device and inode) locked by a store of this process. */
 const lockedHere = new Set<string>();
