@@ -16,6 +16,11 @@ export interface RedisClusterOptions {
   refreshMs?: number;
   /** How often to look for dead instances, in ms. @default 5000 */
   sweepMs?: number;
+  /**
+   * Hears each change of {@linkcode RedisCluster.healthy}, once per change (not per reconnect
+   * attempt), e.g. to log an outage and its end. @default nothing
+   */
+  onHealth?: (healthy: boolean) => void;
 }
 
 /** Join and leave lines kept while Redis is unreachable; past this the oldest are dropped. */
@@ -67,6 +72,7 @@ export class RedisCluster implements Cluster {
         onResync: (room) => listener().resync(room),
         onHealth: (healthy) => {
           if (healthy && cluster !== undefined) cluster.#sendUnsent();
+          options.onHealth?.(healthy);
         },
       },
     });

@@ -4,6 +4,12 @@
  * Ownership: one process owns the file. The store caches each room's latest seq in memory and
  * allocates seqs from that cache, so a second writer on the same file would make appends fail on
  * the (room, seq) primary key (nothing would be overwritten, but nothing would be stored either).
+ * `open` therefore takes an exclusive advisory lock on the file (see {@linkcode lockDataFile}) and
+ * throws {@linkcode StoreInUseError} when another store holds it.
+ *
+ * Damage: when SQLite reports the file damaged (SQLITE_CORRUPT), a call throws
+ * {@linkcode DamagedStoreError}, which names the file and what to do, and `onDamaged` hears of it
+ * once per room, so a room whose pages are damaged is reported once, not once per request.
  *
  * Invariant: every deletion removes a prefix of a room's seqs, so what a room holds is always the
  * dense range `oldest..latest` with no gaps, and `bounds().oldest` alone tells a client whether
@@ -39,6 +45,52 @@ export const DEFAULT_BUSY_TIMEOUT_MS = 1000;
 export const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 /** Rows `PRAGMA optimize` may sample per index on close, so closing a large file stays quick. */
 const ANALYSIS_LIMIT_ROWS = 1000;
+/**
+ * Most distinct rooms `onDamaged` is told about; past this, damage goes unreported (every failed
+ * call still throws). Client-chosen room names can reach damaged pages, so the set needs a bound.
+ */
+export const MAX_DAMAGED_ROOMS_REPORTED = 100;
+/** SQLite's primary result code for a damaged file (extended codes keep it in the low byte). */
+const SQLITE_CORRUPT = 11;
+/** `sqlite3_errstr(SQLITE_CORRUPT)`, unchanged since SQLite 3.0. */
+const SQLITE_CORRUPT_MESSAGE = "database disk image is malformed";
+
+/** What an operator should do about a damaged file, said wherever the damage is reported. */
+function damageAdvice(path: string): string {
+  return `stop the server, run sqlite3 ${path} "PRAGMA integrity_check" to see what is damaged, ` +
+    "and restore the file from a backup";
+}
+
+/** Thrown when SQLite finds the data file damaged: names the file, the room, and what to do. */
+export class DamagedStoreError extends Error {
+  override name = "DamagedStoreError";
+  /** The data file. */
+  readonly path: string;
+  /** The room whose pages were being read or written, or null when the call was not for one. */
+  readonly room: string | null;
+  /** The file, the damage and the advice, without the failed action: for a `Cannot start` line. */
+  readonly detail: string;
+
+  constructor(action: string, path: string, room: string | null, cause: unknown) {
+    const detail = `${path} is damaged (${errorMessage(cause)}): ${damageAdvice(path)}`;
+    super(`Cannot ${action}: ${detail}`, { cause });
+    this.path = path;
+    this.room = room;
+    this.detail = detail;
+  }
+}
+
+/** Thrown by {@linkcode SqliteStore.open} when another store, in any process, holds the file. */
+export class StoreInUseError extends Error {
+  override name = "StoreInUseError";
+  /** The data file. */
+  readonly path: string;
+
+  constructor(path: string) {
+    super(`Cannot open store: ${path} is in use by another store, perhaps in another process`);
+    this.path = path;
+  }
+}
 
 /**
  * Schema migrations; `PRAGMA user_version` holds how many have run. Append new steps, never edit
@@ -85,11 +137,23 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** Most rows one `prune` call deletes. @default {@linkcode DEFAULT_PRUNE_CHUNK_ROWS} */
   pruneChunkRows?: number;
+  /**
+   * Hears of damage the first time a call for a room finds it (and once for calls not about one
+   * room), at most {@linkcode MAX_DAMAGED_ROOMS_REPORTED} rooms. The call still throws.
+   * @default nothing is reported
+   */
+  onDamaged?: (error: DamagedStoreError) => void;
 }
 
 /** Keeps room history in a SQLite file (or `:memory:`), in WAL mode. */
 export class SqliteStore implements Store {
   #db: DatabaseSync;
+  #path: string;
+  /** The open file holding the lock on `#path`; null for `:memory:`. */
+  #lock: DataFileLock | null;
+  #onDamaged: ((error: DamagedStoreError) => void) | undefined;
+  /** Rooms `onDamaged` was told about ("" for calls not about one room). */
+  #damagedReported = new Set<string>();
   #retention: RetentionPolicy;
   #pruneChunkRows: number;
   #closed = false;
@@ -113,23 +177,39 @@ export class SqliteStore implements Store {
 
   /**
    * Opens (creating if needed) the store at `path`; `:memory:` keeps it in process memory.
-   * Throws "Cannot open store: …" when the file is newer than this code or WAL cannot be enabled.
+   * Throws {@linkcode StoreInUseError} when another store holds the file,
+   * {@linkcode DamagedStoreError} when SQLite finds it damaged, and "Cannot open store: …" when
+   * it is newer than this code, not a database, or WAL cannot be enabled.
    */
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+    let lock: DataFileLock | null = null;
     let db: DatabaseSync | undefined;
     try {
+      // The lock comes first: a second store must not even switch the file's journal mode.
+      lock = path === ":memory:" || !LOCKS_BESIDE_SQLITE ? null : lockDataFile(path);
       db = new DatabaseSync(path);
-      return new SqliteStore(db, path, options);
+      return new SqliteStore(db, path, lock, options);
     } catch (e) {
       db?.close();
+      lock?.release(); // after the database: see DataFileLock
+      if (e instanceof StoreInUseError || e instanceof DamagedStoreError) throw e;
+      if (isCorrupt(e)) throw new DamagedStoreError("open store", path, null, e);
       if (e instanceof Error && e.message.startsWith("Cannot open store")) throw e;
       // e.g. a missing permission, or a file that is not a database
       throw new Error(`Cannot open store: ${path}: ${errorMessage(e)}`, { cause: e });
     }
   }
 
-  private constructor(db: DatabaseSync, path: string, options: SqliteStoreOptions) {
+  private constructor(
+    db: DatabaseSync,
+    path: string,
+    lock: DataFileLock | null,
+    options: SqliteStoreOptions,
+  ) {
     this.#db = db;
+    this.#path = path;
+    this.#lock = lock;
+    this.#onDamaged = options.onDamaged;
     this.#retention = checkRetention(options.retention ?? {});
     const busyMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     if (!Number.isSafeInteger(busyMs) || busyMs < 0) {
@@ -258,6 +338,24 @@ export class SqliteStore implements Store {
       this.#commit.run();
     } catch (e) {
       this.#rollbackIfOpen();
+      if (isCorrupt(e)) {
+        // The rooms the batch reached share the transaction; each is reported, as any may hold
+        // the damage.
+        const rooms = [...pending.keys()];
+        for (const room of rooms) {
+          this.#reportDamage(
+            room,
+            new DamagedStoreError(`append to room ${room}`, this.#path, room, e),
+          );
+        }
+        const one = rooms.length === 1 ? rooms[0] : null;
+        const action = one !== null
+          ? `append to room ${one}`
+          : rooms.length === 0
+          ? "append"
+          : `append to ${rooms.length} rooms`;
+        throw new DamagedStoreError(action, this.#path, one, e);
+      }
       throw new Error(`Cannot append: ${errorMessage(e)}`, { cause: e });
     }
     // Only now: a rolled-back batch must not advance the cache.
@@ -274,24 +372,36 @@ export class SqliteStore implements Store {
     const before = range.before ?? Number.MAX_SAFE_INTEGER;
     const fromNewest = range.after === undefined &&
       (range.before !== undefined || range.newest === true);
-    if (fromNewest) {
-      return this.#readDescending.all(room, after, before, limit).map(toMessage).reverse();
+    try {
+      if (fromNewest) {
+        return this.#readDescending.all(room, after, before, limit).map(toMessage).reverse();
+      }
+      return this.#readAscending.all(room, after, before, limit).map(toMessage);
+    } catch (e) {
+      throw this.#damagedOr(e, `read history of room ${room}`, room);
     }
-    return this.#readAscending.all(room, after, before, limit).map(toMessage);
   }
 
   /** The seq range `room` holds: `oldest` is `latest + 1` when it holds nothing. */
   bounds(room: string): RoomBounds {
     this.#assertOpen("read bounds");
-    const latest = this.#latestOf(room);
-    const oldest = this.#selectOldest.get(room)?.oldest;
-    return { oldest: typeof oldest === "number" ? oldest : latest + 1, latest };
+    try {
+      const latest = this.#latestOf(room);
+      const oldest = this.#selectOldest.get(room)?.oldest;
+      return { oldest: typeof oldest === "number" ? oldest : latest + 1, latest };
+    } catch (e) {
+      throw this.#damagedOr(e, `read the bounds of room ${room}`, room);
+    }
   }
 
   /** Messages carrying a cid with `ts >= sinceTs`, oldest first (ties by room, then seq). */
   recentWithCid(sinceTs: number): ChatMessage[] {
     this.#assertOpen("read recent messages");
-    return this.#selectRecentWithCid.all(sinceTs).map(toMessage);
+    try {
+      return this.#selectRecentWithCid.all(sinceTs).map(toMessage);
+    } catch (e) {
+      throw this.#damagedOr(e, "read recent messages", null);
+    }
   }
 
   /**
@@ -331,6 +441,7 @@ export class SqliteStore implements Store {
       this.#commit.run();
     } catch (e) {
       this.#rollbackIfOpen();
+      if (isCorrupt(e)) throw this.#damagedOr(e, "prune", null);
       throw new Error(`Cannot prune: ${errorMessage(e)}`, { cause: e });
     }
     // Once trimmed, appends keep a room within the limit on their own.
@@ -367,9 +478,32 @@ export class SqliteStore implements Store {
     this.#closed = true;
     try {
       this.#db.exec("PRAGMA optimize");
+    } catch (e) {
+      // Only a hint for the query planner; a damaged file must still close and release its lock.
+      if (!isCorrupt(e)) throw e;
     } finally {
-      this.#db.close();
+      try {
+        this.#db.close();
+      } finally {
+        // Only now: the close checkpoints the WAL, and no other server may open the file before.
+        this.#lock?.release();
+      }
     }
+  }
+
+  /** `error` as a {@linkcode DamagedStoreError} (reported) when it says the file is damaged. */
+  #damagedOr(error: unknown, action: string, room: string | null): unknown {
+    if (!isCorrupt(error)) return error;
+    const damaged = new DamagedStoreError(action, this.#path, room, error);
+    this.#reportDamage(room ?? "", damaged);
+    return damaged;
+  }
+
+  #reportDamage(key: string, error: DamagedStoreError): void {
+    if (this.#onDamaged === undefined || this.#damagedReported.has(key)) return;
+    if (this.#damagedReported.size >= MAX_DAMAGED_ROOMS_REPORTED) return;
+    this.#damagedReported.add(key);
+    this.#onDamaged(error);
   }
 
   #latestOf(room: string): number {
@@ -452,6 +586,78 @@ function toMessage(row: Record<string, SQLOutputValue>): ChatMessage {
   };
   if (row.cid !== null) m.cid = textOf(row.cid);
   return m;
+}
+
+/** Whether `e` is SQLite saying the file is damaged (SQLITE_CORRUPT or an extended form of it). */
+function isCorrupt(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  if ("errcode" in e && typeof e.errcode === "number") {
+    return (e.errcode & 0xff) === SQLITE_CORRUPT;
+  }
+  // `exec` errors carry no errcode in Deno's node:sqlite, only SQLite's message for the code.
+  return e.message === SQLITE_CORRUPT_MESSAGE;
+}
+
+/** The exclusive lock one store holds on its data file; see {@linkcode lockDataFile}. */
+interface DataFileLock {
+  /** Releases the lock; call it only after the database connection is closed. */
+  release(): void;
+}
+
+/**
+ * Whether a whole-file lock can sit beside SQLite's own locks. Not on Windows: there Deno locks
+ * with LockFileEx, which is mandatory and would keep SQLite's own handle from reading the file,
+ * so a second server on the same file is not refused there.
+ */
+const LOCKS_BESIDE_SQLITE = Deno.build.os !== "windows";
+
+/** Data files (by device and inode) locked by a store of this process. */
+const lockedHere = new Set<string>();
+
+/**
+ * Takes an exclusive `flock` on `path` (creating the file if needed), or throws
+ * {@linkcode StoreInUseError} at once when another store holds it.
+ *
+ * Why a `flock` on the data file itself: the kernel releases it when the process ends, however it
+ * ends (a SIGKILL or a power cut leaves no stale lock behind); it needs no permission beyond the
+ * data file's; and on Linux and macOS it is independent of the POSIX byte-range locks SQLite uses,
+ * so `sqlite3 chat.db ".backup …"` still works while the server runs. SQLite's own
+ * `locking_mode = EXCLUSIVE` would block that backup, and a pid file can go stale.
+ *
+ * Why the in-process set: closing any descriptor of a file drops every POSIX lock this process
+ * holds on it (SQLite's included), so a second store in this process must be refused before it
+ * opens a descriptor of its own. Across processes the `flock` decides. (Over NFS, where `flock`
+ * may be emulated with POSIX locks, WAL mode is unsupported anyway.)
+ */
+function lockDataFile(path: string): DataFileLock {
+  const identity = () => {
+    const { dev, ino } = Deno.statSync(path);
+    return `${dev}:${ino}`;
+  };
+  let key: string | null = null;
+  try {
+    key = identity();
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  if (key !== null && lockedHere.has(key)) throw new StoreInUseError(path);
+  // Write access creates a missing file (SQLite reads an empty file as an empty database).
+  const file = Deno.openSync(path, { read: true, write: true, create: true });
+  try {
+    if (!file.tryLockSync(true)) throw new StoreInUseError(path);
+    key ??= identity();
+  } catch (e) {
+    file.close(); // no store of this process has the file open (checked above)
+    throw e;
+  }
+  const held = key;
+  lockedHere.add(held);
+  return {
+    release() {
+      lockedHere.delete(held);
+      file.close(); // closing the descriptor releases the flock
+    },
+  };
 }
 
 function errorMessage(e: unknown): string {

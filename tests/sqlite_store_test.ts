@@ -2,12 +2,19 @@
  * Specification of the local history stores: MemoryStore and SqliteStore (on a file and on
  * `:memory:`) meet the shared store spec (store_spec.ts), then what only the durable store
  * promises: seqs survive a restart, a failed batch leaves no trace, pruning is bounded and
- * gap-free, the file is in WAL mode and needs no permission beyond the data file.
+ * gap-free, the file is in WAL mode and needs no permission beyond the data file, one store at a
+ * time holds the file, and damage is reported with the file, the room and what to do.
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { MemoryStore } from "../store.ts";
-import { DEFAULT_PRUNE_CHUNK_ROWS, SqliteStore } from "../sqlite_store.ts";
+import {
+  DamagedStoreError,
+  DEFAULT_PRUNE_CHUNK_ROWS,
+  SqliteStore,
+  StoreInUseError,
+} from "../sqlite_store.ts";
+import { damagePage, leafOf, ROOM_MESSAGES, writeHistory } from "./damaged_db.ts";
 import { nameKey } from "../protocol.ts";
 import { many, msg, storeSpec } from "./store_spec.ts";
 
@@ -316,4 +323,83 @@ Deno.test("SqliteStore needs read and write permission on the data file and noth
     const readOnly = await run(`--allow-read=${path}`);
     assert.notEqual(readOnly.code, 0);
     assert.match(new TextDecoder().decode(readOnly.stderr), /Requires write access/);
+  }));
+
+Deno.test("SqliteStore holds its file alone, in this process and others, until it closes", () =>
+  withDir(async (dir) => {
+    const path = `${dir}/chat.db`;
+    const first = SqliteStore.open(path);
+    try {
+      first.append([msg("a", "x", 1)]);
+      assert.throws(
+        () => SqliteStore.open(path),
+        (e: Error) =>
+          e instanceof StoreInUseError && e.path === path &&
+          e.message ===
+            `Cannot open store: ${path} is in use by another store, perhaps in another process`,
+      );
+      // The refused open must not have cost the first store its SQLite locks or its file.
+      assert.deepEqual(first.append([msg("a", "y", 2)]).map((m) => m.seq), [2]);
+      // Another process is refused too, while a plain SQLite reader (an online backup) is not.
+      const storeUrl = new URL("../sqlite_store.ts", import.meta.url).href;
+      const other = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "eval",
+          `import { DatabaseSync } from "node:sqlite";
+           import { SqliteStore } from ${JSON.stringify(storeUrl)};
+           try { SqliteStore.open(${JSON.stringify(path)}); console.log("opened"); }
+           catch (e) { console.log(e.name); }
+           const reader = new DatabaseSync(${JSON.stringify(path)}, { readOnly: true });
+           console.log(reader.prepare("SELECT count(*) AS n FROM messages").get().n);`,
+        ],
+        stdin: "null",
+        stderr: "inherit",
+      }).output();
+      assert.deepEqual(new TextDecoder().decode(other.stdout).trim().split("\n"), [
+        "StoreInUseError",
+        "2",
+      ]);
+    } finally {
+      first.close();
+    }
+    const again = SqliteStore.open(path);
+    assert.deepEqual(again.bounds("a"), { oldest: 1, latest: 2 });
+    again.close();
+  }));
+
+Deno.test("SqliteStore names damage with the file, the room and the fix, and reports it once per room", () =>
+  withDir((dir) => {
+    const path = `${dir}/chat.db`;
+    writeHistory(path);
+    // The leaf holding room a's newest message: both reading a's newest page and appending to a
+    // reach it.
+    const { page, pageSize } = leafOf(path, "a", ROOM_MESSAGES);
+    damagePage(path, page, pageSize);
+    const reported: DamagedStoreError[] = [];
+    const store = SqliteStore.open(path, { onDamaged: (e) => reported.push(e) });
+    try {
+      const damaged = (action: string) => (e: unknown) =>
+        e instanceof DamagedStoreError && e.path === path && e.room === "a" &&
+        e.message === `Cannot ${action}: ${path} is damaged (database disk image is malformed): ` +
+            `stop the server, run sqlite3 ${path} "PRAGMA integrity_check" to see what is ` +
+            "damaged, and restore the file from a backup";
+      for (let i = 0; i < 5; i++) {
+        assert.throws(
+          () => store.read("a", { limit: 10, newest: true }),
+          damaged("read history of room a"),
+        );
+      }
+      assert.throws(() => store.append([msg("a", "more", 2_000_000)]), damaged("append to room a"));
+      // Room b's pages are whole: it reads and takes new messages on.
+      assert.equal(store.read("b", { limit: 10, newest: true }).length, 10);
+      assert.deepEqual(store.append([msg("b", "more", 2_000_000)]).map((m) => m.seq), [
+        ROOM_MESSAGES + 1,
+      ]);
+      assert.deepEqual(reported.map((e) => [e.room, e.message.split(":")[0]]), [
+        ["a", "Cannot read history of room a"],
+      ]);
+    } finally {
+      store.close(); // closes and releases the file despite the damage
+    }
+    SqliteStore.open(path).close(); // so nothing holds it any more
   }));
