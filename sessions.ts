@@ -32,7 +32,10 @@ export interface Session {
 export interface NameProof {
   /** The resume token from an earlier welcome. */
   resume?: string;
-  /** True when the credentials themselves prove the identity (a verified token). */
+  /**
+   * True when the credentials themselves prove the identity (a verified token): proof for the name
+   * they name in any case or width, never for a lookalike that shares its key.
+   */
   verified: boolean;
 }
 

@@ -28,13 +28,17 @@ async function refused(wsUrl: string, hello: Msg): Promise<[number, string]> {
 
 Deno.test("with alice and bob online, аlice, alıce and bοb are refused as name taken; fillers as invisible", async () => {
   await using server = await startServer();
-  await server.connect("alice");
-  await server.connect("bob");
+  const alice = await server.connect("alice");
+  const bob = await server.connect("bob");
   for (const name of ["\u0430lice", "al\u0131ce", "b\u03bfb", "ALICE", "\u0410LICE"]) {
     assert.deepEqual(await refused(server.wsUrl, { name }), [4009, "name taken"], name);
   }
   assert.deepEqual(await refused(server.wsUrl, { name: "alice\u3164" }), [4000, FILLER_REASON]);
   assert.deepEqual(await refused(server.wsUrl, { name: "\u3164" }), [4000, FILLER_REASON]);
+  // A dm is addressed like a name: to the one user holding the key.
+  bob.send({ type: "dm", to: "\u0430lice", text: "hi", cid: "d1" });
+  const dm = await alice.waitFor((m) => m.type === "dm" && m.cid === "d1");
+  assert.equal(dm.to, "alice", "the recipient's name as registered");
   // A Cyrillic name that mimics nobody online is welcome.
   const ivan = await server.connect("\u0418\u0432\u0430\u043d");
   assert.equal(ivan.messages.find((m) => m.type === "welcome")?.name, "Иван");
