@@ -106,9 +106,11 @@ const ROOM_PATTERN = /^[a-z0-9_-]+$/;
  * letters), format characters and white space. Two more are not marked ignorable but are blank:
  * U+2800 BRAILLE PATTERN BLANK (a braille cell with no dots) and U+1D159 MUSICAL SYMBOL NULL
  * NOTEHEAD (drawn as nothing). Most of these are not letters or digits either; they are looked for
- * first so the refusal says what is wrong.
+ * first so the refusal says what is wrong. ASCII (a space, a tab) is left to NAME_PATTERN, whose
+ * "only letters, digits" says it better.
  */
-const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Cf}\p{White_Space}\u2800\u{1D159}]/u;
+const INVISIBLE =
+  /[[\p{Default_Ignorable_Code_Point}\p{Cf}\p{White_Space}\u2800\u{1D159}]--[\0-\x7f]]/v;
 /** Most rounds of folding and skeleton a name key may take; any one code point settles within three. */
 const MAX_KEY_ROUNDS = 4;
 

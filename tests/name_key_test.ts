@@ -134,3 +134,46 @@ Deno.test("a name key is its own key, for every character of the confusables tab
   ];
   for (const s of samples) assert.equal(nameKey(nameKey(s)), nameKey(s), JSON.stringify(s));
 });
+
+/**
+ * The browser's name check, loaded at run time: its file references the DOM library, which would
+ * clash with Deno's types if the type check followed it here.
+ */
+const wire: { nameProblem(name: string): string } = await import(
+  new URL("../static/wire.js", import.meta.url).href
+);
+
+Deno.test("the browser refuses the same names as the server, before it sends them", () => {
+  const names = [
+    "alice",
+    "Иван",
+    "李雷",
+    "Zoë_2.0-x",
+    "\u0430lice",
+    "alice\u3164",
+    "\u3164",
+    "a\u200db",
+    "bob\ufe0f",
+    "\u2800",
+    "x\u{1d159}",
+    "a b",
+    "<b>",
+    "x".repeat(33),
+  ];
+  let invisibleNames = 0;
+  for (const name of names) {
+    const server = nameProblem(name);
+    assert.equal(wire.nameProblem(name) === "", server === null, JSON.stringify(name));
+    const invisible = /^name may not hold invisible characters \((U\+[0-9A-F]+)\)$/.exec(
+      server ?? "",
+    );
+    if (invisible !== null) {
+      invisibleNames++;
+      assert.equal(
+        wire.nameProblem(name),
+        `Names may not hold invisible characters (${invisible[1]}).`,
+      );
+    }
+  }
+  assert.equal(invisibleNames, 6);
+});
