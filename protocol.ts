@@ -111,13 +111,14 @@ const ROOM_PATTERN = /^[a-z0-9_-]+$/;
  */
 const INVISIBLE =
   /[[\p{Default_Ignorable_Code_Point}\p{Cf}\p{White_Space}\u2800\u{1D159}]--[\0-\x7f]]/v;
-/** Most rounds of folding and skeleton a name key may take; any one code point settles within three. */
+/** Most rounds of folding and skeleton a key may take; any one code point settles in three. */
 const MAX_KEY_ROUNDS = 4;
 
 /**
  * Names whose key is remembered, so the store and the resend guard, which key every message's
  * sender, skip the normalisations (a key costs ~6 µs, a remembered one ~0.1 µs). Past the bound
- * the cache starts over: it holds at most ~300 KB whatever names arrive.
+ * the cache starts over. It holds ~100 KB for ordinary names and at most ~1.2 MB: NFKC may make
+ * a name 18 times longer (U+FDFA is one letter, 18 after NFKC), so a key has at most 576.
  */
 const NAME_KEY_CACHE_ENTRIES = 1024;
 const keyCache = new Map<string, string>();

@@ -1,4 +1,4 @@
-/** Lookalike names (issue 14, item 4): invisible characters are refused, and confusables collide. */
+/** Lookalike names (issue 14, item 4): invisible characters are refused; confusables collide. */
 import assert from "node:assert/strict";
 import { nameKey, nameProblem, parseHello } from "../protocol.ts";
 import { CONFUSABLES_UNICODE_VERSION, PROTOTYPES, skeleton } from "../skeleton.ts";
