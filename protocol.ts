@@ -6,6 +6,7 @@
  * text frame, separated by "\n" (JSON.stringify never emits a raw newline, so splitting is safe).
  * docs/protocol.md is the contract for other clients; tests/protocol_doc_test.ts holds it to this file.
  */
+import { skeleton } from "./skeleton.ts";
 
 /** Longest user, room and client-id strings, in characters. */
 export const MAX_NAME_CHARS = 32;
@@ -98,17 +99,73 @@ export interface ParseLimits {
 
 const NAME_PATTERN = /^[\p{L}\p{N}_.\-]+$/u;
 const ROOM_PATTERN = /^[a-z0-9_-]+$/;
+/**
+ * Characters that show as nothing or as blank space, so a name holding one looks like another name
+ * or like none: Unicode's default-ignorable code points (zero-width characters, bidi controls,
+ * variation selectors, tags, and the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0, which are
+ * letters), format characters and white space. Two more are not marked ignorable but are blank:
+ * U+2800 BRAILLE PATTERN BLANK (a braille cell with no dots) and U+1D159 MUSICAL SYMBOL NULL
+ * NOTEHEAD (drawn as nothing). Most of these are not letters or digits either; they are looked for
+ * first so the refusal says what is wrong. ASCII (a space, a tab) is left to NAME_PATTERN, whose
+ * "only letters, digits" says it better.
+ */
+const INVISIBLE =
+  /[[\p{Default_Ignorable_Code_Point}\p{Cf}\p{White_Space}\u2800\u{1D159}]--[\0-\x7f]]/v;
+/** Most rounds of folding and skeleton a key may take; any one code point settles in three. */
+const MAX_KEY_ROUNDS = 4;
 
-/** Checks a user name: 1-32 Unicode letters, digits, `_`, `-` or `.`; returns why not, or null. */
+/**
+ * Names whose key is remembered, so the store and the resend guard, which key every message's
+ * sender, skip the normalisations (a key costs ~6 µs, a remembered one ~0.1 µs). Past the bound
+ * the cache starts over. It holds ~100 KB for ordinary names and at most ~1.2 MB: NFKC may make
+ * a name 18 times longer (U+FDFA is one letter, 18 after NFKC), so a key has at most 576.
+ */
+const NAME_KEY_CACHE_ENTRIES = 1024;
+const keyCache = new Map<string, string>();
+
+/**
+ * Checks a user name: 1-32 Unicode letters, digits, `_`, `-` or `.`, none of them invisible;
+ * returns why not, or null.
+ */
 export function nameProblem(name: string): string | null {
   const chars = codePointLength(name);
   if (chars < 1 || chars > MAX_NAME_CHARS) return `name must be 1-${MAX_NAME_CHARS} characters`;
+  const invisible = INVISIBLE.exec(name);
+  if (invisible !== null) {
+    const hex = invisible[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+    return `name may not hold invisible characters (U+${hex})`;
+  }
   if (!NAME_PATTERN.test(name)) return "name may hold only letters, digits, _ - and .";
   return null;
 }
 
-/** The key two names collide on: NFKC-normalised and lower-cased. */
+/**
+ * The key two names collide on: case-folded (NFKC, then lower case) and then reduced to its TR39
+ * confusable skeleton, so `Alice`, `ａｌｉｃｅ` and `аlice` (Cyrillic а) are one name.
+ *
+ * The skeleton is taken of the lower-case name, so names that were one case-insensitively stay
+ * one. A prototype may be a capital (`0` maps to `O`) or a compatibility form, so the folding and
+ * the skeleton repeat until nothing changes: the key of a key is itself.
+ */
 export function nameKey(name: string): string {
+  const known = keyCache.get(name);
+  if (known !== undefined) return known;
+  let key = name;
+  for (let round = 0; round < MAX_KEY_ROUNDS; round++) {
+    const next = skeleton(nameFold(key)).toLowerCase();
+    if (next === key) break;
+    key = next;
+  }
+  if (keyCache.size >= NAME_KEY_CACHE_ENTRIES) keyCache.clear();
+  keyCache.set(name, key);
+  return key;
+}
+
+/**
+ * A name compared case-insensitively, lookalikes apart (NFKC, then lower case): names with the
+ * same fold are one user's name written another way (`Alice`, `ａｌｉｃｅ`), not a mimic.
+ */
+export function nameFold(name: string): string {
   return name.normalize("NFKC").toLowerCase();
 }
 

@@ -5,7 +5,7 @@
  * Layout (prefix `chat:` by default):
  * - `chat:instance:{id}` — "1" with a TTL (`ttlMs`), refreshed every `refreshMs`: the instance is
  *   alive while it exists. `chat:instances` lists every instance that registered.
- * - `chat:name:{key}` — `{instance id}\n{name}`: who holds a name (key = NFKC lower-case name).
+ * - `chat:name:{key}` — `{instance id}\n{name}`: who holds a name (key: `nameKey` of the name).
  * - `chat:presence:{room}` — hash name → instance id; `chat:presence:rooms` — rooms with members.
  * - `chat:instance:{id}:names`, `chat:instance:{id}:members` (`{room}\n{name}`) — what each
  *   instance holds, so any instance can clean up after one that crashed.

@@ -9,7 +9,7 @@
  */
 import type { Client } from "./client.ts";
 import type { Cluster } from "./cluster.ts";
-import { CloseCode, nameKey } from "./protocol.ts";
+import { CloseCode, nameFold, nameKey } from "./protocol.ts";
 import { timingSafeEqual } from "./auth.ts";
 
 /** How long a disconnected name stays reserved for its token holder, in ms. */
@@ -32,7 +32,10 @@ export interface Session {
 export interface NameProof {
   /** The resume token from an earlier welcome. */
   resume?: string;
-  /** True when the credentials themselves prove the identity (a verified token). */
+  /**
+   * True when the credentials themselves prove the identity (a verified token): proof for the name
+   * they name in any case or width, never for a lookalike that shares its key.
+   */
   verified: boolean;
 }
 
@@ -78,9 +81,11 @@ export class Sessions {
   ): void {
     const key = nameKey(name);
     const existing = this.#sessions.get(key);
-    // A verified token proves the identity as well as the resume token does.
+    // A verified token proves the identity as well as the resume token does, but only for the
+    // name it names: a token for a lookalike of a held name (Cyrillic "аdmin" for "admin") is
+    // someone else's, who shares the key and must not take the name over.
     const proven = existing !== undefined &&
-      (proof.verified ||
+      ((proof.verified && nameFold(name) === nameFold(existing.name)) ||
         (proof.resume !== undefined && timingSafeEqual(proof.resume, existing.token)));
     if (existing !== undefined && (existing.client !== null || this.#now() < existing.releaseAt)) {
       if (!proven) return client.close(CloseCode.nameTaken, "name taken", "name_taken");

@@ -133,7 +133,7 @@ function closed(code, reason) {
   const error = {
     4000: `The server refused: ${reason || "bad hello"}.`,
     4001: password ? "That password or token was not accepted." : "This chat needs a password.",
-    4009: `The name “${identity.name}” is taken. Pick another name.`,
+    4009: `The name “${identity.name}” is taken, or looks like one that is. Pick another name.`,
   }[code];
   if (!error) return !replaced;
   if (code !== 4001) identity.token = "";

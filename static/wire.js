@@ -35,18 +35,34 @@ export const asDirect = (m) =>
 export const asMessages = (list) =>
   Array.isArray(list) ? list.map(asMessage).filter((m) => m !== null) : [];
 
-/** The key two names collide on, as the server compares them. @param {string} name */
+/**
+ * A name compared case-insensitively (NFKC, lower case). The server also folds lookalikes
+ * (`аlice` with a Cyrillic а is `alice` there), so names equal here are one name there too, and
+ * the server keeps two names that fold alike from being online at once.
+ * @param {string} name
+ */
 export const nameKey = (name) => name.normalize("NFKC").toLowerCase();
 
+/** Non-ASCII characters that show as nothing or as blank space: INVISIBLE in protocol.ts. */
+const INVISIBLE =
+  /[[\p{Default_Ignorable_Code_Point}\p{Cf}\p{White_Space}\u2800\u{1D159}]--[\0-\x7f]]/v;
+
+/** The code point of `c` as U+XXXX. @param {string} c */
+const hex = (c) => `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+
 /** Why the server would refuse `name`, or "". @param {string} name */
-export const nameProblem = (name) =>
-  !name
+export const nameProblem = (name) => {
+  const invisible = INVISIBLE.exec(name);
+  return !name
     ? "Enter a name."
     : [...name].length > 32
     ? "Names are at most 32 characters."
+    : invisible
+    ? `Names may not hold invisible characters (${hex(invisible[0])}).`
     : /^[\p{L}\p{N}_.-]+$/u.test(name)
     ? ""
     : "Names may use only letters, digits, _ - and .";
+};
 
 /** The room the server would make of `input`, or "" if it would refuse it. @param {string} input */
 export function roomName(input) {

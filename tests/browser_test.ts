@@ -841,6 +841,37 @@ browserTest("A taken name is said plainly and another can be picked", async (h) 
   }
 });
 
+browserTest(
+  "A lookalike of a name in use is said to be taken; an invisible character is refused before sending",
+  async (h) => {
+    const bob = await TestClient.connect(h.server.wsUrl, "bob");
+    try {
+      const context = await h.browser.newContext();
+      const page = await context.newPage();
+      const chat = watch(page);
+      let sockets = 0;
+      page.on("websocket", () => sockets++);
+      await page.goto(h.server.url);
+      await page.getByLabel("Name").fill("b\u03bfb"); // Greek ο
+      await page.getByRole("button", { name: "Join chat" }).click();
+      await page.locator("#login-error", {
+        hasText: "The name “bοb” is taken, or looks like one that is. Pick another name.",
+      }).waitFor();
+      assert.equal(sockets, 1);
+      await page.getByLabel("Name").fill("bobby\u3164");
+      await page.getByRole("button", { name: "Join chat" }).click();
+      await page.locator("#login-error", {
+        hasText: "Names may not hold invisible characters (U+3164).",
+      }).waitFor();
+      assert.equal(sockets, 1, "the name was sent to the server");
+      assert.equal(await page.getByLabel("Name").getAttribute("aria-invalid"), "true");
+      assert.deepEqual(chat.problems, []);
+    } finally {
+      await bob.close();
+    }
+  },
+);
+
 browserTest("A tab replaced by another offers to reconnect instead of fighting", async (h) => {
   const first = await h.open("alice");
   // A second tab in the same browser profile resumes the same name with the stored token.

@@ -167,6 +167,24 @@ Deno.test("Sessions accepts verified credentials as proof for a held name", () =
   r.done();
 });
 
+Deno.test("Sessions takes verified credentials for a lookalike name as no proof: name taken", () => {
+  const r = rig();
+  const admin = r.connect();
+  r.take(admin.client, "admin");
+  // A token for "аdmin" (Cyrillic а) proves who that user is, not that they are "admin".
+  const mimic = r.connect();
+  assert.equal(r.take(mimic.client, "\u0430dmin", { verified: true })(), null);
+  assert.equal(mimic.socket.closeCode, CloseCode.nameTaken);
+  assert.equal(mimic.socket.closeReason, "name taken");
+  assert.equal(admin.socket.closeCode, undefined);
+  assert.equal(r.sessions.clientOf(admin.client.key), admin.client);
+  // The same name in another case or width is still the same user, as before.
+  const again = r.connect();
+  assert.equal(r.take(again.client, "ＡＤＭＩＮ", { verified: true })()?.name, "ＡＤＭＩＮ");
+  assert.equal(admin.socket.closeCode, CloseCode.replaced);
+  r.done();
+});
+
 Deno.test("Sessions sweep frees only names whose reservation has ended", () => {
   const r = rig();
   const gone = r.connect();
