@@ -408,6 +408,7 @@ function draw() {
   notifyBtn.hidden = !notifier.supported;
   notifyBtn.setAttribute("aria-pressed", String(notifier.on));
   setText(notifyBtn, notifier.on ? "Notifications on" : "Enable notifications");
+  setText(el("notify-note"), notifier.refusal);
   setTitleCount(state.totalUnread());
   menu.classList.toggle("unread", state.totalUnread() > 0);
   drawBanner();
