@@ -96,3 +96,31 @@ browserTest("The sign-in screen has a main landmark and nothing outside landmark
   assert.deepEqual(ids.filter((id) => id === "landmark-one-main" || id === "region"), []);
   assert.deepEqual(await page.getByRole("main").count(), 1);
 });
+
+for (
+  const [mode, args] of [
+    ["password", ["--password", "s3cret"]],
+    ["token", ["--jwt-secret", "k3y"]],
+  ] as const
+) {
+  browserTest(
+    `axe finds nothing serious on the ${mode} sign-in screen, light and dark, desktop and phone`,
+    async (h) => {
+      const failing: string[] = [];
+      for (const v of variants(h.browser)) {
+        const context = await v.context;
+        const page = await context.newPage();
+        await page.goto(h.server.url);
+        await page.locator(mode === "password" ? "#login-password" : "#login-token").waitFor();
+        failing.push(...await audit(page, `${v.label} ${mode} sign-in`));
+        // With the error line showing too.
+        await page.getByRole("button", { name: "Join chat" }).click();
+        await page.locator("#login-error:not(:empty)").waitFor();
+        failing.push(...await audit(page, `${v.label} ${mode} sign-in, with an error`));
+        await context.close();
+      }
+      assert.deepEqual(failing, []);
+    },
+    ["--port", "0", "--data", ":memory:", ...args],
+  );
+}

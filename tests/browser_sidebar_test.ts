@@ -35,8 +35,11 @@ browserTest("Enable notifications says so when the browser blocks them", async (
   const page = alice.page;
   const button = page.getByRole("button", { name: "Enable notifications" });
   await button.click();
-  await page.getByRole("status").filter({ hasText: "Notifications are blocked for this site" })
-    .waitFor({ timeout: 5000 });
+  const note = page.locator("#notify-note");
+  await note.filter({ hasText: "Notifications are blocked for this site" }).waitFor({
+    timeout: 5000,
+  });
+  assert.deepEqual(await note.getAttribute("aria-live"), "polite", "screen readers hear it too");
   assert.deepEqual(await page.evaluate(() => Notification.permission), "denied");
   assert.deepEqual(await button.getAttribute("aria-pressed"), "false");
   assert.deepEqual(await button.textContent(), "Enable notifications");

@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { assets } from "../assets.ts";
-import { signJwt } from "../jwt.ts";
 import { eventually, type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
 import {
   browserTest,
@@ -792,26 +791,6 @@ browserTest("Server errors show inline in plain words", async (h) => {
   assert.deepEqual(alice.problems, []);
 }, ["--port", "0", "--data", ":memory:", "--max-text-chars", "50"]);
 
-browserTest("A password-protected server asks for the password", async (h) => {
-  const context = await h.browser.newContext();
-  const page = await context.newPage();
-  const chat = watch(page);
-  await page.goto(h.server.url);
-  await page.getByLabel("Name").fill("alice");
-  await page.getByRole("button", { name: "Join chat" }).click();
-  await page.locator("#login-error", { hasText: "needs a password" }).waitFor();
-  await page.getByLabel("Password").fill("wrong");
-  await page.getByRole("button", { name: "Join chat" }).click();
-  await page.locator("#login-error", { hasText: "was not accepted" }).waitFor();
-  await page.getByLabel("Password").fill("s3cret");
-  await page.getByRole("button", { name: "Join chat" }).click();
-  await waitJoined(page, "general");
-  // The password lasts for the session: a reload goes straight in.
-  await page.reload();
-  await waitJoined(page, "general");
-  assert.deepEqual(chat.problems, []);
-}, ["--port", "0", "--data", ":memory:", "--password", "s3cret"]);
-
 browserTest("A page that was away catches up on more than 1000 missed messages", async (h) => {
   const first = await h.open("alice");
   // A second tab takes the name over; the first stays away (4010) until asked to reconnect.
@@ -960,23 +939,6 @@ browserTest("Desktop notifications for DMs and mentions, only once turned on", a
     await bob.close();
   }
 });
-
-browserTest("A server that wants a sign-in token takes one in the password field", async (h) => {
-  const token = await signJwt({ sub: "carol", exp: Math.floor(Date.now() / 1000) + 600 }, "k3y");
-  const context = await h.browser.newContext();
-  const page = await context.newPage();
-  const chat = watch(page);
-  await page.goto(h.server.url);
-  await page.getByLabel("Name").fill("someone");
-  await page.getByRole("button", { name: "Join chat" }).click();
-  await page.locator("#login-error", { hasText: "needs a password" }).waitFor();
-  await page.getByLabel("Password").fill(token);
-  await page.getByRole("button", { name: "Join chat" }).click();
-  await waitJoined(page, "general");
-  // The token names the user, whatever name was typed.
-  assert.deepEqual(await page.locator("#me-name").textContent(), "carol");
-  assert.deepEqual(chat.problems, []);
-}, ["--port", "0", "--data", ":memory:", "--jwt-secret", "k3y"]);
 
 Deno.test({
   name:
