@@ -484,6 +484,6 @@ const first = [...state.rooms.keys()][0];
 if (first) state.view = { kind: "room", id: first };
 // Which fields to show depends on the server, so ask it before the first screen.
 mode = await fetchMode();
-await secrets.fromOtherTabs();
+await secrets.fromOtherTabs(mode);
 if (ready(mode, secrets, identity.name)) start();
 else signIn();

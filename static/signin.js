@@ -8,8 +8,11 @@ import { nameProblem } from "./wire.js";
 
 /** How long the page waits for /config.json before using the mode it saw last, in ms. */
 const MODE_WAIT_MS = 3000;
-/** How long a new tab waits for an open one to hand over its password or token, in ms. */
-const HANDOFF_WAIT_MS = 300;
+/**
+ * How long a new tab waits for an open one to hand over its password or token, in ms: the first
+ * screen of a browser session's first tab shows this much later, and only on servers that want one.
+ */
+const HANDOFF_WAIT_MS = 400;
 
 /** What the server wants at the hello: `auth` "token" means a sign-in token that names the user. */
 /** @typedef {{ auth: "none" | "password" | "token", password: boolean }} Mode */
@@ -63,8 +66,10 @@ export class Secrets {
   }
 
   /** With none of its own, takes an open tab's accepted secrets if one answers in time. */
-  async fromOtherTabs() {
+  /** @param {Mode} mode */
+  async fromOtherTabs(mode) {
     const channel = this.#channel;
+    if (mode.auth === "none" && !mode.password) return;
     if (this.password || this.token || !channel) return;
     /** @type {Secret | null} */
     const got = await new Promise((resolve) => {
