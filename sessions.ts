@@ -21,8 +21,11 @@ export const NAME_HELD_ELSEWHERE = "name taken on another instance";
 /** A name and whoever holds it: a client now, or its token holder until `releaseAt`. */
 export interface Session {
   name: string;
-  /** The resume token that takes the name back, over a half-open old socket or a reservation. */
-  readonly token: string;
+  /**
+   * The resume token that takes the name back, over a half-open old socket or a reservation. A new
+   * one is made at every takeover, so a leaked token stops working once its holder comes back.
+   */
+  token: string;
   client: Client | null;
   /** When a disconnected session frees its name, in ms. */
   releaseAt: number;
@@ -101,6 +104,7 @@ export class Sessions {
         return void this.#claim(client, name, key, granted, existing);
       }
       existing.name = name;
+      existing.token = this.#makeToken();
       return this.#attach(client, key, existing, granted);
     }
     if (this.#cluster !== null) return void this.#claim(client, name, key, granted);
@@ -146,6 +150,8 @@ export class Sessions {
     const session: Session = resumed ??
       { name, token: this.#makeToken(), client: null, releaseAt: 0 };
     session.name = name;
+    // A takeover of a reservation: the token that proved it is spent, as on one instance.
+    if (resumed !== undefined) session.token = this.#makeToken();
     this.#sessions.set(key, session);
     this.#attach(client, key, session, granted);
   }

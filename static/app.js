@@ -11,6 +11,7 @@ import { Notifier, setTitleCount } from "./notify.js";
 import { Outbox } from "./outbox.js";
 import { layoutRows, pendingRows } from "./render.js";
 import { renderSidebar } from "./sidebar.js";
+import { fetchMode, ready, refusal, Secrets, showLogin } from "./signin.js";
 import { ChatState, TYPING_SHOWN_MS } from "./state.js";
 import { load, save } from "./storage.js";
 import * as wire from "./wire.js";
@@ -43,7 +44,9 @@ const bannerBtn = byId("banner-btn", HTMLButtonElement),
 
 const state = new ChatState(), outbox = new Outbox(), notifier = new Notifier();
 let identity = load("identity", { name: "", token: "" });
-let password = sessionStorage.getItem("chat.password") ?? "";
+const secrets = new Secrets();
+/** @type {import("./signin.js").Mode} */
+let mode = { auth: "none", password: false };
 let everOnline = false;
 /** Another tab took this name over (4010); stay away until the user says otherwise. */
 let replaced = false;
@@ -51,27 +54,12 @@ let replaced = false;
 let heldSince = 0;
 let status = { state: "stopped", retryAt: 0 };
 
-/** The sign-in card, with a password field when asked. @param {{ name?: string, error?: string, needPassword?: boolean }} how */
-function showLogin(how) {
-  const name = byId("login-name", HTMLInputElement), pw = byId("login-password", HTMLInputElement);
-  const error = el("login-error"), row = el("login-password-row");
-  app.hidden = !(el("login").hidden = false);
-  name.value = how.name ?? name.value;
-  row.hidden = !how.needPassword;
-  error.textContent = how.error ?? "";
-  (how.needPassword ? pw : name).focus();
-  byId("login-form", HTMLFormElement).onsubmit = (e) => {
-    e.preventDefault();
-    const problem = error.textContent = wire.nameProblem(name.value.trim());
-    name.setAttribute("aria-invalid", String(!!problem));
-    if (problem) return name.focus();
-    el("login").hidden = true;
-    if (nameKey(name.value.trim()) !== nameKey(identity.name)) {
-      identity = { name: name.value.trim(), token: "" };
-    }
-    sessionStorage.setItem("chat.password", password = row.hidden ? "" : pw.value);
+/** The sign-in card with the fields the server's mode asks for. @param {{ error?: string, refused?: "password" | "token" | "" }} how */
+function signIn(how = {}) {
+  showLogin(mode, secrets, { name: identity.name, ...how }, (name) => {
+    if (nameKey(name) !== nameKey(identity.name)) identity = { name, token: "" };
     start();
-  };
+  });
 }
 
 const composer = new Composer(
@@ -89,10 +77,14 @@ const conn = new Connection({
     // Another tab may have resumed since and got a newer token.
     const saved = load("identity", identity);
     if (nameKey(saved.name) === nameKey(identity.name)) identity = saved;
-    // A JWT in the password field goes as `token` (servers started with --jwt-secret).
-    const jwt = /^[\w-]+\.[\w-]+\.[\w-]+$/.test(password);
-    const secret = password ? { [jwt ? "token" : "password"]: password } : {};
-    return { type: "hello", name: identity.name, resume: identity.token || undefined, ...secret };
+    // With a sign-in token the token names the user; a name would be ignored.
+    return {
+      type: "hello",
+      name: mode.auth === "token" ? undefined : identity.name,
+      resume: identity.token || undefined,
+      password: secrets.password || undefined,
+      token: secrets.token || undefined,
+    };
   },
   onMessage(m) {
     if (Object.hasOwn(handlers, m.type)) handlers[m.type](m);
@@ -130,14 +122,23 @@ function closed(code, reason) {
     if (Date.now() - heldSince < HELD_RETRY_MS) return true;
   }
   heldSince = 0;
+  if (code === 4001) {
+    const words = refusal(reason, secrets);
+    if (words.refused) secrets.set({ [words.refused]: "" });
+    // The server may have been restarted with other sign-in flags: ask it again first.
+    void fetchMode().then((m) => {
+      mode = m;
+      signIn(words);
+    });
+    return false;
+  }
   const error = {
     4000: `The server refused: ${reason || "bad hello"}.`,
-    4001: password ? "That password or token was not accepted." : "This chat needs a password.",
     4009: `The name “${identity.name}” is taken, or looks like one that is. Pick another name.`,
   }[code];
   if (!error) return !replaced;
-  if (code !== 4001) identity.token = "";
-  showLogin({ name: identity.name, needPassword: code === 4001 || !!password, error });
+  identity.token = "";
+  signIn({ error });
   return false;
 }
 
@@ -145,6 +146,7 @@ function closed(code, reason) {
 const handlers = {
   welcome(m) {
     heldSince = 0;
+    secrets.accepted = true;
     save("identity", identity = { name: m.name, token: m.resume ?? "" });
     state.setMe(m.name);
     if (isNum(m.limits?.maxTextChars)) composer.limit = m.limits.maxTextChars;
@@ -408,6 +410,7 @@ function draw() {
   notifyBtn.hidden = !notifier.supported;
   notifyBtn.setAttribute("aria-pressed", String(notifier.on));
   setText(notifyBtn, notifier.on ? "Notifications on" : "Enable notifications");
+  setText(el("notify-note"), notifier.refusal);
   setTitleCount(state.totalUnread());
   menu.classList.toggle("unread", state.totalUnread() > 0);
   drawBanner();
@@ -479,5 +482,8 @@ bannerBtn.onclick = () => replaced ? start() : conn.retryNow();
 for (const r of load("rooms", ["general"]).map(wire.roomName)) if (r) state.room(r);
 const first = [...state.rooms.keys()][0];
 if (first) state.view = { kind: "room", id: first };
-if (identity.name) start();
-else showLogin({});
+// Which fields to show depends on the server, so ask it before the first screen.
+mode = await fetchMode();
+await secrets.fromOtherTabs(mode);
+if (ready(mode, secrets, identity.name)) start();
+else signIn();

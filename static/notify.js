@@ -13,9 +13,19 @@ export class Notifier {
   /** @type {boolean} */
   on = this.supported && load("notify", false) && Notification.permission === "granted";
 
+  /** Why asking did not turn them on, in words for the user; "" otherwise. */
+  refusal = "";
+
   /** Turns notifications on (asking the browser, so call it from a click) or off. */
   async toggle() {
-    this.on = !this.on && await Notification.requestPermission() === "granted";
+    const asked = !this.on, answer = asked ? await Notification.requestPermission() : "";
+    this.on = answer === "granted";
+    // Once denied, the browser answers "denied" at once, without asking: only its settings help.
+    this.refusal = !asked || this.on
+      ? ""
+      : answer === "denied"
+      ? "Notifications are blocked for this site. Allow them in the browser's site settings."
+      : "Notifications were not allowed.";
     save("notify", this.on || null);
   }
 

@@ -9,11 +9,17 @@ import { nameKey } from "./wire.js";
 /** A row; `sig` changes whenever the row would render differently. */
 /** @typedef {{ sig: string, build: () => HTMLElement }} Row */
 
-/** A round avatar with the first letter, its colour picked by the name. @param {string} name */
+/**
+ * A round avatar with the first letter, its colour picked by the name. The letter is drawn by CSS
+ * (`data-initial`), not written as text: in a button named "bob, online: …" a text "B" would be
+ * visible text missing from the name (WCAG 2.5.3 label in name; axe label-content-name-mismatch).
+ * @param {string} name
+ */
 export function avatar(name) {
   let x = 0;
   for (const c of nameKey(name)) x = (x * 31 + (c.codePointAt(0) ?? 0)) % 360;
-  const a = h("span", { class: "avatar", "aria-hidden": "true" }, [...name][0].toUpperCase());
+  const initial = [...name][0].toUpperCase();
+  const a = h("span", { class: "avatar", "aria-hidden": "true", "data-initial": initial });
   a.style.background = `hsl(${x} 55% 34%)`;
   return a;
 }

@@ -48,6 +48,8 @@ export function renderSidebar(state) {
   });
 
   const room = state.currentRoom, me = (/** @type {string} */ n) => nameKey(n) === state.meKey;
+  // Members are a room's; a conversation has none to list, so no empty heading either.
+  el("members-title").hidden = el("members").hidden = !room;
   setText(el("members-title"), room ? `Members · ${room.members.size}` : "Members");
   const members = [...room?.members.values() ?? []].sort((a, b) =>
     +me(b) - +me(a) || a.localeCompare(b)

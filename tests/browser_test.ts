@@ -1,13 +1,22 @@
 /**
  * The browser client in a real browser: Debian's Chromium driven by playwright-core against the
- * real server (`main.ts` as a child process). Without /usr/bin/chromium these tests are ignored,
- * and a line says so; nothing ever downloads a browser.
+ * real server (`main.ts` as a child process), with tests/browser_harness.ts.
  */
 import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { assets } from "../assets.ts";
-import { signJwt } from "../jwt.ts";
 import { eventually, type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
+import {
+  browserTest,
+  HAVE_CHROMIUM,
+  LAUNCH,
+  messageTexts,
+  openChat,
+  say,
+  waitJoined,
+  waitMessage,
+  watch,
+} from "./browser_harness.ts";
 import { redisServerVersion } from "../scripts/redis_process.ts";
 import { startRedis } from "./redis_server.ts";
 import { startServer } from "./server_fixture.ts";
@@ -30,159 +39,14 @@ interface DOMRect {
   left: number;
 }
 
-const CHROMIUM = "/usr/bin/chromium";
-const HAVE_CHROMIUM = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
-if (!HAVE_CHROMIUM) {
-  console.log(`Browser tests skipped: Chromium is absent (${CHROMIUM} not found).`);
-}
 /** The multi-instance test needs redis-server as well; without it that test is ignored, said once. */
 const HAVE_REDIS = await redisServerVersion() !== null;
 if (!HAVE_REDIS) {
   console.log("browser_test.ts: the multi-instance test is ignored: no redis-server on PATH.");
 }
 
-const LAUNCH = {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-  ],
-};
-
 /** Page, scripts and styles as served must stay under this many bytes, uncompressed ("60 KB"). */
 const UI_BUDGET_BYTES = 60_000;
-
-/** What a test gets: a running server and browser, and a way to open a signed-in page. */
-interface Harness {
-  server: SpawnedServer;
-  browser: Browser;
-  /** Opens a page in a fresh context (its own localStorage), signs in as `name`, waits for #general. */
-  open(name: string, options?: OpenOptions): Promise<ChatPage>;
-}
-
-interface OpenOptions {
-  viewport?: { width: number; height: number };
-  colorScheme?: "light" | "dark";
-}
-
-/** A signed-in page and what it reported while the test ran. */
-interface ChatPage {
-  page: Page;
-  /** Console errors, page errors and dialogs: any of them fails a test that checks. */
-  problems: string[];
-  /** Every URL the page requested. */
-  requests: string[];
-}
-
-/**
- * Registers a browser test: starts a server with `serverArgs` and a browser, and always closes
- * both, so Deno's leak checks stay on.
- */
-function browserTest(
-  name: string,
-  fn: (h: Harness) => Promise<void>,
-  serverArgs: string[] = ["--port", "0", "--data", ":memory:"],
-) {
-  Deno.test({
-    name,
-    ignore: !HAVE_CHROMIUM,
-    async fn() {
-      const server = await spawnServer(serverArgs);
-      let browser: Browser | undefined;
-      try {
-        browser = await chromium.launch(LAUNCH);
-        const b = browser;
-        await fn({
-          server,
-          browser: b,
-          open: (who, options) => openChat(b, server.url, who, options),
-        });
-      } finally {
-        await browser?.close();
-        await server.stop();
-      }
-    },
-  });
-}
-
-async function openChat(
-  browser: Browser,
-  url: string,
-  name: string,
-  options: OpenOptions = {},
-): Promise<ChatPage> {
-  const context = await browser.newContext({
-    viewport: options.viewport ?? { width: 1280, height: 800 },
-    colorScheme: options.colorScheme ?? "light",
-  });
-  const page = await context.newPage();
-  const chat = watch(page);
-  await page.goto(url);
-  await page.getByLabel("Name").fill(name);
-  await page.getByRole("button", { name: "Join chat" }).click();
-  await waitJoined(page, "general");
-  return chat;
-}
-
-/** Records console errors, page errors, dialogs and requests of `page`. */
-function watch(page: Page): ChatPage {
-  const chat: ChatPage = { page, problems: [], requests: [] };
-  page.on("console", (m) => {
-    // A WebSocket that cannot connect while the server is down logs an error; that is expected.
-    if (m.type() === "error" && !m.text().includes("WebSocket connection")) {
-      chat.problems.push(`console: ${m.text()}`);
-    }
-  });
-  page.on("pageerror", (e) => chat.problems.push(`pageerror: ${e.message}`));
-  page.on("dialog", (d) => {
-    chat.problems.push(`dialog: ${d.message()}`);
-    d.dismiss().catch(() => {});
-  });
-  page.on("request", (r) => chat.requests.push(r.url()));
-  return chat;
-}
-
-/** Waits until the page shows `room` and has its `joined` reply. */
-async function waitJoined(page: Page, room: string) {
-  await page.waitForFunction(
-    (r) =>
-      document.getElementById("view-title").textContent === `# ${r}` &&
-      /online/.test(document.getElementById("view-sub").textContent ?? ""),
-    room,
-  );
-}
-
-/** The texts of the stored (not pending) messages on screen. */
-function messageTexts(page: Page): Promise<string[]> {
-  return page.locator("#messages .msg .text").allTextContents();
-}
-
-/** Waits until a stored message with exactly `text` is on screen. */
-async function waitMessage(page: Page, text: string) {
-  await page.waitForFunction(
-    (t) => [...document.querySelectorAll("#messages .msg .text")].some((e) => e.textContent === t),
-    text,
-  );
-}
-
-/** Types `text` into the composer and presses Enter. */
-async function say(page: Page, text: string) {
-  const box = page.getByLabel("Message", { exact: true });
-  await box.fill(text);
-  await box.press("Enter");
-}
 
 Deno.test("UI assets: page, scripts and styles stay under 60 KB", () => {
   const bodies = new Set<string>();
@@ -958,26 +822,6 @@ browserTest("Server errors show inline in plain words", async (h) => {
   assert.deepEqual(alice.problems, []);
 }, ["--port", "0", "--data", ":memory:", "--max-text-chars", "50"]);
 
-browserTest("A password-protected server asks for the password", async (h) => {
-  const context = await h.browser.newContext();
-  const page = await context.newPage();
-  const chat = watch(page);
-  await page.goto(h.server.url);
-  await page.getByLabel("Name").fill("alice");
-  await page.getByRole("button", { name: "Join chat" }).click();
-  await page.locator("#login-error", { hasText: "needs a password" }).waitFor();
-  await page.getByLabel("Password").fill("wrong");
-  await page.getByRole("button", { name: "Join chat" }).click();
-  await page.locator("#login-error", { hasText: "was not accepted" }).waitFor();
-  await page.getByLabel("Password").fill("s3cret");
-  await page.getByRole("button", { name: "Join chat" }).click();
-  await waitJoined(page, "general");
-  // The password lasts for the session: a reload goes straight in.
-  await page.reload();
-  await waitJoined(page, "general");
-  assert.deepEqual(chat.problems, []);
-}, ["--port", "0", "--data", ":memory:", "--password", "s3cret"]);
-
 browserTest("A page that was away catches up on more than 1000 missed messages", async (h) => {
   const first = await h.open("alice");
   // A second tab takes the name over; the first stays away (4010) until asked to reconnect.
@@ -1126,23 +970,6 @@ browserTest("Desktop notifications for DMs and mentions, only once turned on", a
     await bob.close();
   }
 });
-
-browserTest("A server that wants a sign-in token takes one in the password field", async (h) => {
-  const token = await signJwt({ sub: "carol", exp: Math.floor(Date.now() / 1000) + 600 }, "k3y");
-  const context = await h.browser.newContext();
-  const page = await context.newPage();
-  const chat = watch(page);
-  await page.goto(h.server.url);
-  await page.getByLabel("Name").fill("someone");
-  await page.getByRole("button", { name: "Join chat" }).click();
-  await page.locator("#login-error", { hasText: "needs a password" }).waitFor();
-  await page.getByLabel("Password").fill(token);
-  await page.getByRole("button", { name: "Join chat" }).click();
-  await waitJoined(page, "general");
-  // The token names the user, whatever name was typed.
-  assert.deepEqual(await page.locator("#me-name").textContent(), "carol");
-  assert.deepEqual(chat.problems, []);
-}, ["--port", "0", "--data", ":memory:", "--jwt-secret", "k3y"]);
 
 Deno.test({
   name:

@@ -123,15 +123,36 @@ Deno.test("Sessions refuses a held name without proof, whatever its case", () =>
   r.done();
 });
 
-Deno.test("Sessions lets the resume token holder replace a half-open connection, keeping the token", () => {
+Deno.test("Sessions lets the resume token holder replace a half-open connection, with a new token that alone works after", () => {
   const r = rig();
   const old = r.connect();
   const token = r.take(old.client, "Ada")()!.token;
   const next = r.connect();
   const got = r.take(next.client, "Ada", { resume: token });
   assert.equal(old.socket.closeCode, CloseCode.replaced);
-  assert.equal(got()?.token, token);
+  const rotated = got()?.token;
+  assert.equal(rotated, "token-2", "a new token at the takeover");
   assert.equal(r.sessions.clientOf(next.client.key), next.client);
+  // Whoever else has the old token (leaked, or a stale tab) cannot take the name any more.
+  const leaked = r.connect();
+  assert.equal(r.take(leaked.client, "Ada", { resume: token })(), null);
+  assert.equal(leaked.socket.closeCode, CloseCode.nameTaken);
+  assert.equal(next.socket.closeCode, undefined);
+  const again = r.connect();
+  assert.equal(r.take(again.client, "Ada", { resume: rotated })()?.token, "token-3");
+  assert.equal(next.socket.closeCode, CloseCode.replaced);
+  r.done();
+});
+
+Deno.test("Sessions rotates the token when verified credentials take a name over", () => {
+  const r = rig();
+  const first = r.connect();
+  const token = r.take(first.client, "Ada")()!.token;
+  const second = r.connect();
+  assert.equal(r.take(second.client, "Ada", { verified: true })()?.token, "token-2");
+  const stale = r.connect();
+  assert.equal(r.take(stale.client, "Ada", { resume: token })(), null);
+  assert.equal(stale.socket.closeCode, CloseCode.nameTaken);
   r.done();
 });
 
@@ -147,8 +168,12 @@ Deno.test("Sessions reserves a disconnected name for its token holder until the 
   assert.equal(r.take(stranger.client, "Ada")(), null);
   assert.equal(stranger.socket.closeCode, CloseCode.nameTaken);
   const back = r.connect();
-  assert.equal(r.take(back.client, "Ada", { resume: token })()?.token, token);
+  const rotated = r.take(back.client, "Ada", { resume: token })()?.token;
+  assert.equal(rotated, "token-2", "taking a reservation back rotates the token too");
   back.client.close(1000, "bye", "client");
+  const stale = r.connect();
+  assert.equal(r.take(stale.client, "Ada", { resume: token })(), null, "the old token is spent");
+  assert.equal(stale.socket.closeCode, CloseCode.nameTaken);
 
   r.clock.now += NAME_RESERVATION_MS;
   const later = r.connect();
@@ -288,7 +313,8 @@ Deno.test("Sessions in a cluster keeps the cluster-wide claim when the token hol
   const got = r.take(next.client, "Ada", { resume: token });
   await settle();
   assert.equal(old.socket.closeCode, CloseCode.replaced);
-  assert.equal(got()?.token, token);
+  assert.equal(got()?.token, "token-2", "a new token at the takeover");
+  assert.notEqual(got()?.token, token);
   assert.deepEqual(cluster.released, [], "the name stays claimed: its holder is still here");
   assert.ok(cluster.held.has("ada"));
   next.client.close(1000, "bye", "client");
@@ -321,4 +347,25 @@ Deno.test("Sessions in a cluster gives the claim back when the client leaves whi
     assert.deepEqual(cluster.released, ["ada"], `resuming: ${resuming}`);
     r.done();
   }
+});
+
+Deno.test("Sessions in a cluster rotates the token when the holder takes its reservation back", async () => {
+  const cluster = new NameCluster();
+  const r = rig(cluster);
+  const ada = r.connect();
+  const first = r.take(ada.client, "Ada");
+  await settle();
+  const token = first()!.token;
+  ada.client.close(1000, "bye", "client");
+  const back = r.connect();
+  const got = r.take(back.client, "Ada", { resume: token });
+  await settle();
+  assert.equal(got()?.token, "token-2");
+  back.client.close(1000, "bye", "client");
+  const stale = r.connect();
+  const refused = r.take(stale.client, "Ada", { resume: token });
+  await settle();
+  assert.equal(refused(), null);
+  assert.equal(stale.socket.closeCode, CloseCode.nameTaken);
+  r.done();
 });
