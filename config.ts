@@ -7,6 +7,9 @@
  */
 import { parseRate, type Rate } from "./rate_limit.ts";
 import { MAX_HISTORY_LIMIT } from "./protocol.ts";
+import { ROOM_WINDOW_BYTES } from "./room.ts";
+import { HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "./client.ts";
+import { MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_SENDER } from "./hub.ts";
 import type { RetentionPolicy } from "./store.ts";
 import { LOG_LEVELS } from "./log.ts";
 import denoJson from "./deno.json" with { type: "json" };
@@ -35,8 +38,10 @@ export const DEFAULTS = {
   host: "127.0.0.1",
   port: 8000,
   rateLimit: "10/s,20",
-  /** Bytes a client may have waiting (socket buffer plus queue) before it is dropped as slow. */
+  /** Bytes a client's socket may hold unsent; room lines past it wait in the room's log. */
   sendQueueBytes: 1024 * 1024,
+  /** Bytes a member may fall behind its room before it is dropped as a slow consumer. */
+  roomWindowBytes: ROOM_WINDOW_BYTES,
   /** Largest inbound frame, in bytes (UTF-8). */
   maxFrameBytes: 16 * 1024,
   /** Longest message text, in characters. */
@@ -295,7 +300,14 @@ export const FLAGS = {
     name: "send-queue-bytes",
     value: "BYTES",
     default: DEFAULTS.sendQueueBytes,
-    help: "bytes waiting for a client before it is dropped as a slow consumer",
+    help: "bytes a client's socket may hold unsent; the rest waits in the room's log",
+    parse: wholeNumber(1),
+  }),
+  roomWindowBytes: flag({
+    name: "room-window-bytes",
+    value: "BYTES",
+    default: DEFAULTS.roomWindowBytes,
+    help: "bytes a member may fall behind its room before it is dropped as a slow consumer",
     parse: wholeNumber(1),
   }),
   maxFrameBytes: flag({
@@ -528,6 +540,12 @@ export function helpText(): string {
     ...rows,
     "  --help       print this help",
     "  --version    print the version",
+    "",
+    "Fixed limits:",
+    `  a member whose socket drains nothing for ${STALL_TIMEOUT_MS} ms while lines wait is dropped`,
+    `  a reply that would leave more than ${HARD_LIMIT_FACTOR} send budgets unsent drops the client`,
+    `  say is refused (rate_limited, retryAfterMs) past ${MAX_PENDING_BYTES_PER_SENDER} bytes from`,
+    `  one sender or ${MAX_PENDING_BYTES} bytes in all waiting for the next commit`,
     "",
   ].join("\n");
 }

@@ -191,6 +191,7 @@ async function main(): Promise<number> {
     version: VERSION,
     welcomeLimits: welcomeLimits(config),
     maxOutFrameBytes: frameBytesForBudget(config.sendQueueBytes),
+    roomWindowBytes: config.roomWindowBytes,
     observers: hubObservers(metrics, logger),
     auth: createAuthenticator({ password: config.password, jwt }),
     ...(cluster ? { cluster } : {}),

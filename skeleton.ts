@@ -17,7 +17,7 @@
 // The full npm specifier, not a deno.json import: protocol.ts (and so the store) imports this
 // module, and a script run without this repository's deno.json (tests/sqlite_store_test.ts
 // runs one) must still resolve it. deno.lock pins its integrity.
-import confusables from "npm:unhomoglyph@1.0.6/data.json" with { type: "json" };
+import confusables from "unhomoglyph/data.json" with { type: "json" };
 
 /** The Unicode version of confusables.txt in the table (unhomoglyph 1.0.6's CHANGELOG). */
 export const CONFUSABLES_UNICODE_VERSION = "13.0.0";

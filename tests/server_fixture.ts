@@ -70,6 +70,7 @@ export async function startServer(options: FixtureOptions = {}): Promise<InProce
     version: VERSION,
     welcomeLimits: welcomeLimits(config),
     maxOutFrameBytes: frameBytesForBudget(config.sendQueueBytes),
+    roomWindowBytes: config.roomWindowBytes,
     now: hubNow,
   });
   await hub.start();

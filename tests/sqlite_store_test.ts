@@ -311,7 +311,8 @@ Deno.test("SqliteStore needs read and write permission on the data file and noth
     );
     const run = (...flags: string[]) =>
       new Deno.Command(Deno.execPath(), {
-        args: ["run", "--no-prompt", "--no-check", ...flags, script, path],
+        // The script lives outside the repository: point it at the repository's import map.
+        args: ["run", "--no-prompt", "--no-check", `--config=${CONFIG}`, ...flags, script, path],
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
@@ -345,6 +346,7 @@ Deno.test("SqliteStore holds its file alone, in this process and others, until i
       const other = await new Deno.Command(Deno.execPath(), {
         args: [
           "eval",
+          `--config=${CONFIG}`,
           `import { DatabaseSync } from "node:sqlite";
            import { SqliteStore } from ${JSON.stringify(storeUrl)};
            try { SqliteStore.open(${JSON.stringify(path)}); console.log("opened"); }
@@ -366,6 +368,9 @@ Deno.test("SqliteStore holds its file alone, in this process and others, until i
     assert.deepEqual(again.bounds("a"), { oldest: 1, latest: 2 });
     again.close();
   }));
+
+/** The repository's deno.json, for scripts run from a temporary directory. */
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 Deno.test("SqliteStore names damage with the file, the room and the fix, and reports it once per room", () =>
   withDir((dir) => {
