@@ -234,7 +234,14 @@ const handlers = {
     const cid = isStr(m.cid) ? m.cid : "", [kind, name] = cid.split(":");
     const words = ERRORS[m.code] ?? `the server refused it (${m.message}).`;
     const entry = outbox.get(cid), room = state.rooms.get(name);
-    if (entry) {
+    if (entry && m.code === "rate_limited" && isNum(m.retryAfterMs)) {
+      // The server is busy, not refusing this message: it goes again, with its cid, after the hint.
+      entry.state = "queued";
+      setTimeout(() => {
+        if (outbox.get(entry.cid) === entry && entry.state === "queued") transmit(entry);
+        render();
+      }, Math.min(Math.max(m.retryAfterMs, 0), 60_000));
+    } else if (entry) {
       outbox.fail(entry, words);
       composer.showError(`Message not sent: ${words}`);
     } else if (kind === "join") {
