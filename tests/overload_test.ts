@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { type SpawnedServer, spawnServer } from "./helpers.ts";
+import { startRedis, type TestRedis } from "./redis_server.ts";
 import type { MemberReport } from "./overload_members.ts";
 import { STALL_TIMEOUT_MS } from "../client.ts";
 
@@ -25,6 +26,8 @@ interface Scenario {
   kind: "64b" | "4kb" | "max";
   senders: number;
   count: number;
+  /** Two instances on one Redis: the flood into one, the readers on the other. */
+  redis?: boolean;
 }
 
 /**
@@ -38,6 +41,7 @@ const SCENARIOS: Scenario[] = [
   { kind: "64b", senders: 50, count: 55_000 },
   { kind: "4kb", senders: 50, count: 2000 },
   { kind: "max", senders: 50, count: 700 },
+  { kind: "4kb", senders: 1, count: 2000, redis: true },
 ];
 
 const HERE = new URL(".", import.meta.url).pathname;
@@ -101,42 +105,53 @@ async function peakRss(server: SpawnedServer): Promise<number> {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
 
+// Probe once: without redis-server the --redis scenario is registered as ignored, with the reason.
+const probe = await startRedis();
+await probe?.stop();
+
 for (const s of SCENARIOS) {
   Deno.test({
-    name: `unpaced flood of ${s.count} × ${s.kind} from ${s.senders} sender(s): readers get all, ` +
-      `the non-reader gets 4008, memory bounded`,
+    name: `unpaced flood of ${s.count} × ${s.kind} from ${s.senders} sender(s)` +
+      `${s.redis ? ", two instances on Redis" : ""}: readers get all, the non-reader gets 4008, ` +
+      `memory bounded`,
+    ignore: s.redis === true && probe === null,
     sanitizeOps: false,
     sanitizeResources: false,
     async fn() {
       const dir = await Deno.makeTempDir();
-      const server = await spawnServer([
+      const redis: TestRedis | null = s.redis ? await startRedis() : null;
+      const common = [
         "--port",
         "0",
-        "--data",
-        `${dir}/chat.db`,
         "--rate-limit",
         "off",
         "--max-connections-per-ip",
         "100",
         "--handshake-rate",
         "1000/s,1000",
-      ]);
+      ];
+      // The readers' instance; with Redis the flood goes into another one.
+      const server = await spawnServer(
+        redis ? [...common, "--redis", redis.url] : [...common, "--data", `${dir}/chat.db`],
+      );
+      const entry = redis ? await spawnServer([...common, "--redis", redis.url]) : server;
       const members = script("overload_members.ts", [
         String(server.port),
         "flood",
         String(s.count),
         String(SCENARIO_BOUND_MS),
       ]);
-      const flood = script("overload_flood.ts", [
-        String(server.port),
-        "flood",
-        String(s.senders),
-        String(s.count),
-        s.kind,
-      ]);
+      let flood: ReturnType<typeof script> | null = null;
       try {
         assert.equal(await members.line(15_000), "ready");
-        // (The flood's senders connect and join meanwhile; they start on their `joined`.)
+        // The senders start as soon as each has joined: only now that the readers are in.
+        flood = script("overload_flood.ts", [
+          String(entry.port),
+          "flood",
+          String(s.senders),
+          String(s.count),
+          s.kind,
+        ]);
         const started = Date.now();
         let evictedAt = -1;
         const watch = setInterval(() => {
@@ -152,7 +167,7 @@ for (const s of SCENARIOS) {
           slow: MemberReport;
         };
         clearInterval(watch);
-        const peak = await peakRss(server);
+        const peak = Math.max(await peakRss(server), await peakRss(entry));
         const log = server.output();
         const context = `flood ${JSON.stringify(flooded)}\nmembers ${JSON.stringify(report)}\n` +
           `peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB\n` +
@@ -181,9 +196,11 @@ for (const s of SCENARIOS) {
         assert.doesNotMatch(log, /slow_consumer name=(fast|s\d)/, context);
       } finally {
         members.kill();
-        flood.kill();
-        await Promise.all([members.end(), flood.end()]);
+        flood?.kill();
+        await Promise.all([members.end(), flood?.end()]);
+        if (entry !== server) await entry.stop();
         await server.stop();
+        await redis?.stop();
         await Deno.remove(dir, { recursive: true });
       }
     },
