@@ -104,6 +104,10 @@ export interface HubStats {
   framesSent: number;
   disconnects: Map<DisconnectReason, number>;
   rejected: Map<ErrorCode, number>;
+  /** Slow consumers evicted (4008), by the rule that found them. */
+  slowConsumers: Map<SlowKind, number>;
+  /** `say` refused because the commit queue was full (also counted in `rejected`). */
+  busyRefusals: number;
 }
 
 /** Observers for timings; each is optional. */
@@ -182,6 +186,8 @@ export class Hub implements ClientHandler, ClusterListener {
     framesSent: 0,
     disconnects: new Map(),
     rejected: new Map(),
+    slowConsumers: new Map(),
+    busyRefusals: 0,
   };
 
   #store: Store;
@@ -285,6 +291,13 @@ export class Hub implements ClientHandler, ClusterListener {
   sendQueueBytesMax(): number {
     let max = 0;
     for (const c of this.#clients) max = Math.max(max, c.socket.bufferedAmount);
+    return max;
+  }
+
+  /** The most UTF-8 bytes any room's log holds now; read at scrape time, off the hot path. */
+  roomLogBytesMax(): number {
+    let max = 0;
+    for (const room of this.#rooms.values()) max = Math.max(max, room.log.heldBytes);
     return max;
   }
 
@@ -1031,6 +1044,7 @@ export class Hub implements ClientHandler, ClusterListener {
 
   #evictSlow(client: Client, kind: SlowKind): void {
     if (client.closed) return;
+    this.stats.slowConsumers.set(kind, (this.stats.slowConsumers.get(kind) ?? 0) + 1);
     this.#observers.event?.("warn", "slow_consumer", {
       name: client.name ?? "",
       address: client.address,
@@ -1046,6 +1060,7 @@ export class Hub implements ClientHandler, ClusterListener {
    */
   #refuseSaturated(client: Client, cid: string | undefined): void {
     this.rejected(client, "rate_limited");
+    this.stats.busyRefusals++;
     const retryAfterMs = Math.min(
       MAX_RETRY_AFTER_MS,
       Math.max(MIN_RETRY_AFTER_MS, Math.ceil(this.#lastCycleMs * 2)),

@@ -344,6 +344,12 @@ export interface ChatMetrics {
   storeCommitSeconds: Histogram;
   /** `chat_send_queue_bytes_max`: the largest send queue of any client, in bytes. */
   sendQueueBytesMax: Gauge;
+  /** `chat_slow_consumers_total{kind}`: clients closed with 4008, by `behind`, `stalled`, `over_budget`. */
+  slowConsumers: LabeledCounter<"kind">;
+  /** `chat_busy_refusals_total`: `say` refused because the commit queue was full. */
+  busyRefusals: Counter;
+  /** `chat_room_log_bytes_max`: the most any room's outbound log holds for its members, in bytes. */
+  roomLogBytesMax: Gauge;
   /** `chat_uptime_seconds`: seconds since `createChatMetrics` was called; computed at scrape. */
   uptimeSeconds: Gauge;
 }
@@ -402,6 +408,19 @@ export function createChatMetrics(options: ChatMetricsOptions = {}): ChatMetrics
     sendQueueBytesMax: registry.gauge({
       name: "chat_send_queue_bytes_max",
       help: "Largest send queue of any connected client, in bytes.",
+    }),
+    slowConsumers: registry.labeledCounter({
+      name: "chat_slow_consumers_total",
+      help: "Clients closed as slow consumers (4008), by the rule that found them.",
+      labelNames: ["kind"],
+    }),
+    busyRefusals: registry.counter({
+      name: "chat_busy_refusals_total",
+      help: "Messages refused with rate_limited because the commit queue was full.",
+    }),
+    roomLogBytesMax: registry.gauge({
+      name: "chat_room_log_bytes_max",
+      help: "Most bytes any room's outbound log holds for members behind it.",
     }),
     uptimeSeconds: registry.gauge({
       name: "chat_uptime_seconds",

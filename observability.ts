@@ -60,6 +60,11 @@ export function renderMetrics(metrics: ChatMetrics, hub: Hub): string {
   metrics.connections.set(hub.connections);
   metrics.rooms.set(hub.roomCount);
   metrics.sendQueueBytesMax.set(hub.sendQueueBytesMax());
+  metrics.roomLogBytesMax.set(hub.roomLogBytesMax());
+  metrics.busyRefusals.inc(stats.busyRefusals - metrics.busyRefusals.value);
+  for (const [kind, n] of stats.slowConsumers) {
+    metrics.slowConsumers.inc({ kind }, n - metrics.slowConsumers.get({ kind }));
+  }
   // Counters only rise, so adding the difference keeps them equal to the hub's totals.
   metrics.messagesReceived.inc(stats.messagesReceived - metrics.messagesReceived.value);
   metrics.messagesDelivered.inc(stats.messagesDelivered - metrics.messagesDelivered.value);

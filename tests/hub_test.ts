@@ -1,9 +1,16 @@
 /** The hub, specified with fake sockets, a manual flush scheduler and an injected clock. */
 import assert from "node:assert/strict";
-import { Client, HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "../client.ts";
+import { Client, FLOOD_REJECTIONS, HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "../client.ts";
 import { fakeClientOptions, FakeSocket } from "./fakes.ts";
 import type { Cluster } from "../cluster.ts";
-import { DRAIN_POLL_MS, Hub } from "../hub.ts";
+import {
+  DRAIN_POLL_MS,
+  Hub,
+  MAX_PENDING_BYTES_PER_SENDER,
+  MAX_RETRY_AFTER_MS,
+  MIN_RETRY_AFTER_MS,
+  PENDING_LINE_BYTES,
+} from "../hub.ts";
 import { NAME_RESERVATION_MS } from "../sessions.ts";
 import { type ChatMessage, messageLine, RESEND_WINDOW_MS } from "../protocol.ts";
 import { MemoryStore, type NewMessage, type Store } from "../store.ts";
@@ -167,10 +174,44 @@ Deno.test("the hub evicts a member whose socket stops draining, and the others k
   assert.equal(slow.socket.closeCode, 4008);
   assert.equal(slow.socket.closeReason, "slow consumer: stopped reading");
   assert.equal(slow.client.closed, true);
+  assert.equal(r.hub.stats.slowConsumers.get("stalled"), 1);
   assert.deepEqual(r.hub.members("general").sort(), ["alice", "bob"]);
   assert.equal(r.hub.stats.disconnects.get("slow_consumer"), 1);
   assert.equal(b.socket.of("message").length, 20);
   assert.deepEqual(b.socket.of("leave").map((m) => m.user), ["slow"]);
+  await r.done();
+});
+
+Deno.test("past a sender's share of the commit queue, say is refused with a retry hint; others are not, and it is not flooding", async () => {
+  const r = rig();
+  const a = r.connect("alice"), b = r.connect("bob");
+  join(a.client), join(b.client);
+  await settle();
+  r.flush();
+  const text = "q".repeat(4000);
+  const each = 4000 + PENDING_LINE_BYTES;
+  const fits = Math.floor(MAX_PENDING_BYTES_PER_SENDER / each);
+  const offered = fits + FLOOD_REJECTIONS + 20; // more refusals than the flood window allows
+  for (let i = 0; i < offered; i++) say(a.client, text, `a${i}`);
+  say(b.client, "me too", "b0");
+  const refused = a.socket.of("error");
+  assert.equal(refused.length, offered - fits);
+  assert.deepEqual(refused[0].cid, `a${fits}`, "the first past the share is the first refused");
+  for (const e of refused) {
+    assert.equal(e.code, "rate_limited");
+    assert.ok(e.retryAfterMs >= MIN_RETRY_AFTER_MS && e.retryAfterMs <= MAX_RETRY_AFTER_MS);
+  }
+  assert.equal(a.client.closed, false, "a busy server's refusals are not flooding");
+  assert.deepEqual(b.socket.of("error"), [], "another sender is not refused");
+  assert.equal(r.hub.stats.busyRefusals, offered - fits);
+  r.flush();
+  const got = b.socket.of("message").map((m) => m.cid);
+  assert.equal(got.length, fits + 1);
+  assert.deepEqual(got.slice(0, fits), Array.from({ length: fits }, (_, i) => `a${i}`));
+  // Once the batch is committed, the refused ones are taken again.
+  say(a.client, text, `a${fits}`);
+  r.flush();
+  assert.equal(b.socket.of("message").at(-1)!.cid, `a${fits}`);
   await r.done();
 });
 

@@ -155,6 +155,9 @@ Deno.test("createChatMetrics defines exactly the chat series, with their types, 
     chat_flush_seconds: "histogram",
     chat_store_commit_seconds: "histogram",
     chat_send_queue_bytes_max: "gauge",
+    chat_slow_consumers_total: "counter",
+    chat_busy_refusals_total: "counter",
+    chat_room_log_bytes_max: "gauge",
     chat_uptime_seconds: "gauge",
   }, "series");
   for (const [name, f] of families) {

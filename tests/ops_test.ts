@@ -192,6 +192,8 @@ Deno.test("metrics parse as Prometheus text and move when traffic flows; a metri
         "chat_messages_delivered_total",
         "chat_frames_sent_total",
         "chat_send_queue_bytes_max",
+        "chat_busy_refusals_total",
+        "chat_room_log_bytes_max",
         'chat_flush_seconds_bucket{le="+Inf"}',
         'chat_store_commit_seconds_bucket{le="+Inf"}',
       ]
