@@ -7,7 +7,7 @@
  */
 import { parseRate, type Rate } from "./rate_limit.ts";
 import { MAX_HISTORY_LIMIT } from "./protocol.ts";
-import { ROOM_WINDOW_BYTES } from "./room.ts";
+import { ROOM_WINDOW_BYTES } from "./hub/room.ts";
 import { HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "./client.ts";
 import { MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_SENDER } from "./hub.ts";
 import type { RetentionPolicy } from "./store.ts";

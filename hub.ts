@@ -2,25 +2,12 @@
  * The hub keeps the connected clients, the rooms and their members, and fans messages out. It is
  * the one owner of membership; names belong to `Sessions` (sessions.ts), which the hub asks.
  *
- * Fan-out, by design:
- * 1. `say` only queues the message in `#pending` and schedules one flush.
- * 2. The flush hands every pending message to the store in ONE `append` (one transaction: group
- *    commit). The store assigns seqs. Nothing is echoed before the commit, so an echo is an
- *    acknowledgement that the message is durable.
- * 3. Each stored message is serialised once and appended to its room's log (room_log.ts) along
- *    with any join, leave and typing events; each dirty room then joins the new lines into frames
- *    (lines separated by "\n"; split past an eighth of the send budget) built once for every member
- *    that is caught up, and hands each member only what fits in its send budget.
- * 4. Flushes run on the next macrotask (setImmediate) when idle; after a flush that took D ms the
- *    next waits up to D ms (at most MAX_LINGER_MS), so under load frames carry more messages
- *    instead of the server making more sends.
- * 5. A member that did not get everything keeps a cursor in the room's log and is served again on
- *    the next flush or drain tick (DRAIN_POLL_MS), as its socket drains. It is a slow consumer
- *    (4008) only when it falls more than the room window behind or its socket drains nothing for
- *    STALL_TIMEOUT_MS: never because the server itself was busy. Evictions run after the pass.
- * 6. Input is bounded: the messages waiting for the next commit (`#pending`) are capped per sender
- *    and in total (MAX_PENDING_BYTES_PER_SENDER, MAX_PENDING_BYTES); past a cap `say` is refused
- *    with `rate_limited` and a `retryAfterMs` hint, and the refusal does not count toward 4029.
+ * Fan-out: the commit and fan-out engine (hub/fanout.ts) queues `say` for one group commit and
+ * serves each room's log (hub/room_log.ts) to its members within their send budgets. A member is a
+ * slow consumer (4008) only when it falls the room window behind or its socket drains nothing for
+ * STALL_TIMEOUT_MS, never because the server itself was busy; input is bounded per sender and in
+ * total, past which `say` is refused with `rate_limited` and a `retryAfterMs` hint (not counted
+ * toward 4029).
  *
  * Joins see exactly one copy of every message: `joined` carries history up to the room's `latest`
  * seq at the instant the client becomes a member, and every later commit reaches it live.
@@ -56,13 +43,25 @@ import {
   welcomeLine,
 } from "./protocol.ts";
 import type { NewMessage, ReadRange, Store } from "./store.ts";
-import { MAX_FRAME_OUT_BYTES, Room, ROOM_WINDOW_BYTES } from "./room.ts";
-import type { Eviction, SlowKind } from "./room_log.ts";
+import { MAX_FRAME_OUT_BYTES, Room, ROOM_WINDOW_BYTES } from "./hub/room.ts";
+import type { SlowKind } from "./hub/room_log.ts";
+import { FanOut, type Pending, PENDING_LINE_BYTES } from "./hub/fanout.ts";
+import { readLines } from "./hub/history.ts";
 import type { Authenticator, AuthResult } from "./auth.ts";
 import type { Cluster, ClusterListener } from "./cluster.ts";
 import { type Session, Sessions } from "./sessions.ts";
 import { ResendGuard } from "./resend_guard.ts";
-import { clearImmediate, setImmediate } from "node:timers";
+
+export {
+  DRAIN_POLL_MS,
+  LINGER_AFTER_MS,
+  MAX_LINGER_MS,
+  MAX_PENDING_BYTES,
+  MAX_PENDING_BYTES_PER_SENDER,
+  MAX_RETRY_AFTER_MS,
+  MIN_RETRY_AFTER_MS,
+  PENDING_LINE_BYTES,
+} from "./hub/fanout.ts";
 
 /** Most messages one `joined` reply carries when the client asks with `since`. */
 export const MAX_JOIN_SINCE_MESSAGES = 1000;
@@ -70,27 +69,6 @@ export const MAX_JOIN_SINCE_MESSAGES = 1000;
 export const MAX_HELD_COMMANDS = 256;
 /** At most one typing event per client per room in this many ms is relayed. */
 export const TYPING_INTERVAL_MS = 2000;
-/** A flush shorter than this, in ms, adds no linger: light load flushes on the next turn. */
-export const LINGER_AFTER_MS = 1;
-/** Longest linger between flushes, in ms; bounds the latency batching adds under load. */
-export const MAX_LINGER_MS = 20;
-/**
- * How often, in ms, members behind in a room's log are served again and judged when the last pass
- * could hand them nothing; after a pass that handed something, the next runs on the next turn.
- */
-export const DRAIN_POLL_MS = 10;
-/**
- * Bytes one sender may have waiting for the next commit (its texts' UTF-8 plus PENDING_LINE_BYTES
- * each); past it, `say` is refused with `rate_limited`.
- */
-export const MAX_PENDING_BYTES_PER_SENDER = 1024 * 1024;
-/** Bytes all senders together may have waiting for the next commit, counted the same way. */
-export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
-/** What a message adds to the pending count besides its text, in bytes (its line's other fields). */
-export const PENDING_LINE_BYTES = 128;
-/** Bounds of the `retryAfterMs` hint a saturated server gives, in ms. */
-export const MIN_RETRY_AFTER_MS = 20;
-export const MAX_RETRY_AFTER_MS = 1000;
 /** How long shutdown waits for closed sockets to finish their close handshake, in ms. */
 export const SHUTDOWN_CLOSE_WAIT_MS = 1000;
 /** How often the hub sweeps expired reservations and cids and applies retention, in ms. */
@@ -163,14 +141,6 @@ export interface HubOptions {
   cluster?: Cluster;
 }
 
-interface Pending {
-  message: NewMessage;
-  sender: Client;
-  guardKey: string | undefined;
-  /** UTF-8 bytes of the text, counted against the pending caps. */
-  bytes: number;
-}
-
 /** The close reason a slow consumer hears, by how it was found. */
 const SLOW_REASONS: Record<SlowKind, string> = {
   behind: "slow consumer: fell behind",
@@ -194,72 +164,46 @@ export class Hub implements ClientHandler, ClusterListener {
   #cluster: Cluster | null;
   #options: HubOptions;
   #now: () => number;
-  #schedule: (fn: () => void, delayMs: number) => void;
   #maxOutFrameBytes: number;
-  /** When the next flush may start (performance.now() ms): the linger after a long flush. */
-  #nextFlushAt = 0;
-  /** How long the last commit and its flush took, in ms: the base of the `retryAfterMs` hint. */
-  #lastCycleMs = 0;
-  #roomWindowBytes: number;
-  #timer: (fn: () => void, delayMs: number) => () => void;
-  /** Rooms with members behind in their log: the drain poll serves them. */
-  #lagging = new Set<Room>();
-  /** Cancels the drain poll; null when none is armed. */
-  #cancelDrain: (() => void) | null = null;
-  /** The last pass handed lines to members behind: the next one runs on the next turn. */
-  #drainProgress = false;
-  /** UTF-8 bytes in `#pending`, in total and per sender. */
-  #pendingBytes = 0;
-  #pendingBySender = new Map<Client, number>();
   #observers: HubObservers;
   #clients = new Set<Client>();
   #sessions: Sessions;
   #rooms = new Map<string, Room>();
-  #pending: Pending[] = [];
-  #dirty = new Set<Room>();
+  #fanout: FanOut;
   #resendGuard = new ResendGuard();
-  #flushScheduled = false;
-  /** Cancels the scheduled flush (default scheduler only). */
-  #cancelFlush = () => {};
   /** Set when shutdown begins: new messages are refused so the last commit can finish. */
   #draining = false;
   #pruning = false;
-  #committing: Promise<void> | null = null;
   /** What each client's `leave` commands still tell the other instances; its name waits for it. */
   #leaving = new WeakMap<Client, Promise<void>>();
   /** Leaves still being told to the other instances (see `#tellOthers`); shutdown waits for them. */
   #telling = new Set<Promise<void>>();
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
-  #closed = false;
-  readonly #flushBound = () => this.#flush();
+  #roomWindowBytes: number;
 
   constructor(options: HubOptions) {
     this.#store = options.store;
     this.#cluster = options.cluster ?? null;
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    // Deno's setTimeout(fn, 0) fires ~2 ms later on an idle loop (setTimeout(fn, N): ~N + 1 ms),
-    // setImmediate within ~0.1 ms: an idle server's flush would otherwise add 2 ms to every line.
-    this.#schedule = options.schedule ?? ((fn, delayMs) => {
-      if (delayMs <= 0) {
-        const immediate = setImmediate(fn);
-        this.#cancelFlush = () => clearImmediate(immediate);
-      } else {
-        const timer = setTimeout(fn, delayMs);
-        this.#cancelFlush = () => clearTimeout(timer);
-      }
-    });
     this.#maxOutFrameBytes = options.maxOutFrameBytes ?? MAX_FRAME_OUT_BYTES;
     this.#roomWindowBytes = options.roomWindowBytes ?? ROOM_WINDOW_BYTES;
-    this.#timer = options.timer ?? ((fn, delayMs) => {
-      if (delayMs <= 0) {
-        const immediate = setImmediate(fn);
-        return () => clearImmediate(immediate);
-      }
-      const t = setTimeout(fn, delayMs);
-      return () => clearTimeout(t);
-    });
     this.#observers = options.observers ?? {};
+    this.#fanout = new FanOut({
+      store: this.#store,
+      stats: this.stats,
+      now: this.#now,
+      schedule: options.schedule,
+      timer: options.timer,
+      flushSeconds: (s) => this.#observers.flushSeconds?.(s),
+      commitSeconds: (s) => this.#observers.commitSeconds?.(s),
+      hooks: {
+        committed: (batch, stored) => this.#delivered(batch, stored),
+        failed: (batch, error) => this.#commitFailed(batch, error),
+        evict: (client, kind) => this.#evictSlow(client, kind),
+        current: (room) => this.#rooms.get(room.name) === room,
+      },
+    });
     this.#sessions = new Sessions({
       cluster: this.#cluster,
       now: this.#now,
@@ -487,18 +431,13 @@ export class Hub implements ClientHandler, ClusterListener {
       // Already in the batch being committed: its echo will answer this resend too.
       if (this.#resendGuard.inFlight(key)) return;
     }
-    const bytes = utf8Length(text) + PENDING_LINE_BYTES;
-    const mine = this.#pendingBySender.get(client) ?? 0;
-    if (
-      mine + bytes > MAX_PENDING_BYTES_PER_SENDER || this.#pendingBytes + bytes > MAX_PENDING_BYTES
-    ) return this.#refuseSaturated(client, cid);
-    if (key !== undefined) this.#resendGuard.begin(key);
-    this.#pendingBySender.set(client, mine + bytes);
-    this.#pendingBytes += bytes;
     const message: NewMessage = { room: roomName, from: client.name!, text, ts: this.#now() };
     if (cid !== undefined) message.cid = cid;
-    this.#pending.push({ message, sender: client, guardKey: key, bytes });
-    this.#scheduleFlush();
+    const bytes = utf8Length(text) + PENDING_LINE_BYTES;
+    if (!this.#fanout.offer({ message, sender: client, guardKey: key, bytes })) {
+      return this.#refuseSaturated(client, cid);
+    }
+    if (key !== undefined) this.#resendGuard.begin(key);
   }
 
   async #join(
@@ -549,7 +488,7 @@ export class Hub implements ClientHandler, ClusterListener {
       const range: ReadRange = since === undefined
         ? { limit: DEFAULT_HISTORY_LIMIT, newest: true }
         : { after: since, limit: MAX_JOIN_SINCE_MESSAGES + 1 };
-      const page = await this.#readLines(room, range);
+      const page = await readLines(this.#store, room, range);
       const members = this.#cluster === null ? null : await this.#cluster.members(roomName);
       if (client.closed) return;
       let more = false;
@@ -573,7 +512,7 @@ export class Hub implements ClientHandler, ClusterListener {
       if (!already) {
         // Events queued before this instant belong to the members who were there; send them first
         // so the joiner never sees, for example, a join that its `members` list already includes.
-        if (room.log.unserved) this.#serveRooms([room]);
+        if (room.log.unserved) this.#fanout.serveNow(room);
         room.members.add(client);
         client.rooms.add(roomName);
         client.joinedAt.set(roomName, room.latest);
@@ -659,7 +598,7 @@ export class Hub implements ClientHandler, ClusterListener {
     else if (command.before !== undefined) range.before = command.before;
     else range.newest = true;
     try {
-      const page = await this.#readLines(room, range);
+      const page = await readLines(this.#store, room, range);
       if (client.closed) return;
       this.#send(
         client,
@@ -737,8 +676,7 @@ export class Hub implements ClientHandler, ClusterListener {
     } catch {
       return;
     }
-    this.#deliverSeq(room, m, line);
-    if (this.#dirty.size > 0) this.#scheduleFlush();
+    if (this.#deliverSeq(room, m, line)) this.#fanout.schedule();
   }
 
   remoteDirect(key: string, line: string): void {
@@ -799,8 +737,8 @@ export class Hub implements ClientHandler, ClusterListener {
       room.resyncing = false;
     }
     if (room.log.unserved) {
-      this.#dirty.add(room);
-      this.#scheduleFlush();
+      this.#fanout.mark(room);
+      this.#fanout.schedule();
     }
   }
 
@@ -818,7 +756,7 @@ export class Hub implements ClientHandler, ClusterListener {
     room.remember(m, line);
     if (room.members.size > 0) {
       room.log.append(line);
-      this.#dirty.add(room);
+      this.#fanout.mark(room);
     }
     return true;
   }
@@ -836,54 +774,6 @@ export class Hub implements ClientHandler, ClusterListener {
     this.#broadcast(room, typingLine(roomName, client.name!), client);
   }
 
-  // ---- history reads ----
-
-  /**
-   * Reads a range as serialised lines: from the room cache when it holds the whole answer, else
-   * from the store. The store's bounds come first, so nothing retention removed is served from the
-   * cache either, and `truncated` means the same on both paths.
-   */
-  async #readLines(
-    room: Room,
-    range: ReadRange,
-  ): Promise<{ lines: string[]; truncated: boolean; upTo: number }> {
-    const bounds = await this.#store.bounds(room.name);
-    room.forgetBelow(bounds.oldest);
-    const after = Math.max(range.after ?? 0, bounds.oldest - 1);
-    const before = range.before ?? Number.MAX_SAFE_INTEGER;
-    const newest = range.after === undefined;
-    let lines = room.cached(after, before, range.limit, newest);
-    if (lines === null) {
-      // Read below `latest` + 1, not the newest the store has: messages past `latest` would be
-      // dropped below and leave the page short (another instance committed them; see next).
-      const cap = room.latest + 1;
-      const capped = room.ready && newest && before > cap;
-      let stored = await this.#store.read(
-        room.name,
-        capped ? { limit: range.limit, before: cap, newest: true } : range,
-      );
-      // Messages past `latest` have not reached this instance's members yet (another instance
-      // committed them); they arrive live, so the history must stop at `latest`.
-      if (room.ready) stored = stored.filter((m) => m.seq <= room.latest);
-      lines = stored.map(messageLine);
-      // Messages committed while the read was in flight are in the cache; add the ones it missed.
-      // The newest page must reach `latest` even when full: it ends where live delivery begins.
-      if (range.before === undefined && (newest || stored.length < range.limit)) {
-        const last = stored.length > 0 ? stored[stored.length - 1].seq : after;
-        const wanted = newest ? Number.MAX_SAFE_INTEGER : range.limit - stored.length;
-        const tail = room.cached(last, before, wanted, false);
-        if (tail !== null) lines.push(...tail);
-        if (lines.length > range.limit) lines = lines.slice(lines.length - range.limit);
-      }
-    }
-    // Truncated: the asked range reaches below the oldest message the store still holds.
-    const truncated = newest
-      ? lines.length < range.limit && bounds.oldest > 1 && Math.min(before, bounds.latest + 1) > 1
-      : (range.after ?? 0) + 1 < bounds.oldest;
-    // `latest` now, not when the caller resumes: commits may run in between (microtasks).
-    return { lines, truncated, upTo: room.latest };
-  }
-
   // ---- fan-out ----
 
   /** Queues a line this instance produced for its members and, in a cluster, the other instances. */
@@ -896,55 +786,12 @@ export class Hub implements ClientHandler, ClusterListener {
   #emit(room: Room, line: string, except?: Client): void {
     if (room.members.size === 0) return;
     room.log.append(line, except);
-    this.#dirty.add(room);
-    this.#scheduleFlush();
+    this.#fanout.mark(room);
+    this.#fanout.schedule();
   }
 
-  #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#closed) return;
-    this.#flushScheduled = true;
-    // No linger pending (the common idle case) needs no clock read.
-    const wait = this.#nextFlushAt === 0 ? 0 : this.#nextFlushAt - performance.now();
-    this.#schedule(this.#flushBound, wait >= 1 ? Math.ceil(wait) : 0);
-  }
-
-  /** Commits pending messages as one batch, then sends each dirty room's outbox as one frame. */
-  #flush(): void {
-    this.#flushScheduled = false;
-    if (this.#committing !== null) return; // the running commit reschedules when it ends
-    const batch = this.#pending;
-    if (batch.length === 0) return this.#sendOutboxes();
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#pendingBySender.clear();
-    const started = performance.now();
-    let result;
-    try {
-      result = this.#store.append(batch.map((p) => p.message));
-    } catch (e) {
-      return this.#commitFailed(batch, e);
-    }
-    if (result instanceof Promise) {
-      this.#committing = result.then(
-        (stored) => {
-          const committed = performance.now();
-          this.#observers.commitSeconds?.((committed - started) / 1000);
-          this.#delivered(batch, stored, committed, started);
-        },
-        (e) => this.#commitFailed(batch, e),
-      ).finally(() => {
-        this.#committing = null;
-        if (this.#pending.length > 0 || this.#dirty.size > 0) this.#scheduleFlush();
-      });
-      return;
-    }
-    const committed = performance.now();
-    this.#observers.commitSeconds?.((committed - started) / 1000);
-    this.#delivered(batch, result, committed, started);
-  }
-
-  /** Queues committed messages on their rooms and sends; `committed` is when the store answered. */
-  #delivered(batch: Pending[], stored: ChatMessage[], committed: number, started: number): void {
+  /** Appends committed messages to their rooms' logs and echoes them (the engine then serves). */
+  #delivered(batch: Pending[], stored: ChatMessage[]): void {
     for (let i = 0; i < batch.length; i++) {
       const m = stored[i];
       const { sender, guardKey: key } = batch[i];
@@ -960,8 +807,6 @@ export class Hub implements ClientHandler, ClusterListener {
       const since = room?.members.has(sender) ? sender.joinedAt.get(m.room) : undefined;
       if (since === undefined || (!reaches && m.seq <= since)) this.#send(sender, line);
     }
-    this.#sendOutboxes(committed);
-    this.#lastCycleMs = performance.now() - started;
   }
 
   #commitFailed(batch: Pending[], error: unknown): void {
@@ -975,55 +820,6 @@ export class Hub implements ClientHandler, ClusterListener {
         p.message.cid,
       );
     }
-    this.#sendOutboxes();
-  }
-
-  /** Serves every dirty room; the flush counts from `started` (the commit's end). */
-  #sendOutboxes(started = performance.now()): void {
-    if (this.#dirty.size === 0) return;
-    const rooms = [...this.#dirty];
-    this.#dirty.clear();
-    this.#serveRooms(rooms);
-    const ended = performance.now();
-    this.#observers.flushSeconds?.((ended - started) / 1000);
-    // Linger: after a flush that took D ms, the next waits up to D ms (at most MAX_LINGER_MS).
-    // An idle server still flushes on the next turn; a busy one spends at most about half its
-    // time writing, so reads keep up and frames grow with the load instead of the send count.
-    const took = ended - started;
-    this.#nextFlushAt = took >= LINGER_AFTER_MS ? ended + Math.min(took, MAX_LINGER_MS) : 0;
-  }
-
-  /**
-   * Hands each room's members what fits in their send budgets (see room_log.ts), then evicts the
-   * slow consumers found: after the pass, because eviction runs the leave path, which edits rooms.
-   */
-  #serveRooms(rooms: Iterable<Room>): void {
-    const now = this.#now();
-    const evict: Eviction[] = [];
-    let caughtUp = 0;
-    for (const room of rooms) {
-      if (room.members.size === 0) continue;
-      const served = room.log.serve(room.members, now, evict);
-      caughtUp += served.behindServed;
-      this.stats.framesSent += served.frames;
-      this.stats.messagesDelivered += served.delivered;
-      if (room.log.lagging) this.#lagging.add(room);
-      else this.#lagging.delete(room);
-    }
-    for (const { client, kind } of evict) this.#evictSlow(client, kind);
-    this.#drainProgress = caughtUp > 0;
-    this.#armDrain();
-  }
-
-  /** Keeps the drain poll running while any member is behind, so it is served and judged. */
-  #armDrain(): void {
-    if (this.#lagging.size === 0 || this.#cancelDrain !== null || this.#closed) return;
-    this.#cancelDrain = this.#timer(() => {
-      this.#cancelDrain = null;
-      const rooms = [...this.#lagging];
-      this.#lagging.clear();
-      this.#serveRooms(rooms.filter((r) => this.#rooms.get(r.name) === r));
-    }, this.#drainProgress ? 0 : DRAIN_POLL_MS);
   }
 
   /**
@@ -1061,10 +857,7 @@ export class Hub implements ClientHandler, ClusterListener {
   #refuseSaturated(client: Client, cid: string | undefined): void {
     this.rejected(client, "rate_limited");
     this.stats.busyRefusals++;
-    const retryAfterMs = Math.min(
-      MAX_RETRY_AFTER_MS,
-      Math.max(MIN_RETRY_AFTER_MS, Math.ceil(this.#lastCycleMs * 2)),
-    );
+    const retryAfterMs = this.#fanout.retryAfterMs;
     this.#send(
       client,
       errorLine(
@@ -1093,8 +886,7 @@ export class Hub implements ClientHandler, ClusterListener {
   #dropIfEmpty(room: Room): void {
     if (room.unused && this.#rooms.get(room.name) === room) {
       this.#rooms.delete(room.name);
-      this.#dirty.delete(room);
-      this.#lagging.delete(room);
+      this.#fanout.forget(room);
     }
   }
 
@@ -1136,15 +928,7 @@ export class Hub implements ClientHandler, ClusterListener {
     this.#draining = true;
     // Commit what was accepted, so every echo the clients already saw is durable and the last
     // batch is acknowledged before the sockets close.
-    while (this.#committing !== null || this.#pending.length > 0) {
-      if (this.#committing !== null) await this.#committing;
-      else this.#flush();
-    }
-    this.#sendOutboxes();
-    this.#closed = true;
-    this.#cancelFlush();
-    this.#cancelDrain?.();
-    this.#cancelDrain = null;
+    await this.#fanout.close();
     clearInterval(this.#sweepTimer);
     const closing = [...this.#clients];
     for (const client of closing) {

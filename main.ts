@@ -15,7 +15,7 @@ import {
 } from "./config.ts";
 import type { Cluster, ClusterListener } from "./cluster.ts";
 import { Hub } from "./hub.ts";
-import { frameBytesForBudget } from "./room.ts";
+import { frameBytesForBudget } from "./hub/room.ts";
 import { createHandler } from "./server.ts";
 import { HostPolicy } from "./host_check.ts";
 import { DamagedStoreError, SqliteStore, StoreInUseError } from "./sqlite_store.ts";

@@ -9,7 +9,7 @@
 import { assets } from "../assets.ts";
 import { type Config, parseConfig, VERSION, welcomeLimits } from "../config.ts";
 import { Hub } from "../hub.ts";
-import { frameBytesForBudget } from "../room.ts";
+import { frameBytesForBudget } from "../hub/room.ts";
 import type { ChatMessage } from "../protocol.ts";
 import { createHandler } from "../server.ts";
 import { HostPolicy } from "../host_check.ts";

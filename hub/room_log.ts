@@ -16,7 +16,7 @@
  *   and `since`: every line here that matters is a committed message with a seq.
  * - Lines below every cursor are dropped, so memory is bounded by the window per room.
  */
-import { type Client, utf8Length } from "./client.ts";
+import { type Client, utf8Length } from "../client.ts";
 
 /** Why a member was evicted from a room's log, for logs and the close reason. */
 export type SlowKind = "behind" | "stalled" | "over_budget";
