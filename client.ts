@@ -118,18 +118,6 @@ export class Client {
   name: string | null = null;
   /** The name's collision key (see `nameKey`). Set only by `Sessions`. */
   key = "";
-  /** Rooms this client is in. Owned by the hub: only the hub adds and removes. */
-  readonly rooms = new Set<string>();
-  /** Per room, the seq the room had reached when this client became a member. Owned by the hub. */
-  readonly joinedAt = new Map<string, number>();
-  // The next three are created on first use: most connections never need them, and each empty
-  // collection costs ~100 bytes on every idle connection.
-  /** Rooms with a join in progress (waiting for the store). Owned by the hub. */
-  joining: Set<string> | null = null;
-  /** Commands for rooms whose join is in flight, replayed when it ends. Owned by the hub. */
-  held: Command[] | null = null;
-  /** Last typing relay per room, in ms. Owned by the hub. */
-  lastTyping: Map<string, number> | null = null;
 
   #handler: ClientHandler;
   #options: ClientOptions;

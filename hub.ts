@@ -47,6 +47,7 @@ import { MAX_FRAME_OUT_BYTES, Room, ROOM_WINDOW_BYTES } from "./hub/room.ts";
 import type { SlowKind } from "./hub/room_log.ts";
 import { FanOut, type Pending, PENDING_LINE_BYTES } from "./hub/fanout.ts";
 import { readLines } from "./hub/history.ts";
+import { Member } from "./hub/member.ts";
 import type { Authenticator, AuthResult } from "./auth.ts";
 import type { Cluster, ClusterListener } from "./cluster.ts";
 import { type Session, Sessions } from "./sessions.ts";
@@ -167,6 +168,8 @@ export class Hub implements ClientHandler, ClusterListener {
   #maxOutFrameBytes: number;
   #observers: HubObservers;
   #clients = new Set<Client>();
+  /** Each connection's membership, owned here; a connection itself keeps none. */
+  #memberships = new WeakMap<Client, Member>();
   #sessions: Sessions;
   #rooms = new Map<string, Room>();
   #fanout: FanOut;
@@ -260,6 +263,13 @@ export class Hub implements ClientHandler, ClusterListener {
     return !this.#draining;
   }
 
+  /** The membership record of `client`, made on first use. */
+  #memberOf(client: Client): Member {
+    let m = this.#memberships.get(client);
+    if (m === undefined) this.#memberships.set(client, m = new Member());
+    return m;
+  }
+
   /** Registers a new connection, before its hello. */
   add(client: Client): void {
     this.#clients.add(client);
@@ -314,8 +324,11 @@ export class Hub implements ClientHandler, ClusterListener {
   command(client: Client, command: Command): void {
     // A client may send into a room right after asking to join it (a reconnect resends its
     // outbox at once); hold those commands until the join answers, so they keep their order.
-    if ("room" in command && command.type !== "join" && client.joining?.has(command.room)) {
-      const held = client.held ??= [];
+    if (
+      "room" in command && command.type !== "join" &&
+      this.#memberOf(client).joining?.has(command.room)
+    ) {
+      const held = this.#memberOf(client).held ??= [];
       if (held.length >= MAX_HELD_COMMANDS) {
         return this.#refuse(
           client,
@@ -365,7 +378,7 @@ export class Hub implements ClientHandler, ClusterListener {
     // this one was cut off: the user is present there, so no one hears a leave.
     const quiet = reason === "name_taken" && client.name !== null;
     const gone: { room: string; line: string }[] = [];
-    for (const name of client.rooms) {
+    for (const name of this.#memberOf(client).rooms) {
       const room = this.#rooms.get(name);
       if (room === undefined) continue;
       room.members.delete(client);
@@ -375,8 +388,8 @@ export class Hub implements ClientHandler, ClusterListener {
       gone.push({ room: name, line });
       this.#dropIfEmpty(room);
     }
-    client.rooms.clear();
-    client.joinedAt.clear();
+    this.#memberOf(client).rooms.clear();
+    this.#memberOf(client).joinedAt.clear();
     if (this.#cluster !== null && gone.length > 0) {
       // Other instances hear the leave only once the name is free there: a client that reconnects
       // on seeing it must find its name available.
@@ -397,7 +410,10 @@ export class Hub implements ClientHandler, ClusterListener {
     // The user may be back already on a new connection (a resume) that joined or is joining this
     // room: for the others nothing changed, and removing the record would remove the new one too.
     const holder = this.#sessions.clientOf(nameKey(name));
-    if (holder !== null && (holder.rooms.has(roomName) || holder.joining?.has(roomName))) return;
+    if (
+      holder !== null &&
+      (this.#memberOf(holder).rooms.has(roomName) || this.#memberOf(holder).joining?.has(roomName))
+    ) return;
     const room = this.#rooms.get(roomName);
     const last = room === undefined || room.unused;
     await this.#cluster!.exitRoom(roomName, name, last);
@@ -415,7 +431,7 @@ export class Hub implements ClientHandler, ClusterListener {
   // ---- commands ----
 
   #say(client: Client, roomName: string, text: string, cid: string | undefined): void {
-    if (!client.rooms.has(roomName)) {
+    if (!this.#memberOf(client).rooms.has(roomName)) {
       return this.#refuse(client, "not_in_room", "Cannot say: join the room first", cid);
     }
     if (this.#draining) {
@@ -446,10 +462,12 @@ export class Hub implements ClientHandler, ClusterListener {
     since: number | undefined,
     cid: string | undefined,
   ): Promise<void> {
-    const already = client.rooms.has(roomName);
-    if (!already && client.joining?.has(roomName)) return; // the first join's reply answers both
-    const inFlight = client.joining?.size ?? 0;
-    if (!already && client.rooms.size + inFlight >= this.#options.maxRoomsPerClient) {
+    const already = this.#memberOf(client).rooms.has(roomName);
+    if (!already && this.#memberOf(client).joining?.has(roomName)) return; // the first join's reply answers both
+    const inFlight = this.#memberOf(client).joining?.size ?? 0;
+    if (
+      !already && this.#memberOf(client).rooms.size + inFlight >= this.#options.maxRoomsPerClient
+    ) {
       return this.#refuse(
         client,
         "too_many_rooms",
@@ -468,7 +486,7 @@ export class Hub implements ClientHandler, ClusterListener {
       );
     }
     room.joinsInFlight++;
-    const joining = client.joining ??= new Set();
+    const joining = this.#memberOf(client).joining ??= new Set();
     joining.add(roomName);
     // In a cluster, subscribe before reading so no line falls between the history and the feed.
     let entered = false;
@@ -514,8 +532,8 @@ export class Hub implements ClientHandler, ClusterListener {
         // so the joiner never sees, for example, a join that its `members` list already includes.
         if (room.log.unserved) this.#fanout.serveNow(room);
         room.members.add(client);
-        client.rooms.add(roomName);
-        client.joinedAt.set(roomName, room.latest);
+        this.#memberOf(client).rooms.add(roomName);
+        this.#memberOf(client).joinedAt.set(roomName, room.latest);
       }
       entered = false; // the membership is now the client's; leaving undoes it
       this.#send(
@@ -537,7 +555,9 @@ export class Hub implements ClientHandler, ClusterListener {
       this.#refuse(client, "unavailable", "Cannot join: history is unavailable, try again", cid);
     } finally {
       joining.delete(roomName);
-      if (joining.size === 0 && client.joining === joining) client.joining = null;
+      if (joining.size === 0 && this.#memberOf(client).joining === joining) {
+        this.#memberOf(client).joining = null;
+      }
       room.joinsInFlight--;
       this.#replayHeld(client, roomName);
       if (entered) {
@@ -549,25 +569,25 @@ export class Hub implements ClientHandler, ClusterListener {
 
   /** Runs the commands held for `roomName` while its join was in flight, in order. */
   #replayHeld(client: Client, roomName: string): void {
-    const held = client.held;
+    const held = this.#memberOf(client).held;
     if (held === null || client.closed) return;
     const mine = held.filter((c) => "room" in c && c.room === roomName);
     if (mine.length === 0) return;
     const rest = held.filter((c) => !("room" in c && c.room === roomName));
-    client.held = rest.length === 0 ? null : rest;
+    this.#memberOf(client).held = rest.length === 0 ? null : rest;
     for (const command of mine) this.command(client, command);
   }
 
   #leave(client: Client, roomName: string, cid: string | undefined): void {
     const room = this.#rooms.get(roomName);
-    if (room === undefined || !client.rooms.has(roomName)) {
+    if (room === undefined || !this.#memberOf(client).rooms.has(roomName)) {
       return this.#refuse(client, "not_in_room", "Cannot leave: not in that room", cid);
     }
     room.members.delete(client);
     room.log.forget(client);
-    client.rooms.delete(roomName);
-    client.joinedAt.delete(roomName);
-    client.lastTyping?.delete(roomName);
+    this.#memberOf(client).rooms.delete(roomName);
+    this.#memberOf(client).joinedAt.delete(roomName);
+    this.#memberOf(client).lastTyping?.delete(roomName);
     this.#send(client, leftLine(roomName));
     const line = presenceLine("leave", roomName, client.name!, this.#now());
     this.#emit(room, line);
@@ -585,7 +605,7 @@ export class Hub implements ClientHandler, ClusterListener {
     command: { room: string; before?: number; after?: number; limit: number; cid?: string },
   ): Promise<void> {
     const room = this.#rooms.get(command.room);
-    if (room === undefined || !client.rooms.has(command.room)) {
+    if (room === undefined || !this.#memberOf(client).rooms.has(command.room)) {
       return this.#refuse(
         client,
         "not_in_room",
@@ -763,11 +783,11 @@ export class Hub implements ClientHandler, ClusterListener {
 
   #typing(client: Client, roomName: string, cid: string | undefined): void {
     const room = this.#rooms.get(roomName);
-    if (room === undefined || !client.rooms.has(roomName)) {
+    if (room === undefined || !this.#memberOf(client).rooms.has(roomName)) {
       return this.#refuse(client, "not_in_room", "Cannot type: join the room first", cid);
     }
     const now = this.#now();
-    const typed = client.lastTyping ??= new Map();
+    const typed = this.#memberOf(client).lastTyping ??= new Map();
     const last = typed.get(roomName);
     if (last !== undefined && now - last < TYPING_INTERVAL_MS) return;
     typed.set(roomName, now);
@@ -804,7 +824,9 @@ export class Hub implements ClientHandler, ClusterListener {
       // its membership (a resend the store recognised as an old message); a sender who left the
       // room before the commit gets it directly. A member whose message a resync already delivered
       // (another instance's line overtook this commit) must not get it twice.
-      const since = room?.members.has(sender) ? sender.joinedAt.get(m.room) : undefined;
+      const since = room?.members.has(sender)
+        ? this.#memberOf(sender).joinedAt.get(m.room)
+        : undefined;
       if (since === undefined || (!reaches && m.seq <= since)) this.#send(sender, line);
     }
   }
