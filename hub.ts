@@ -48,6 +48,7 @@ import type { SlowKind } from "./hub/room_log.ts";
 import { FanOut, type Pending, PENDING_LINE_BYTES } from "./hub/fanout.ts";
 import { readLines } from "./hub/history.ts";
 import { Member } from "./hub/member.ts";
+import { Sequencer } from "./hub/sequencer.ts";
 import type { Authenticator, AuthResult } from "./auth.ts";
 import type { Cluster, ClusterListener } from "./cluster.ts";
 import { type Session, Sessions } from "./sessions.ts";
@@ -173,6 +174,7 @@ export class Hub implements ClientHandler, ClusterListener {
   #sessions: Sessions;
   #rooms = new Map<string, Room>();
   #fanout: FanOut;
+  #sequencer: Sequencer;
   #resendGuard = new ResendGuard();
   /** Set when shutdown begins: new messages are refused so the last commit can finish. */
   #draining = false;
@@ -206,6 +208,11 @@ export class Hub implements ClientHandler, ClusterListener {
         evict: (client, kind) => this.#evictSlow(client, kind),
         current: (room) => this.#rooms.get(room.name) === room,
       },
+    });
+    this.#sequencer = new Sequencer({
+      store: this.#store,
+      fanout: this.#fanout,
+      failed: (e) => this.#storeFailed(e),
     });
     this.#sessions = new Sessions({
       cluster: this.#cluster,
@@ -696,7 +703,7 @@ export class Hub implements ClientHandler, ClusterListener {
     } catch {
       return;
     }
-    if (this.#deliverSeq(room, m, line)) this.#fanout.schedule();
+    if (this.#sequencer.deliver(room, m, line)) this.#fanout.schedule();
   }
 
   remoteDirect(key: string, line: string): void {
@@ -728,57 +735,10 @@ export class Hub implements ClientHandler, ClusterListener {
     }
   }
 
-  /**
-   * Fills a room from the store after the last seq its members got: after the link to the other
-   * instances was down, or when a line arrived past a gap. The store is the truth; the bus only
-   * makes delivery fast.
-   */
+  /** Fills a room from the store after the last seq its members got (see hub/sequencer.ts). */
   async resync(roomName: string): Promise<void> {
     const room = this.#rooms.get(roomName);
-    if (room === undefined || !room.ready || room.resyncing) return;
-    room.resyncing = true;
-    try {
-      for (;;) {
-        const got = await this.#store.read(roomName, {
-          after: room.latest,
-          limit: MAX_JOIN_SINCE_MESSAGES,
-        });
-        for (const m of got) {
-          if (m.seq <= room.latest) continue;
-          const line = messageLine(m);
-          room.remember(m, line);
-          if (room.members.size > 0) room.log.append(line);
-        }
-        if (got.length < MAX_JOIN_SINCE_MESSAGES) break;
-      }
-    } catch (e) {
-      this.#storeFailed(e);
-    } finally {
-      room.resyncing = false;
-    }
-    if (room.log.unserved) {
-      this.#fanout.mark(room);
-      this.#fanout.schedule();
-    }
-  }
-
-  /**
-   * Delivers a committed message in seq order, filling a gap from the store first. False when the
-   * members already had it (a late or repeated line, or a resend the store recognised).
-   */
-  #deliverSeq(room: Room, m: ChatMessage, line: string): boolean {
-    if (m.seq <= room.latest) return false;
-    if (!room.ready || room.resyncing || m.seq > room.latest + 1) {
-      room.pendingSeq = Math.max(room.pendingSeq, m.seq);
-      if (room.ready && !room.resyncing) void this.resync(room.name);
-      return true;
-    }
-    room.remember(m, line);
-    if (room.members.size > 0) {
-      room.log.append(line);
-      this.#fanout.mark(room);
-    }
-    return true;
+    if (room !== undefined) await this.#sequencer.resync(room);
   }
 
   #typing(client: Client, roomName: string, cid: string | undefined): void {
@@ -819,7 +779,7 @@ export class Hub implements ClientHandler, ClusterListener {
       if (key !== undefined) this.#resendGuard.accepted(key, m);
       this.#cluster?.publishRoom(m.room, line, m.seq);
       const room = this.#rooms.get(m.room);
-      const reaches = room !== undefined && this.#deliverSeq(room, m, line);
+      const reaches = room !== undefined && this.#sequencer.deliver(room, m, line);
       // The echo is the acknowledgement. A member gets it with the room unless the message predates
       // its membership (a resend the store recognised as an old message); a sender who left the
       // room before the commit gets it directly. A member whose message a resync already delivered
