@@ -1,7 +1,9 @@
 /**
  * What the server keeps while it waits, over real sockets: frames sent after the hello while the
  * credentials are checked (MAX_EARLY_FRAMES), and commands for a room whose join is in flight
- * (MAX_HELD_COMMANDS); one more than each is refused as docs/protocol.md says.
+ * (MAX_HELD_COMMANDS); one more than each is refused as docs/protocol.md says. Both are kept before
+ * any cluster call (client.ts, and the top of the hub's command path), so they hold the same with
+ * `--redis`; the in-process server here has no cluster.
  */
 import assert from "node:assert/strict";
 import type { Authenticator } from "../auth.ts";
