@@ -36,6 +36,13 @@ import {
   Script,
 } from "./redis_client.ts";
 
+/** How long an instance counts as alive after its last refresh, by default, in ms. */
+export const PRESENCE_TTL_MS = 10_000;
+/** How often an instance refreshes its key, by default, in ms; at most half of the TTL. */
+export const PRESENCE_REFRESH_MS = 3_000;
+/** How often each instance sweeps for dead ones, by default, in ms. */
+export const PRESENCE_SWEEP_MS = 5_000;
+
 /** Options for {@linkcode RedisPresence.connect}. */
 export interface RedisPresenceOptions extends RedisConnectionOptions {
   /** `redis://[:password@]host:port[/db]`. */
@@ -315,14 +322,17 @@ export class RedisPresence {
     this.id = options.id;
     this.#client = client;
     this.#prefix = options.prefix ?? "chat:";
-    this.#ttlMs = options.ttlMs ?? 10_000;
+    this.#ttlMs = options.ttlMs ?? PRESENCE_TTL_MS;
     this.#onExpired = options.onExpired ?? (() => {});
     this.#onNamesLost = options.onNamesLost ?? (() => {});
     this.#onRestored = options.onRestored ?? (() => {});
-    this.#refreshTimer = setInterval(() => void this.refresh(), options.refreshMs ?? 3000);
+    this.#refreshTimer = setInterval(
+      () => void this.refresh(),
+      options.refreshMs ?? PRESENCE_REFRESH_MS,
+    );
     this.#sweepTimer = setInterval(
       () => void this.sweep().catch(() => {}),
-      options.sweepMs ?? 5000,
+      options.sweepMs ?? PRESENCE_SWEEP_MS,
     );
     // After a reconnect, refresh at once: Redis may have restarted empty.
     client.on("ready", () => void this.refresh());
@@ -343,8 +353,8 @@ export class RedisPresence {
     if (!ID_PATTERN.test(options.id)) {
       throw new Error("Cannot start presence: id must be 1-64 of A-Z a-z 0-9 _ . -");
     }
-    const ttl = options.ttlMs ?? 10_000;
-    if ((options.refreshMs ?? 3000) * 2 > ttl) {
+    const ttl = options.ttlMs ?? PRESENCE_TTL_MS;
+    if ((options.refreshMs ?? PRESENCE_REFRESH_MS) * 2 > ttl) {
       throw new Error("Cannot start presence: refreshMs must be at most half of ttlMs");
     }
     const client = await connectRedis(options.url, options);

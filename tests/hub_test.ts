@@ -584,15 +584,29 @@ function clusterRig(wrap: (store: MemoryStore) => Store = (store) => store) {
 
 Deno.test("cluster: a name held on another instance is taken; members are the union", async () => {
   const r = clusterRig();
+  // Record members as Redis does: the hub must enter each local member before it asks, so the
+  // cluster's list holds this instance's members beside the other instance's Zed.
+  const entered = new Set<string>();
+  const cluster: Cluster = r.cluster;
+  cluster.enterRoom = (_room, name) => {
+    entered.add(name);
+    return Promise.resolve();
+  };
+  cluster.members = (room) =>
+    Promise.resolve([...(r.cluster.remoteMembers.get(room) ?? []), ...entered]);
   const zed = await r.connect("ZED");
   assert.equal(zed.socket.closeCode, 4009);
+  const b = await r.connect("bob");
+  join(b.client);
+  await settle();
   const a = await r.connect("alice");
   join(a.client);
   await settle();
+  // Local only would be [alice, bob]; the cluster's answer without the entry, [Zed, bob].
   assert.deepEqual(
-    a.socket.of("joined")[0].members,
-    ["Zed"],
-    "the fake union lists the other instance's member",
+    [...a.socket.of("joined")[0].members].sort(),
+    ["Zed", "alice", "bob"],
+    "the joiner, the local member and the other instance's member",
   );
   assert.equal(r.cluster.names.get("alice"), "alice");
   a.client.socketClosed("client");

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { signJwt } from "../jwt.ts";
 import { type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
 import { CLOSE_WAIT_MS, closedWithin, within } from "./helpers.ts";
+import { rawHttp, type RawResponse, upgradeRequest } from "./server_fixture.ts";
 import { makeTestCert } from "./tls_test_cert.ts";
 
 async function withServer(
@@ -139,14 +140,44 @@ Deno.test("a connection is closed with 4001 when its token expires", async () =>
   });
 });
 
-Deno.test("per-address connection limit and handshake rate answer 429 before upgrading", async () => {
+/** The Sec-WebSocket-Accept a server must answer `request`'s key with (RFC 6455 section 4.2.2). */
+async function expectedAccept(request: string): Promise<string> {
+  const key = /^Sec-WebSocket-Key: (.+)$/m.exec(request)![1].trim();
+  const guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + guid));
+  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+}
+
+/** Sends one real upgrade request for /ws and returns the response, with `accepted` for a 101. */
+async function upgradeOutcome(port: number) {
+  const request = upgradeRequest(port);
+  const res = await rawHttp(port, request);
+  const accepted = res.status === 101 &&
+    res.headers.get("upgrade")?.toLowerCase() === "websocket" &&
+    res.headers.get("sec-websocket-accept") === await expectedAccept(request);
+  return { ...res, accepted };
+}
+
+/** What the server answers an upgrade it refuses for the address's limits (server.ts). */
+function assertRefused429(res: RawResponse, body: string): void {
+  assert.deepEqual(
+    {
+      status: res.status,
+      body: res.body,
+      retryAfter: res.headers.get("retry-after"),
+      type: res.headers.get("content-type"),
+    },
+    { status: 429, body, retryAfter: "1", type: "text/plain; charset=utf-8" },
+  );
+}
+
+Deno.test("the per-address connection limit answers a real upgrade over it with 429 and Retry-After", async () => {
   await withServer(["--max-connections-per-ip", "3", "--handshake-rate", "off"], async (s) => {
     const clients = await Promise.all([1, 2, 3].map((i) => TestClient.connect(s.wsUrl, `u${i}`)));
-    const res = await fetch(s.url + "ws", {
-      headers: { upgrade: "websocket", connection: "upgrade" },
-    });
-    assert.equal(res.status, 429);
-    await res.body?.cancel();
+    assertRefused429(
+      await upgradeOutcome(s.port),
+      "Cannot connect: too many connections from your address.\n",
+    );
     await clients[0].close();
     // The slot frees as soon as the server has dropped the connection.
     let again: TestClient | undefined;
@@ -157,16 +188,17 @@ Deno.test("per-address connection limit and handshake rate answer 429 before upg
     assert.ok(again, "a freed slot can be used again");
     await Promise.all([again.close(), clients[1].close(), clients[2].close()]);
   });
-  await withServer(["--handshake-rate", "1/s,2"], async (s) => {
-    const statuses: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const res = await fetch(s.url + "ws", {
-        headers: { upgrade: "websocket", connection: "upgrade", "sec-websocket-version": "13" },
-      });
-      statuses.push(res.status);
-      await res.body?.cancel();
-    }
-    assert.equal(statuses[2], 429, `statuses ${statuses}`);
+});
+
+Deno.test("the handshake rate upgrades a burst of real upgrade requests (101) and refuses the next ones with 429", async () => {
+  // A burst of 3 and one token per 10 s: five requests in a row cannot earn a refill.
+  await withServer(["--handshake-rate", "0.1/s,3"], async (s) => {
+    const outcomes = [];
+    for (let i = 0; i < 5; i++) outcomes.push(await upgradeOutcome(s.port));
+    assert.deepEqual(outcomes.map((o) => o.status), [101, 101, 101, 429, 429]);
+    for (const o of outcomes.slice(0, 3)) assert.ok(o.accepted, "a 101 with the key's accept");
+    const body = "Cannot connect: too many new connections from your address.\n";
+    for (const o of outcomes.slice(3)) assertRefused429(o, body);
   });
 });
 

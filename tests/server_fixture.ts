@@ -7,6 +7,7 @@
  * the fixture opened, shuts the hub and the listener down, so Deno's leak checks stay on.
  */
 import { assets } from "../assets.ts";
+import type { Authenticator } from "../auth.ts";
 import { type Config, parseConfig, VERSION, welcomeLimits } from "../config.ts";
 import { Hub } from "../hub.ts";
 import { frameBytesForBudget } from "../hub/room.ts";
@@ -30,6 +31,8 @@ export interface FixtureOptions extends Partial<Config> {
   hubNow?: () => number;
   /** The handler's clock, which the clients' rate limits use. @default Date.now */
   clientNow?: () => number;
+  /** Checks each hello's credentials, as main.ts's `createAuthenticator`. @default none: open */
+  auth?: Authenticator;
 }
 
 /** The flags' defaults, as `main.ts` would see them with no arguments. */
@@ -61,7 +64,7 @@ export interface InProcessServer extends AsyncDisposable {
 
 /** Starts the server on 127.0.0.1, on `options.port` when given, else on a free port. */
 export async function startServer(options: FixtureOptions = {}): Promise<InProcessServer> {
-  const { store: givenStore, hubNow, clientNow, ...overrides } = options;
+  const { store: givenStore, hubNow, clientNow, auth, ...overrides } = options;
   const config: Config = { ...defaultConfig(), ...overrides };
   const store = givenStore ?? new MemoryStore({ retention: config.retention });
   const hub = new Hub({
@@ -72,6 +75,7 @@ export async function startServer(options: FixtureOptions = {}): Promise<InProce
     maxOutFrameBytes: frameBytesForBudget(config.sendQueueBytes),
     roomWindowBytes: config.roomWindowBytes,
     now: hubNow,
+    auth,
   });
   await hub.start();
   // As in main.ts: the handler is made once the port is bound, before any request can arrive.
