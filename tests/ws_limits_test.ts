@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { utf8Length } from "../client.ts";
-import { frameBytesForBudget } from "../room.ts";
+import { frameBytesForBudget } from "../hub/room.ts";
 import { MemoryStore, type NewMessage } from "../store.ts";
 import type { Msg } from "./helpers.ts";
 import { closedWithin } from "./helpers.ts";
