@@ -167,6 +167,7 @@ async function main(): Promise<number> {
     version: VERSION,
     admission: new Admission({
       maxPerAddress: config.maxConnectionsPerIp,
+      maxPendingPerAddress: config.maxPendingPerIp,
       handshakeRate: config.handshakeRate,
     }),
     trustProxy: config.trustProxy,
