@@ -9,14 +9,52 @@ import assert from "node:assert/strict";
 import { CLOSE_WAIT_MS, eventually, type SpawnedServer, spawnServer, within } from "./helpers.ts";
 import { rawHttp, RawSocket, upgradeRequest } from "./server_fixture.ts";
 import { CloseCode } from "../protocol.ts";
+import { startRedis, type TestRedis } from "./redis_server.ts";
 
-async function withServer(args: string[], body: (s: SpawnedServer) => Promise<void>) {
-  const server = await spawnServer(["--port", "0", "--handshake-rate", "off", ...args]);
+// Probe once: without redis-server the --redis variants are registered as ignored, with the reason.
+const probe = await startRedis();
+await probe?.stop();
+const NO_REDIS = probe === null;
+
+async function withServer(
+  args: string[],
+  body: (s: SpawnedServer) => Promise<void>,
+  redis?: TestRedis,
+) {
+  const server = await spawnServer([
+    "--port",
+    "0",
+    "--handshake-rate",
+    "off",
+    ...(redis ? ["--redis", redis.url] : []),
+    ...args,
+  ]);
   try {
     await body(server);
   } finally {
     assert.equal(await server.stop(), 0);
   }
+}
+
+/**
+ * Registers `fn` twice: on one instance, and on an instance sharing a Redis (the limits are the
+ * instance's own either way, and must hold with `--redis` too).
+ */
+function bothWays(name: string, fn: (redis?: TestRedis) => Promise<void>): void {
+  Deno.test(`${name} (one instance)`, () => fn());
+  Deno.test({
+    name: NO_REDIS ? `${name} (--redis; skipped: no redis-server)` : `${name} (--redis)`,
+    ignore: NO_REDIS,
+    async fn() {
+      const redis = await startRedis();
+      if (redis === null) throw new Error("Cannot start redis-server");
+      try {
+        await fn(redis);
+      } finally {
+        await redis.stop();
+      }
+    },
+  });
 }
 
 /** The HTTP status an upgrade request for /ws gets now. */
@@ -37,21 +75,25 @@ async function serverCloseCode(r: RawSocket): Promise<number | null> {
   return (await within("the server's close frame", r.drain(), CLOSE_WAIT_MS)).closeCode;
 }
 
-Deno.test("a socket the server closed keeps its address slot until its TCP connection ends", async () => {
-  await withServer(["--max-connections-per-ip", "2", "--handshake-timeout", "0.2"], async (s) => {
-    using held = await rawSockets(s.port, 2);
-    // Neither says hello: the server closes both with 4000 and waits for a close frame that
-    // never comes, so both stay in CLOSING with whatever Deno holds for them.
-    for (const r of held) assert.equal(await serverCloseCode(r), CloseCode.badHandshake);
-    assert.equal(await upgradeStatus(s.port), 429, "the closing sockets still count");
-    held[0].close();
-    // Once the connection ends the slot is free again.
-    await eventually(
-      "a freed slot admits an upgrade",
-      async () => await upgradeStatus(s.port) === 101,
-    );
-  });
-});
+bothWays(
+  "a socket the server closed keeps its address slot until its TCP connection ends",
+  async (redis) => {
+    const args = ["--max-connections-per-ip", "2", "--handshake-timeout", "0.2"];
+    await withServer(args, async (s) => {
+      using held = await rawSockets(s.port, 2);
+      // Neither says hello: the server closes both with 4000 and waits for a close frame that
+      // never comes, so both stay in CLOSING with whatever Deno holds for them.
+      for (const r of held) assert.equal(await serverCloseCode(r), CloseCode.badHandshake);
+      assert.equal(await upgradeStatus(s.port), 429, "the closing sockets still count");
+      held[0].close();
+      // Once the connection ends the slot is free again.
+      await eventually(
+        "a freed slot admits an upgrade",
+        async () => await upgradeStatus(s.port) === 101,
+      );
+    });
+  },
+);
 
 /** Sends a hello on a raw socket and waits for the welcome. */
 async function sayHello(r: RawSocket, name: string): Promise<void> {
@@ -60,22 +102,25 @@ async function sayHello(r: RawSocket, name: string): Promise<void> {
   assert.match(new TextDecoder().decode(frame?.payload), /"type":"welcome"/);
 }
 
-Deno.test("connections that have not said hello are limited per address (429); a hello frees the slot", async () => {
-  await withServer(["--max-pending-per-ip", "2"], async (s) => {
-    using pending = await rawSockets(s.port, 2);
-    const refused = await within(
-      "an answer to the upgrade",
-      rawHttp(s.port, upgradeRequest(s.port)),
-      5000,
-    );
-    assert.equal(refused.status, 429);
-    assert.equal(refused.headers.get("retry-after"), "1");
-    assert.match(refused.body, /too many connections that have not said hello/);
-    await sayHello(pending[0], "ann");
-    assert.equal(await upgradeStatus(s.port), 101, "ann's hello freed her pending slot");
-    assert.match(s.output(), /refused address=127\.0\.0\.1 code=too_many_pending/);
-  });
-});
+bothWays(
+  "connections that have not said hello are limited per address (429); a hello frees the slot",
+  async (redis) => {
+    await withServer(["--max-pending-per-ip", "2"], async (s) => {
+      using pending = await rawSockets(s.port, 2);
+      const refused = await within(
+        "an answer to the upgrade",
+        rawHttp(s.port, upgradeRequest(s.port)),
+        5000,
+      );
+      assert.equal(refused.status, 429);
+      assert.equal(refused.headers.get("retry-after"), "1");
+      assert.match(refused.body, /too many connections that have not said hello/);
+      await sayHello(pending[0], "ann");
+      assert.equal(await upgradeStatus(s.port), 101, "ann's hello freed her pending slot");
+      assert.match(s.output(), /refused address=127\.0\.0\.1 code=too_many_pending/);
+    }, redis);
+  },
+);
 
 Deno.test("connections that have not said hello are limited in total (503), closed ones included", async () => {
   await withServer(
