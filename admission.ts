@@ -1,7 +1,9 @@
 /**
- * Admission control before the WebSocket upgrade: open connections per client address and a
- * handshake rate per address. It owns the per-address state; the server asks it before upgrading
- * and tells it when a connection ends.
+ * Admission control before the WebSocket upgrade: open connections per client address, those of
+ * them that have not said hello yet, and a handshake rate per address. It owns the per-address
+ * state; the server asks it before upgrading, tells it when a connection says hello, and when the
+ * connection has really ended (its socket's close event, not the server's close call: a closed
+ * socket whose peer never answers stays open, with what Deno holds for it).
  */
 import { type Rate, TokenBucket } from "./rate_limit.ts";
 
@@ -9,23 +11,26 @@ import { type Rate, TokenBucket } from "./rate_limit.ts";
 export const MAX_TRACKED_ADDRESSES = 100_000;
 
 /** Why an address may not open another connection now. */
-export type Refusal = "too_many_connections" | "handshake_rate";
+export type Refusal = "too_many_connections" | "too_many_pending" | "handshake_rate";
 
 /** Options for {@linkcode Admission}. */
 export interface AdmissionOptions {
   /** Open connections per address at most; 0 for no limit. */
   maxPerAddress: number;
+  /** Of those, connections that have not said hello yet; 0 for no limit. @default 0 */
+  maxPendingPerAddress?: number;
   /** New connections per address; null for no limit. */
   handshakeRate: Rate | null;
   /** @default Date.now */
   now?: () => number;
 }
 
-/** Counts open connections and recent handshakes per client address. */
+/** Counts open and not yet greeted connections, and recent handshakes, per client address. */
 export class Admission {
   #options: AdmissionOptions;
   #now: () => number;
   #open = new Map<string, number>();
+  #pending = new Map<string, number>();
   #buckets = new Map<string, TokenBucket>();
 
   constructor(options: AdmissionOptions) {
@@ -33,11 +38,17 @@ export class Admission {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Reserves a connection slot for `address`, or says why not. Call `release` when it ends. */
+  /**
+   * Reserves a connection slot for `address`, pending until `greeted`, or says why not. Call
+   * `release` when the connection has ended.
+   */
   admit(address: string): Refusal | null {
     const open = this.#open.get(address) ?? 0;
     const max = this.#options.maxPerAddress;
     if (max > 0 && open >= max) return "too_many_connections";
+    const pending = this.#pending.get(address) ?? 0;
+    const maxPending = this.#options.maxPendingPerAddress ?? 0;
+    if (maxPending > 0 && pending >= maxPending) return "too_many_pending";
     const rate = this.#options.handshakeRate;
     if (rate !== null) {
       let bucket = this.#buckets.get(address);
@@ -48,19 +59,29 @@ export class Admission {
       if (!bucket.take()) return "handshake_rate";
     }
     this.#open.set(address, open + 1);
+    this.#pending.set(address, pending + 1);
     return null;
   }
 
-  /** Frees the slot `admit` reserved. */
-  release(address: string): void {
-    const open = this.#open.get(address) ?? 0;
-    if (open <= 1) this.#open.delete(address);
-    else this.#open.set(address, open - 1);
+  /** A connection from `address` said hello: its slot is no longer pending. */
+  greeted(address: string): void {
+    decrement(this.#pending, address);
+  }
+
+  /** Frees the slot `admit` reserved; `pending` when the connection never said hello. */
+  release(address: string, pending: boolean): void {
+    decrement(this.#open, address);
+    if (pending) decrement(this.#pending, address);
   }
 
   /** Open connections from `address` now. */
   openFrom(address: string): number {
     return this.#open.get(address) ?? 0;
+  }
+
+  /** Connections from `address` that have not said hello. */
+  pendingFrom(address: string): number {
+    return this.#pending.get(address) ?? 0;
   }
 
   /** Drops buckets that have refilled (their address is quiet); a full map must not block admits. */
@@ -70,4 +91,10 @@ export class Admission {
     }
     if (this.#buckets.size >= MAX_TRACKED_ADDRESSES) this.#buckets.clear();
   }
+}
+
+function decrement(counts: Map<string, number>, address: string): void {
+  const n = counts.get(address) ?? 0;
+  if (n <= 1) counts.delete(address);
+  else counts.set(address, n - 1);
 }

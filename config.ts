@@ -55,6 +55,15 @@ export const DEFAULTS = {
   data: "chat.db",
   synchronous: "full",
   maxConnectionsPerIp: 20,
+  /**
+   * Connections that have not said hello yet, in all and per address. Each one can make Deno
+   * buffer up to 64 MiB of a frame before the server sees it, and hold it until the peer lets go
+   * (issue 14, item 3; docs/deployment.md "What a client can make the server hold").
+   */
+  maxPendingConnections: 64,
+  maxPendingPerIp: 4,
+  /** Resident memory, in MiB, over which new upgrades get HTTP 503. */
+  memoryLimitMiB: 1024,
   /** New connections per second per address, and the burst allowed. */
   handshakeRate: "10/s,20",
   logFormat: "text",
@@ -398,7 +407,34 @@ export const FLAGS = {
     name: "max-connections-per-ip",
     value: "N",
     default: DEFAULTS.maxConnectionsPerIp,
-    help: "open connections per client address, 0 for no limit; over it HTTP 429",
+    help: "open connections per client address, closed ones whose peer has not let go " +
+      "included, 0 for no limit; over it HTTP 429",
+    parse: wholeNumber(0),
+  }),
+  /** Connections that have not said hello yet, in all; over it the upgrade gets HTTP 503. */
+  maxPendingConnections: flag({
+    name: "max-pending-connections",
+    value: "N",
+    default: DEFAULTS.maxPendingConnections,
+    help: "connections that have not said hello yet, closed ones whose peer has not let go " +
+      "included; over it HTTP 503",
+    parse: wholeNumber(1),
+  }),
+  /** The same per client address; 0 turns the limit off. */
+  maxPendingPerIp: flag({
+    name: "max-pending-per-ip",
+    value: "N",
+    default: DEFAULTS.maxPendingPerIp,
+    help: "connections per client address that have not said hello yet, 0 for no limit; " +
+      "over it HTTP 429",
+    parse: wholeNumber(0),
+  }),
+  /** Resident memory in MiB over which upgrades are refused; 0 turns the check off. */
+  memoryLimitMiB: flag({
+    name: "memory-limit",
+    value: "MIB",
+    default: DEFAULTS.memoryLimitMiB,
+    help: "resident memory (RSS) in MiB over which new connections get HTTP 503, 0 for no limit",
     parse: wholeNumber(0),
   }),
   /** New connections per address; null turns the limit off. */

@@ -252,6 +252,7 @@ async function main(): Promise<number> {
     version: VERSION,
     admission: new Admission({
       maxPerAddress: config.maxConnectionsPerIp,
+      maxPendingPerAddress: config.maxPendingPerIp,
       handshakeRate: config.handshakeRate,
     }),
     trustProxy: config.trustProxy,

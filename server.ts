@@ -3,7 +3,7 @@
  * `/config.json` (the sign-in mode the page asks for), `/healthz`, and upgrades `/ws` to a WebSocket after checking origin and capacity. `main.ts` wraps
  * it in `Deno.serve`; tests call it with `new Request(...)` directly.
  */
-import { Client, type DisconnectReason } from "./client.ts";
+import { Client, type ClientHandler, type DisconnectReason } from "./client.ts";
 import type { Config } from "./config.ts";
 import type { Hub } from "./hub.ts";
 import type { Admission } from "./admission.ts";
@@ -28,6 +28,8 @@ export type HandlerConfig = Pick<
   | "maxTextChars"
   | "rateLimit"
   | "handshakeTimeoutMs"
+  | "maxPendingConnections"
+  | "memoryLimitMiB"
   | "password"
   | "jwtSecret"
 >;
@@ -51,7 +53,12 @@ export interface HandlerOptions {
   metrics?: { render: () => string; token: string | null };
   /** Hears every refused upgrade, and every request refused for its Host, for metrics and logs. */
   refused?: (code: string, address: string) => void;
+  /** The process's resident memory in bytes, checked against `memoryLimitMiB` at each upgrade. */
+  memory?: () => number;
 }
+
+/** Bytes in a MiB, for `--memory-limit`. */
+const MIB = 1024 * 1024;
 
 /** Where the connection came from, as Deno.serve reports it. */
 export interface ConnInfo {
@@ -152,6 +159,24 @@ export function createHandler(
     return text(status, body, extra);
   };
 
+  // Every upgraded socket counts from its upgrade to its close event, not to the server's close
+  // call: a socket the server has closed stays open, with what Deno buffered for it, for as long
+  // as its peer keeps the TCP connection and never answers the close (there is no way to drop it
+  // through Deno.serve). `pending` are the sockets that have not said hello (issue 14, item 3).
+  let openSockets = 0;
+  const pending = new Set<Client>();
+  const memory = options.memory ?? (() => Deno.memoryUsage().rss);
+  /** The hub, told first when a pending client says hello. */
+  const clientHandler: ClientHandler = {
+    hello(client, hello) {
+      if (pending.delete(client)) options.admission?.greeted(client.address);
+      hub.hello(client, hello);
+    },
+    command: (client, command) => hub.command(client, command),
+    rejected: (client, code) => hub.rejected(client, code),
+    closed: (client, why) => hub.closed(client, why),
+  };
+
   function upgrade(req: Request, info: ConnInfo | undefined): Response {
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return text(400, "This address takes WebSocket connections only.\n");
@@ -169,8 +194,22 @@ export function createHandler(
         "Cannot connect: the server is shutting down.\n",
       );
     }
-    if (hub.connections >= config.maxConnections) {
+    if (hub.connections >= config.maxConnections || openSockets >= config.maxConnections) {
       return refuse(503, "server_full", address, "Cannot connect: the server is full.\n", {
+        "retry-after": "5",
+      });
+    }
+    if (pending.size >= config.maxPendingConnections) {
+      return refuse(
+        503,
+        "pending_full",
+        address,
+        "Cannot connect: too many connections have not said hello yet.\n",
+        { "retry-after": "5" },
+      );
+    }
+    if (config.memoryLimitMiB > 0 && memory() > config.memoryLimitMiB * MIB) {
+      return refuse(503, "memory", address, "Cannot connect: the server is low on memory.\n", {
         "retry-after": "5",
       });
     }
@@ -178,21 +217,22 @@ export function createHandler(
     if (refusal !== null) {
       const why = refusal === "handshake_rate"
         ? "too many new connections"
+        : refusal === "too_many_pending"
+        ? "too many connections that have not said hello"
         : "too many connections";
       return refuse(429, refusal, address, `Cannot connect: ${why} from your address.\n`, {
         "retry-after": "1",
       });
     }
-    const release = () => options.admission?.release(address);
     let upgraded;
     try {
       upgraded = Deno.upgradeWebSocket(req, { idleTimeout: config.idleTimeoutSeconds });
     } catch {
-      release();
+      options.admission?.release(address, true);
       return text(400, "Cannot upgrade: malformed WebSocket request.\n");
     }
     const { socket, response } = upgraded;
-    const client = new Client(socket, hub, {
+    const client = new Client(socket, clientHandler, {
       sendQueueBytes: config.sendQueueBytes,
       maxFrameBytes: config.maxFrameBytes,
       maxTextChars: config.maxTextChars,
@@ -200,11 +240,16 @@ export function createHandler(
       handshakeTimeoutMs: config.handshakeTimeoutMs,
       address,
       now,
-      onGone: release,
     });
+    openSockets++;
+    pending.add(client);
     hub.add(client);
     socket.onmessage = (e) => client.receive(e.data);
-    socket.onclose = (e) => client.socketClosed(closeReason(e));
+    socket.onclose = (e) => {
+      openSockets--;
+      options.admission?.release(address, pending.delete(client));
+      client.socketClosed(closeReason(e));
+    };
     socket.onerror = () => {}; // a close event always follows
     return response;
   }

@@ -206,13 +206,20 @@ function parseOptions(args: string[]): Options | "help" {
     throw new Error(`Cannot read --io: expected epoll or deno, got "${values.io}"`);
   }
   const io = values.io ?? (epollAvailable() ? "epoll" : "deno");
-  // Every client comes from 127.0.0.1, so the per-address limits must be off as well.
+  // Every client comes from 127.0.0.1, so the per-address limits must be off as well; the pending
+  // and memory limits too, since the capacity steps open thousands of sockets at once.
   const serverArgs = [
     "--rate-limit",
     "off",
     "--max-connections",
     "20000",
     "--max-connections-per-ip",
+    "0",
+    "--max-pending-per-ip",
+    "0",
+    "--max-pending-connections",
+    "20000",
+    "--memory-limit",
     "0",
     "--handshake-rate",
     "off",
