@@ -174,6 +174,7 @@ export function createHandler(
     },
     command: (client, command) => hub.command(client, command),
     rejected: (client, code) => hub.rejected(client, code),
+    slow: (client, kind) => hub.slow(client, kind),
     closed: (client, why) => hub.closed(client, why),
   };
 
