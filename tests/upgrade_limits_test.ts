@@ -91,7 +91,7 @@ bothWays(
         "a freed slot admits an upgrade",
         async () => await upgradeStatus(s.port) === 101,
       );
-    });
+    }, redis);
   },
 );
 
