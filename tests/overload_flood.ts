@@ -51,8 +51,15 @@ async function sender(port: number, room: string, name: string) {
   const socket = await RawSocket.connect(port);
   await socket.sendText(JSON.stringify({ type: "hello", name }));
   const decoder = new TextDecoder();
-  /** Reads frames, handing each text line to `onLine`, until it returns true or the stream ends. */
-  const readUntil = async (onLine: (line: string) => boolean, onClose: (code: number) => void) => {
+  /**
+   * Reads frames, handing each text line to `onLine` (with `needles`, only lines holding one of
+   * them: the room's other traffic is skipped unsplit), until it returns true or the stream ends.
+   */
+  const readUntil = async (
+    onLine: (line: string) => boolean,
+    onClose: (code: number) => void,
+    needles?: string[],
+  ) => {
     for (;;) {
       const frame = await socket.readFrame();
       if (frame === null) return onClose(0);
@@ -62,7 +69,9 @@ async function sender(port: number, room: string, name: string) {
           frame.payload.length >= 2 ? new DataView(frame.payload.buffer).getUint16(0) : 1005,
         );
       } else if (frame.opcode === 0x1) {
-        for (const line of decoder.decode(frame.payload).split("\n")) if (onLine(line)) return;
+        const text = decoder.decode(frame.payload);
+        const lines = needles === undefined ? text.split("\n") : linesWith(text, needles);
+        for (const line of lines) if (onLine(line)) return;
       }
     }
   };
@@ -97,7 +106,7 @@ async function sender(port: number, room: string, name: string) {
     }, (code) => {
       closed = true;
       tally.closes[code] = (tally.closes[code] ?? 0) + 1;
-    });
+    }, [marker, '{"type":"error"']);
     const writing = (async () => {
       while (acked < count && !closed) {
         const wait = pausedUntil - Date.now();
@@ -117,4 +126,18 @@ async function sender(port: number, room: string, name: string) {
     socket.close();
   };
   return { flood };
+}
+
+/** The lines of `text` (joined by "\n") that hold one of `needles`, in order, each once. */
+function linesWith(text: string, needles: string[]): string[] {
+  const starts = new Set<number>();
+  for (const needle of needles) {
+    for (let i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + needle.length)) {
+      starts.add(text.lastIndexOf("\n", i) + 1);
+    }
+  }
+  return [...starts].sort((a, b) => a - b).map((start) => {
+    const end = text.indexOf("\n", start);
+    return text.slice(start, end < 0 ? text.length : end);
+  });
 }

@@ -129,6 +129,8 @@ for (const s of SCENARIOS) {
         "100",
         "--handshake-rate",
         "1000/s,1000",
+        "--max-pending-per-ip", // 50 senders connect at once from one address
+        "100",
       ];
       // The readers' instance; with Redis the flood goes into another one.
       const server = await spawnServer(
