@@ -19,8 +19,8 @@ import {
   parseCommand,
   parseHello,
   type ParseLimits,
-} from "./protocol.ts";
-import { FloodWindow, type Rate, TokenBucket } from "./rate_limit.ts";
+} from "./protocol/protocol.ts";
+import { FloodWindow, type Rate, TokenBucket } from "./http/rate_limit.ts";
 
 /** What the client needs of a WebSocket; a fake in unit tests. */
 export interface SocketLike {

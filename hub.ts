@@ -41,18 +41,18 @@ import {
   roomsLine,
   typingLine,
   welcomeLine,
-} from "./protocol.ts";
-import type { NewMessage, ReadRange, Store } from "./store.ts";
+} from "./protocol/protocol.ts";
+import type { NewMessage, ReadRange, Store } from "./store/store.ts";
 import { MAX_FRAME_OUT_BYTES, Room, ROOM_WINDOW_BYTES } from "./hub/room.ts";
 import type { SlowKind } from "./hub/room_log.ts";
 import { FanOut, type Pending, PENDING_LINE_BYTES } from "./hub/fanout.ts";
 import { readLines } from "./hub/history.ts";
 import { Member } from "./hub/member.ts";
 import { Sequencer } from "./hub/sequencer.ts";
-import type { Authenticator, AuthResult } from "./auth.ts";
-import type { Cluster, ClusterListener } from "./cluster.ts";
-import { type Session, Sessions } from "./sessions.ts";
-import { ResendGuard } from "./resend_guard.ts";
+import type { Authenticator, AuthResult } from "./auth/auth.ts";
+import type { Cluster, ClusterListener } from "./hub/cluster.ts";
+import { type Session, Sessions } from "./hub/sessions.ts";
+import { ResendGuard } from "./hub/resend_guard.ts";
 
 export {
   DRAIN_POLL_MS,

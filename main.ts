@@ -4,28 +4,28 @@
  * Whatever keeps it from starting ends in one `Cannot start: …` line and a non-zero exit.
  */
 // First, so the stop signals are caught before any other module is evaluated: see signals.ts.
-import { stopSignals } from "./signals.ts";
-import { assets } from "./assets.ts";
+import { stopSignals } from "./ops/signals.ts";
+import { assets } from "./http/assets.ts";
 import {
   type Config,
   parseConfig,
   SECRET_ENV_VARIABLES,
   VERSION,
   welcomeLimits,
-} from "./config.ts";
-import type { Cluster, ClusterListener } from "./cluster.ts";
+} from "./ops/config.ts";
+import type { Cluster, ClusterListener } from "./hub/cluster.ts";
 import { Hub } from "./hub.ts";
 import { frameBytesForBudget } from "./hub/room.ts";
-import { createHandler } from "./server.ts";
-import { HostPolicy } from "./host_check.ts";
-import { DamagedStoreError, SqliteStore, StoreInUseError } from "./sqlite_store.ts";
-import { MemoryStore, type Store } from "./store.ts";
-import { Admission } from "./admission.ts";
-import { createAuthenticator } from "./auth.ts";
-import { createJwtVerifier } from "./jwt.ts";
-import { createLogger, type Logger } from "./log.ts";
-import { createChatMetrics } from "./metrics.ts";
-import { hubObservers, renderMetrics } from "./observability.ts";
+import { createHandler } from "./http/server.ts";
+import { HostPolicy } from "./http/host_check.ts";
+import { DamagedStoreError, SqliteStore, StoreInUseError } from "./store/sqlite_store.ts";
+import { MemoryStore, type Store } from "./store/store.ts";
+import { Admission } from "./http/admission.ts";
+import { createAuthenticator } from "./auth/auth.ts";
+import { createJwtVerifier } from "./auth/jwt.ts";
+import { createLogger, type Logger } from "./ops/log.ts";
+import { createChatMetrics } from "./ops/metrics.ts";
+import { hubObservers, renderMetrics } from "./ops/observability.ts";
 
 /** Longest a graceful shutdown may take before the process exits anyway, in ms. */
 const SHUTDOWN_DEADLINE_MS = 5000;
@@ -61,8 +61,8 @@ async function openBackends(
   }
   // Loaded only here, so a single instance never loads any Redis code.
   const [{ RedisStore }, { RedisCluster }] = await Promise.all([
-    import("./redis_store.ts"),
-    import("./redis_cluster.ts"),
+    import("./redis/redis_store.ts"),
+    import("./redis/redis_cluster.ts"),
   ]);
   let store: Store | undefined;
   try {

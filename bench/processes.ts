@@ -6,7 +6,7 @@
  */
 
 import type { Reply, RequestBody } from "./control.ts";
-import { V8_FLAGS } from "../config.ts";
+import { V8_FLAGS } from "../ops/config.ts";
 import { onFreePort, spawnRedisServer } from "../scripts/redis_process.ts";
 
 const BENCH_DIR = new URL("./", import.meta.url);

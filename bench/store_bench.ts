@@ -8,8 +8,8 @@
  * synchronous, so an append's latency is also how long it stalls the event loop.
  */
 import { parseArgs } from "node:util";
-import { MemoryStore, type NewMessage, type Store } from "../store.ts";
-import { DEFAULT_PRUNE_CHUNK_ROWS, SqliteStore } from "../sqlite_store.ts";
+import { MemoryStore, type NewMessage, type Store } from "../store/store.ts";
+import { DEFAULT_PRUNE_CHUNK_ROWS, SqliteStore } from "../store/sqlite_store.ts";
 
 /** How long each (store, batch size) cell appends for, in ms. */
 const CELL_BUDGET_MS = 1500;

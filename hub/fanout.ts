@@ -21,8 +21,8 @@
  *    `evict` after it.
  */
 import type { Client } from "../client.ts";
-import type { ChatMessage } from "../protocol.ts";
-import type { NewMessage, Store } from "../store.ts";
+import type { ChatMessage } from "../protocol/protocol.ts";
+import type { NewMessage, Store } from "../store/store.ts";
 import type { Room } from "./room.ts";
 import type { Eviction, SlowKind } from "./room_log.ts";
 import { clearImmediate, setImmediate } from "node:timers";

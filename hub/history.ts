@@ -3,8 +3,8 @@
  * room's cache when it holds the whole answer, else from the store, never past what the room's
  * members here were sent live.
  */
-import { messageLine } from "../protocol.ts";
-import type { ReadRange, Store } from "../store.ts";
+import { messageLine } from "../protocol/protocol.ts";
+import type { ReadRange, Store } from "../store/store.ts";
 import type { Room } from "./room.ts";
 
 /**

@@ -3,7 +3,7 @@
  * rooms, when it joined each, joins still in flight, commands held for them, and its last typing
  * notice per room.
  */
-import type { Command } from "../protocol.ts";
+import type { Command } from "../protocol/protocol.ts";
 
 /** One connection's membership state; only the hub creates and changes it. */
 export class Member {

@@ -4,7 +4,7 @@
  * hub owns every Room and is the only one that changes it.
  */
 import type { Client } from "../client.ts";
-import type { ChatMessage } from "../protocol.ts";
+import type { ChatMessage } from "../protocol/protocol.ts";
 import { RoomLog, type RoomLogOptions } from "./room_log.ts";
 
 /** Committed messages kept in memory per active room, so joins and resumes rarely read the store. */

@@ -3,8 +3,8 @@
  * from other instances alike, filling any gap from the store, which stays the source of truth (the
  * bus between instances only makes delivery fast).
  */
-import { type ChatMessage, messageLine } from "../protocol.ts";
-import type { Store } from "../store.ts";
+import { type ChatMessage, messageLine } from "../protocol/protocol.ts";
+import type { Store } from "../store/store.ts";
 import type { FanOut } from "./fanout.ts";
 import type { Room } from "./room.ts";
 

@@ -20,7 +20,7 @@ export const TARGETS = [
   "x86_64-pc-windows-msvc",
 ] as const;
 
-import { SECRET_ENV_VARIABLES, V8_FLAGS } from "../config.ts";
+import { SECRET_ENV_VARIABLES, V8_FLAGS } from "../ops/config.ts";
 
 /** The SQLite files the server may read and write: the database, its WAL, shared memory and journal. */
 export const DATABASE_FILES = ["chat.db", "chat.db-wal", "chat.db-shm", "chat.db-journal"];

@@ -4,8 +4,8 @@
  * is the chat name. The signing is jwt.ts's, the same module the server verifies with.
  */
 import { parseArgs } from "node:util";
-import { signJwt } from "../jwt.ts";
-import { nameProblem } from "../protocol.ts";
+import { signJwt } from "../auth/jwt.ts";
+import { nameProblem } from "../protocol/protocol.ts";
 
 /** How long a token lasts unless `--ttl` says otherwise, in seconds (one day). */
 export const DEFAULT_TOKEN_TTL_SECONDS = 24 * 60 * 60;

@@ -1,6 +1,6 @@
 /** Admission's per-address bookkeeping, without sockets: open slots, pending slots, the rate. */
 import assert from "node:assert/strict";
-import { Admission } from "../admission.ts";
+import { Admission } from "../http/admission.ts";
 
 Deno.test("Admission refuses a pending connection over the per-address limit until one says hello", () => {
   const a = new Admission({ maxPerAddress: 10, maxPendingPerAddress: 2, handshakeRate: null });

@@ -1,6 +1,6 @@
 /** The embedded browser client: what is served, and how comments are blanked on the way. */
 import assert from "node:assert/strict";
-import { assets, blankCommentLines } from "../assets.ts";
+import { assets, blankCommentLines } from "../http/assets.ts";
 
 Deno.test("blankCommentLines blanks whole-line comments and keeps every line", () => {
   const source = [

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { signJwt } from "../jwt.ts";
+import { signJwt } from "../auth/jwt.ts";
 import { browserTest, waitJoined, watch } from "./browser_harness.ts";
 
 declare const localStorage: { getItem(key: string): string | null };

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { assets } from "../assets.ts";
+import { assets } from "../http/assets.ts";
 import { eventually, type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
 import {
   browserTest,

@@ -12,10 +12,10 @@ import {
   FLOOD_REJECTIONS,
   FLOOD_WINDOW_MS,
 } from "../client.ts";
-import type { Command, ErrorCode } from "../protocol.ts";
-import type { Rate } from "../rate_limit.ts";
+import type { Command, ErrorCode } from "../protocol/protocol.ts";
+import type { Rate } from "../http/rate_limit.ts";
 import { Hub } from "../hub.ts";
-import { MemoryStore } from "../store.ts";
+import { MemoryStore } from "../store/store.ts";
 import { fakeClientOptions, FakeSocket } from "./fakes.ts";
 
 /** A handler that welcomes at once and records what it heard. */

@@ -18,8 +18,8 @@ import {
 } from "./helpers.ts";
 import { CLOSE_WAIT_MS, closedWithin, within } from "./helpers.ts";
 import { startRedis, type StartRedisOptions, type TestRedis } from "./redis_server.ts";
-import { PRESENCE_RESEND_MS } from "../redis_cluster.ts";
-import { PRESENCE_SWEEP_MS, PRESENCE_TTL_MS } from "../redis_presence.ts";
+import { PRESENCE_RESEND_MS } from "../redis/redis_cluster.ts";
+import { PRESENCE_SWEEP_MS, PRESENCE_TTL_MS } from "../redis/redis_presence.ts";
 
 // Probe once: without redis-server every test below is registered as ignored, with the reason.
 const probe = await startRedis();

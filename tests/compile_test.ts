@@ -17,7 +17,7 @@ import {
   TARGETS,
 } from "../scripts/compile_all.ts";
 import { TestClient } from "./helpers.ts";
-import { V8_FLAGS } from "../config.ts";
+import { V8_FLAGS } from "../ops/config.ts";
 import { serverDenoArgs } from "../bench/processes.ts";
 
 const ROOT = new URL("../", import.meta.url);

@@ -15,7 +15,7 @@ import {
   parseConfig,
   parseRetention,
   SECRET_ENV_VARIABLES,
-} from "../config.ts";
+} from "../ops/config.ts";
 import { eventually } from "./helpers.ts";
 import { barrier, defaultConfig, join, startServer } from "./server_fixture.ts";
 

@@ -3,7 +3,7 @@
  * tests of what the store and the server do with a damaged file.
  */
 import { DatabaseSync } from "node:sqlite";
-import { SqliteStore } from "../sqlite_store.ts";
+import { SqliteStore } from "../store/sqlite_store.ts";
 
 /** Messages each test room gets: enough for dozens of b-tree leaf pages per room. */
 export const ROOM_MESSAGES = 600;

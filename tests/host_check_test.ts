@@ -5,12 +5,12 @@
  * `new Request`, and over real sockets both in-process and through main.ts.
  */
 import assert from "node:assert/strict";
-import { assets } from "../assets.ts";
-import { VERSION } from "../config.ts";
-import { HostPolicy } from "../host_check.ts";
+import { assets } from "../http/assets.ts";
+import { VERSION } from "../ops/config.ts";
+import { HostPolicy } from "../http/host_check.ts";
 import { Hub } from "../hub.ts";
-import { createHandler } from "../server.ts";
-import { MemoryStore } from "../store.ts";
+import { createHandler } from "../http/server.ts";
+import { MemoryStore } from "../store/store.ts";
 import { spawnServer } from "./helpers.ts";
 import { defaultConfig, rawHttp, startServer, upgradeRequest } from "./server_fixture.ts";
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { Client, FLOOD_REJECTIONS, HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "../client.ts";
 import { fakeClientOptions, FakeSocket } from "./fakes.ts";
-import type { Cluster } from "../cluster.ts";
+import type { Cluster } from "../hub/cluster.ts";
 import {
   DRAIN_POLL_MS,
   Hub,
@@ -11,9 +11,9 @@ import {
   MIN_RETRY_AFTER_MS,
   PENDING_LINE_BYTES,
 } from "../hub.ts";
-import { NAME_RESERVATION_MS } from "../sessions.ts";
-import { type ChatMessage, messageLine, RESEND_WINDOW_MS } from "../protocol.ts";
-import { MemoryStore, type NewMessage, type Store } from "../store.ts";
+import { NAME_RESERVATION_MS } from "../hub/sessions.ts";
+import { type ChatMessage, messageLine, RESEND_WINDOW_MS } from "../protocol/protocol.ts";
+import { MemoryStore, type NewMessage, type Store } from "../store/store.ts";
 
 interface Rig {
   hub: Hub;

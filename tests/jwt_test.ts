@@ -1,5 +1,5 @@
 /** Specification of HS256 token verification: what is accepted, and every way a token is refused. */
-import { createJwtVerifier, type JwtResult, MAX_JWT_CHARS, signJwt } from "../jwt.ts";
+import { createJwtVerifier, type JwtResult, MAX_JWT_CHARS, signJwt } from "../auth/jwt.ts";
 
 const SECRET = "test-secret-that-is-long-enough-for-hs256";
 /** A fixed clock: 2026-11-21T14:00:00Z, in ms. */

@@ -1,5 +1,5 @@
 /** Specification of the logger: its two formats, level filtering, and one entry per line always. */
-import { createLogger, isLogLevel, type LogFields, type LoggerOptions } from "../log.ts";
+import { createLogger, isLogLevel, type LogFields, type LoggerOptions } from "../ops/log.ts";
 
 const NOW = Date.UTC(2026, 10, 21, 14, 0, 0);
 
@@ -149,7 +149,7 @@ Deno.test("an unknown level or format is refused", () => {
 
 Deno.test("by default lines go to stderr and nothing to stdout", async () => {
   const script = `import { createLogger } from ${
-    JSON.stringify(new URL("../log.ts", import.meta.url).href)
+    JSON.stringify(new URL("../ops/log.ts", import.meta.url).href)
   };
 const log = createLogger({ format: "json", level: "debug" });
 log.debug("d"); log.info("i"); log.warn("w"); log.error("e");`;

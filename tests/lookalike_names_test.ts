@@ -5,7 +5,7 @@
  * instances sharing a Redis, which claim names by the same key.
  */
 import assert from "node:assert/strict";
-import { signJwt } from "../jwt.ts";
+import { signJwt } from "../auth/jwt.ts";
 import { closedWithin, type Msg, type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
 import { startRedis } from "./redis_server.ts";
 import { startServer } from "./server_fixture.ts";

@@ -10,7 +10,7 @@ import {
   LabeledCounter,
   MAX_LABEL_SETS,
   Registry,
-} from "../metrics.ts";
+} from "../ops/metrics.ts";
 
 /** One parsed sample line. */
 interface Sample {

@@ -1,7 +1,7 @@
 /** Lookalike names (issue 14, item 4): invisible characters are refused; confusables collide. */
 import assert from "node:assert/strict";
-import { nameKey, nameProblem, parseHello } from "../protocol.ts";
-import { CONFUSABLES_UNICODE_VERSION, PROTOTYPES, skeleton } from "../skeleton.ts";
+import { nameKey, nameProblem, parseHello } from "../protocol/protocol.ts";
+import { CONFUSABLES_UNICODE_VERSION, PROTOTYPES, skeleton } from "../protocol/skeleton.ts";
 
 /** The names found accepted beside `alice` / `bob` / `admin`, each looking the same in the UI. */
 const LOOKALIKES: [string, string, string][] = [

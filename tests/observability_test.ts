@@ -1,8 +1,8 @@
 /** How hub events reach the log: a store error repeated by every request is written once a minute. */
 import assert from "node:assert/strict";
-import { createLogger } from "../log.ts";
-import { createChatMetrics } from "../metrics.ts";
-import { hubObservers, STORE_FAILED_REPEAT_MS } from "../observability.ts";
+import { createLogger } from "../ops/log.ts";
+import { createChatMetrics } from "../ops/metrics.ts";
+import { hubObservers, STORE_FAILED_REPEAT_MS } from "../ops/observability.ts";
 
 /** Observers writing to `lines`, with a clock the test moves. */
 function rig() {

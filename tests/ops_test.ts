@@ -3,7 +3,7 @@
  * access control, per-address limits, Prometheus metrics and JSON logs.
  */
 import assert from "node:assert/strict";
-import { signJwt } from "../jwt.ts";
+import { signJwt } from "../auth/jwt.ts";
 import { type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
 import { CLOSE_WAIT_MS, closedWithin, within } from "./helpers.ts";
 import { rawHttp, type RawResponse, upgradeRequest } from "./server_fixture.ts";

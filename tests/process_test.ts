@@ -4,7 +4,7 @@
  * exits at once). Everything else is tested in-process, where it is faster.
  */
 import assert from "node:assert/strict";
-import { FLAG_ROWS, flagUsage, VERSION } from "../config.ts";
+import { FLAG_ROWS, flagUsage, VERSION } from "../ops/config.ts";
 import { type SpawnedServer, spawnServer, TestClient } from "./helpers.ts";
 import { CLOSE_WAIT_MS, closedWithin, within } from "./helpers.ts";
 import { RawSocket } from "./server_fixture.ts";

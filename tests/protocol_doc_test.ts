@@ -1,9 +1,9 @@
 /** docs/protocol.md is the contract for other clients: it must name everything protocol.ts speaks. */
 import assert from "node:assert/strict";
-import { CloseCode, parseCommand } from "../protocol.ts";
+import { CloseCode, parseCommand } from "../protocol/protocol.ts";
 
 const doc = await Deno.readTextFile(new URL("../docs/protocol.md", import.meta.url));
-const source = await Deno.readTextFile(new URL("../protocol.ts", import.meta.url));
+const source = await Deno.readTextFile(new URL("../protocol/protocol.ts", import.meta.url));
 
 Deno.test("docs/protocol.md lists every error code the server can send", () => {
   const union = /export type ErrorCode =([^;]+);/.exec(source)![1];

@@ -7,7 +7,7 @@ import {
   normalizeRoom,
   parseCommand,
   parseHello,
-} from "../protocol.ts";
+} from "../protocol/protocol.ts";
 
 const limits = { maxTextChars: 4000 };
 const parse = (v: unknown) => parseCommand(typeof v === "string" ? v : JSON.stringify(v), limits);

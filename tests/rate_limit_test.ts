@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FloodWindow, parseRate, TokenBucket } from "../rate_limit.ts";
+import { FloodWindow, parseRate, TokenBucket } from "../http/rate_limit.ts";
 
 Deno.test("a token bucket allows a burst, then refills at its rate", () => {
   let now = 0;

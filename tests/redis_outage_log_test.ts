@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { eventually, sleep, spawnServer } from "./helpers.ts";
 import { startRedis } from "./redis_server.ts";
-import { RECONNECT_MAX_DELAY_MS } from "../redis_client.ts";
+import { RECONNECT_MAX_DELAY_MS } from "../redis/redis_client.ts";
 
 // Probe once: without redis-server the test is registered as ignored, with the reason.
 const probe = await startRedis();

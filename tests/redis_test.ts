@@ -6,11 +6,11 @@
  */
 import { eventually } from "./helpers.ts";
 import assert from "node:assert/strict";
-import type { NewMessage, RetentionPolicy } from "../store.ts";
-import { closeRedis, connectRedis } from "../redis_client.ts";
-import { RedisStore } from "../redis_store.ts";
-import { type ClusterEvents, RedisBus } from "../redis_bus.ts";
-import { type ExpiredMember, RedisPresence } from "../redis_presence.ts";
+import type { NewMessage, RetentionPolicy } from "../store/store.ts";
+import { closeRedis, connectRedis } from "../redis/redis_client.ts";
+import { RedisStore } from "../redis/redis_store.ts";
+import { type ClusterEvents, RedisBus } from "../redis/redis_bus.ts";
+import { type ExpiredMember, RedisPresence } from "../redis/redis_presence.ts";
 import { startRedis, type TestRedis } from "./redis_server.ts";
 import { many, msg, seqs, storeSpec, withStore } from "./store_spec.ts";
 

@@ -1,7 +1,7 @@
 /** The resend guard, specified with plain values for the clock. */
 import assert from "node:assert/strict";
-import { ResendGuard } from "../resend_guard.ts";
-import { type ChatMessage, nameKey, RESEND_WINDOW_MS } from "../protocol.ts";
+import { ResendGuard } from "../hub/resend_guard.ts";
+import { type ChatMessage, nameKey, RESEND_WINDOW_MS } from "../protocol/protocol.ts";
 
 const T0 = 1_000_000;
 

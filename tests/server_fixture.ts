@@ -6,21 +6,21 @@
  * Start one with `await using server = await startServer({...})`: disposal closes every client
  * the fixture opened, shuts the hub and the listener down, so Deno's leak checks stay on.
  */
-import { assets } from "../assets.ts";
-import type { Authenticator } from "../auth.ts";
-import { type Config, parseConfig, VERSION, welcomeLimits } from "../config.ts";
+import { assets } from "../http/assets.ts";
+import type { Authenticator } from "../auth/auth.ts";
+import { type Config, parseConfig, VERSION, welcomeLimits } from "../ops/config.ts";
 import { Hub } from "../hub.ts";
 import { frameBytesForBudget } from "../hub/room.ts";
-import type { ChatMessage } from "../protocol.ts";
-import { createHandler } from "../server.ts";
-import { HostPolicy } from "../host_check.ts";
+import type { ChatMessage } from "../protocol/protocol.ts";
+import { createHandler } from "../http/server.ts";
+import { HostPolicy } from "../http/host_check.ts";
 import {
   MemoryStore,
   type NewMessage,
   type ReadRange,
   type RoomBounds,
   type Store,
-} from "../store.ts";
+} from "../store/store.ts";
 import { type Msg, TestClient } from "./helpers.ts";
 
 /** Options for {@linkcode startServer}: any config field, plus what the wiring takes. */

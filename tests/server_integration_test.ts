@@ -5,8 +5,8 @@
  * header matters, since the WebSocket client reports a refused upgrade only as an error event.
  */
 import assert from "node:assert/strict";
-import { assets } from "../assets.ts";
-import { VERSION } from "../config.ts";
+import { assets } from "../http/assets.ts";
+import { VERSION } from "../ops/config.ts";
 import {
   defaultConfig,
   join,

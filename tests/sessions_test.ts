@@ -2,9 +2,14 @@
 import assert from "node:assert/strict";
 import { Client, type ClientHandler } from "../client.ts";
 import { fakeClientOptions, FakeSocket } from "./fakes.ts";
-import type { Cluster } from "../cluster.ts";
-import { CloseCode } from "../protocol.ts";
-import { NAME_HELD_ELSEWHERE, NAME_RESERVATION_MS, type Session, Sessions } from "../sessions.ts";
+import type { Cluster } from "../hub/cluster.ts";
+import { CloseCode } from "../protocol/protocol.ts";
+import {
+  NAME_HELD_ELSEWHERE,
+  NAME_RESERVATION_MS,
+  type Session,
+  Sessions,
+} from "../hub/sessions.ts";
 
 /** The parts of a cluster that names use; the rest is never called here. */
 class NameCluster implements Cluster {

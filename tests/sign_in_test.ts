@@ -3,7 +3,7 @@
  * before any hello, and `deno task token` (scripts/token.ts) mints tokens the server accepts.
  */
 import assert from "node:assert/strict";
-import { createJwtVerifier } from "../jwt.ts";
+import { createJwtVerifier } from "../auth/jwt.ts";
 import { DEFAULT_TOKEN_TTL_SECONDS, main, mintToken, parseTtl } from "../scripts/token.ts";
 import { spawnServer, TestClient } from "./helpers.ts";
 import { startServer } from "./server_fixture.ts";

@@ -7,15 +7,15 @@
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { MemoryStore } from "../store.ts";
+import { MemoryStore } from "../store/store.ts";
 import {
   DamagedStoreError,
   DEFAULT_PRUNE_CHUNK_ROWS,
   SqliteStore,
   StoreInUseError,
-} from "../sqlite_store.ts";
+} from "../store/sqlite_store.ts";
 import { damagePage, leafOf, ROOM_MESSAGES, writeHistory } from "./damaged_db.ts";
-import { nameKey } from "../protocol.ts";
+import { nameKey } from "../protocol/protocol.ts";
 import { many, msg, storeSpec } from "./store_spec.ts";
 
 /** Runs `fn` with a temporary directory that is removed afterwards. */
@@ -295,7 +295,7 @@ Deno.test("SqliteStore needs read and write permission on the data file and noth
   withDir(async (dir) => {
     const path = `${dir}/chat.db`;
     const script = `${dir}/use_store.ts`;
-    const storeUrl = new URL("../sqlite_store.ts", import.meta.url).href;
+    const storeUrl = new URL("../store/sqlite_store.ts", import.meta.url).href;
     await Deno.writeTextFile(
       script,
       `import { SqliteStore } from ${JSON.stringify(storeUrl)};
@@ -342,7 +342,7 @@ Deno.test("SqliteStore holds its file alone, in this process and others, until i
       // The refused open must not have cost the first store its SQLite locks or its file.
       assert.deepEqual(first.append([msg("a", "y", 2)]).map((m) => m.seq), [2]);
       // Another process is refused too, while a plain SQLite reader (an online backup) is not.
-      const storeUrl = new URL("../sqlite_store.ts", import.meta.url).href;
+      const storeUrl = new URL("../store/sqlite_store.ts", import.meta.url).href;
       const other = await new Deno.Command(Deno.execPath(), {
         args: [
           "eval",

@@ -6,7 +6,7 @@
  * store.
  */
 import assert from "node:assert/strict";
-import type { NewMessage, ReadRange, RetentionPolicy, Store } from "../store.ts";
+import type { NewMessage, ReadRange, RetentionPolicy, Store } from "../store/store.ts";
 
 /**
  * Makes a fresh, empty store, now or later; `dir` is a temporary directory it may put files in.

@@ -3,7 +3,7 @@
  * against the real server process, which a client reads to know what to ask its user for.
  */
 import assert from "node:assert/strict";
-import { signJwt } from "../jwt.ts";
+import { signJwt } from "../auth/jwt.ts";
 import { CLOSE_WAIT_MS, closedWithin, spawnServer, TestClient, within } from "./helpers.ts";
 
 const PASSWORD = "reasons-test-password";

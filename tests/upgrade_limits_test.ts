@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { CLOSE_WAIT_MS, eventually, type SpawnedServer, spawnServer, within } from "./helpers.ts";
 import { rawHttp, RawSocket, upgradeRequest } from "./server_fixture.ts";
-import { CloseCode } from "../protocol.ts";
+import { CloseCode } from "../protocol/protocol.ts";
 import { startRedis, type TestRedis } from "./redis_server.ts";
 
 // Probe once: without redis-server the --redis variants are registered as ignored, with the reason.

@@ -6,10 +6,10 @@
  * `--redis`; the in-process server here has no cluster.
  */
 import assert from "node:assert/strict";
-import type { Authenticator } from "../auth.ts";
+import type { Authenticator } from "../auth/auth.ts";
 import { MAX_EARLY_FRAMES } from "../client.ts";
 import { MAX_HELD_COMMANDS } from "../hub.ts";
-import { MemoryStore, type Store } from "../store.ts";
+import { MemoryStore, type Store } from "../store/store.ts";
 import { closedWithin, eventually, type TestClient } from "./helpers.ts";
 import { received, startServer } from "./server_fixture.ts";
 

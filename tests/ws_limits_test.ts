@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { utf8Length } from "../client.ts";
 import { frameBytesForBudget } from "../hub/room.ts";
-import { MemoryStore, type NewMessage } from "../store.ts";
+import { MemoryStore, type NewMessage } from "../store/store.ts";
 import type { Msg } from "./helpers.ts";
 import { closedWithin } from "./helpers.ts";
 import { join, received, SlowStore, startServer } from "./server_fixture.ts";

@@ -2,7 +2,7 @@
  * Connects the hub to metrics and logs: timing observers feed histograms and log lines, and a scrape
  * copies the hub's plain counters into the Prometheus registry, so the hot path only adds numbers.
  */
-import type { Hub, HubObservers } from "./hub.ts";
+import type { Hub, HubObservers } from "../hub.ts";
 import type { Logger } from "./log.ts";
 import type { ChatMetrics } from "./metrics.ts";
 

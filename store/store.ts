@@ -7,7 +7,7 @@
  * synchronously (SQLite, memory) or with a promise (network stores); the hub handles both, and
  * takes the synchronous path without an extra microtask when it can.
  */
-import type { ChatMessage } from "./protocol.ts";
+import type { ChatMessage } from "../protocol/protocol.ts";
 
 /** A value now, or later. */
 export type MaybePromise<T> = T | Promise<T>;

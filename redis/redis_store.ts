@@ -29,7 +29,7 @@
  * Needs Redis 7.0 or later (script flags; XTRIM MINID and exclusive ranges came in 6.2); not
  * Redis Cluster (a batch touches keys of several rooms).
  */
-import { type ChatMessage, nameKey, RESEND_WINDOW_MS } from "./protocol.ts";
+import { type ChatMessage, nameKey, RESEND_WINDOW_MS } from "../protocol/protocol.ts";
 import {
   closeRedis,
   connectRedis,
@@ -37,7 +37,7 @@ import {
   type RedisConnectionOptions,
   Script,
 } from "./redis_client.ts";
-import type { NewMessage, ReadRange, RetentionPolicy, RoomBounds, Store } from "./store.ts";
+import type { NewMessage, ReadRange, RetentionPolicy, RoomBounds, Store } from "../store/store.ts";
 
 /** Most stream entries one `prune` examines per room; the rest wait for the next prune. */
 export const PRUNE_SCAN_LIMIT = 10_000;

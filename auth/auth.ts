@@ -3,7 +3,7 @@
  * LAN. Secrets are compared in constant time and never logged.
  */
 import type { JwtVerifier } from "./jwt.ts";
-import { type Hello, nameProblem } from "./protocol.ts";
+import { type Hello, nameProblem } from "../protocol/protocol.ts";
 
 /** The outcome of checking a hello: the name to register, or why not. */
 export type AuthResult =

@@ -7,10 +7,10 @@
  * The hub asks for a name with `take`; this module grants it (sets the client's name and key and
  * calls back) or closes the client with the reason it cannot have it. It is the one owner of names.
  */
-import type { Client } from "./client.ts";
+import type { Client } from "../client.ts";
 import type { Cluster } from "./cluster.ts";
-import { CloseCode, nameFold, nameKey } from "./protocol.ts";
-import { timingSafeEqual } from "./auth.ts";
+import { CloseCode, nameFold, nameKey } from "../protocol/protocol.ts";
+import { timingSafeEqual } from "../auth/auth.ts";
 
 /** How long a disconnected name stays reserved for its token holder, in ms. */
 export const NAME_RESERVATION_MS = 60_000;

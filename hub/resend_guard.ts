@@ -7,7 +7,7 @@
  * way into the store are kept apart ("in flight"): a resend of one of those is answered by the
  * original's echo. One owner, the hub; nothing here touches the clock but through its arguments.
  */
-import { type ChatMessage, nameKey, RESEND_WINDOW_MS } from "./protocol.ts";
+import { type ChatMessage, nameKey, RESEND_WINDOW_MS } from "../protocol/protocol.ts";
 
 /** Most accepted cids remembered at once; the oldest are forgotten first. Bounds memory under any load. */
 export const RESEND_GUARD_ENTRIES = 200_000;

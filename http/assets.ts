@@ -4,23 +4,23 @@
  * Scripts and styles are served with their whole-line comments blanked (the JSDoc that types and
  * explains the source): a smaller page, and the same line numbers as static/ in a stack trace.
  */
-import appJs from "./static/app.js" with { type: "text" };
-import composerJs from "./static/composer.js" with { type: "text" };
-import connectionJs from "./static/connection.js" with { type: "text" };
-import domJs from "./static/dom.js" with { type: "text" };
-import faviconSvg from "./static/favicon.svg" with { type: "text" };
-import indexHtml from "./static/index.html" with { type: "text" };
-import linkifyJs from "./static/linkify.js" with { type: "text" };
-import logJs from "./static/log.js" with { type: "text" };
-import notifyJs from "./static/notify.js" with { type: "text" };
-import outboxJs from "./static/outbox.js" with { type: "text" };
-import renderJs from "./static/render.js" with { type: "text" };
-import sidebarJs from "./static/sidebar.js" with { type: "text" };
-import signinJs from "./static/signin.js" with { type: "text" };
-import stateJs from "./static/state.js" with { type: "text" };
-import storageJs from "./static/storage.js" with { type: "text" };
-import styleCss from "./static/style.css" with { type: "text" };
-import wireJs from "./static/wire.js" with { type: "text" };
+import appJs from "../static/app.js" with { type: "text" };
+import composerJs from "../static/composer.js" with { type: "text" };
+import connectionJs from "../static/connection.js" with { type: "text" };
+import domJs from "../static/dom.js" with { type: "text" };
+import faviconSvg from "../static/favicon.svg" with { type: "text" };
+import indexHtml from "../static/index.html" with { type: "text" };
+import linkifyJs from "../static/linkify.js" with { type: "text" };
+import logJs from "../static/log.js" with { type: "text" };
+import notifyJs from "../static/notify.js" with { type: "text" };
+import outboxJs from "../static/outbox.js" with { type: "text" };
+import renderJs from "../static/render.js" with { type: "text" };
+import sidebarJs from "../static/sidebar.js" with { type: "text" };
+import signinJs from "../static/signin.js" with { type: "text" };
+import stateJs from "../static/state.js" with { type: "text" };
+import storageJs from "../static/storage.js" with { type: "text" };
+import styleCss from "../static/style.css" with { type: "text" };
+import wireJs from "../static/wire.js" with { type: "text" };
 
 /** One embedded file: its text and its Content-Type. */
 export interface Asset {

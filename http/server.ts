@@ -3,12 +3,12 @@
  * `/config.json` (the sign-in mode the page asks for), `/healthz`, and upgrades `/ws` to a WebSocket after checking origin and capacity. `main.ts` wraps
  * it in `Deno.serve`; tests call it with `new Request(...)` directly.
  */
-import { Client, type ClientHandler, type DisconnectReason } from "./client.ts";
-import type { Config } from "./config.ts";
-import type { Hub } from "./hub.ts";
+import { Client, type ClientHandler, type DisconnectReason } from "../client.ts";
+import type { Config } from "../ops/config.ts";
+import type { Hub } from "../hub.ts";
 import type { Admission } from "./admission.ts";
-import { timingSafeEqual } from "./auth.ts";
-import { METRICS_CONTENT_TYPE } from "./metrics.ts";
+import { timingSafeEqual } from "../auth/auth.ts";
+import { METRICS_CONTENT_TYPE } from "../ops/metrics.ts";
 import type { HostPolicy } from "./host_check.ts";
 
 /** One embedded static file. */

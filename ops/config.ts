@@ -5,14 +5,14 @@
  * Parsing is pure (args and environment in, a Config or an error out), so every rule is tested
  * without starting a process.
  */
-import { parseRate, type Rate } from "./rate_limit.ts";
-import { MAX_HISTORY_LIMIT } from "./protocol.ts";
-import { ROOM_WINDOW_BYTES } from "./hub/room.ts";
-import { HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "./client.ts";
-import { MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_SENDER } from "./hub.ts";
-import type { RetentionPolicy } from "./store.ts";
+import { parseRate, type Rate } from "../http/rate_limit.ts";
+import { MAX_HISTORY_LIMIT } from "../protocol/protocol.ts";
+import { ROOM_WINDOW_BYTES } from "../hub/room.ts";
+import { HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "../client.ts";
+import { MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_SENDER } from "../hub.ts";
+import type { RetentionPolicy } from "../store/store.ts";
 import { LOG_LEVELS } from "./log.ts";
-import denoJson from "./deno.json" with { type: "json" };
+import denoJson from "../deno.json" with { type: "json" };
 
 /** The server's version, from deno.json, so `deno compile` embeds it. */
 export const VERSION: string = denoJson.version;

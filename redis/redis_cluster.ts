@@ -3,7 +3,7 @@
  * union over live instances, and room and direct lines crossing instances on the bus. Loaded only
  * with `--redis`; it adapts redis_bus.ts and redis_presence.ts to the hub's `Cluster` interface.
  */
-import type { Cluster, ClusterListener } from "./cluster.ts";
+import type { Cluster, ClusterListener } from "../hub/cluster.ts";
 import { RedisBus } from "./redis_bus.ts";
 import { RedisPresence } from "./redis_presence.ts";
 

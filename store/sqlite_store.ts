@@ -31,7 +31,7 @@
  * ```
  */
 import { backup, DatabaseSync, type SQLOutputValue, type StatementSync } from "node:sqlite";
-import { type ChatMessage, nameKey } from "./protocol.ts";
+import { type ChatMessage, nameKey } from "../protocol/protocol.ts";
 import type { NewMessage, ReadRange, RetentionPolicy, RoomBounds, Store } from "./store.ts";
 
 /**
