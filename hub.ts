@@ -220,6 +220,8 @@ export class Hub implements ClientHandler, ClusterListener {
       makeToken: options.makeToken,
       failed: (e) => this.#storeFailed(e),
     });
+    // Last: what other instances sent meanwhile is told now, to a hub that is complete.
+    this.#cluster?.listen(this);
   }
 
   /** Loads the resend guard from the store and starts the background sweep. */

@@ -13,7 +13,7 @@ import {
   VERSION,
   welcomeLimits,
 } from "./ops/config.ts";
-import type { Cluster, ClusterListener } from "./hub/cluster.ts";
+import type { Cluster } from "./hub/cluster.ts";
 import { Hub } from "./hub.ts";
 import { frameBytesForBudget } from "./hub/room.ts";
 import { createHandler } from "./http/server.ts";
@@ -33,7 +33,6 @@ const SHUTDOWN_DEADLINE_MS = 5000;
 /** History and, with `--redis`, the other instances; or why they cannot be opened. */
 async function openBackends(
   config: Config,
-  listener: () => ClusterListener,
   logger: Logger,
   damaged: (error: DamagedStoreError) => void,
 ): Promise<{ store: Store; cluster?: Cluster } | { error: string; exitCode: number }> {
@@ -83,7 +82,6 @@ async function openBackends(
           }
         },
       },
-      listener,
       (e) => logger.warn("redis", { error: e }),
     );
     return { store, cluster };
@@ -170,9 +168,7 @@ async function main(): Promise<number> {
     console.error(`Cannot start: ${(e as Error).message}`);
     return 1;
   }
-  // The cluster hears other instances before the hub exists; it reaches the hub through this.
-  const relay: { hub?: ClusterListener } = {};
-  const backends = await openBackends(config, () => relay.hub!, logger, (e) => {
+  const backends = await openBackends(config, logger, (e) => {
     // Once per room, as the store reports it: the hub's own store_failed line repeats with every
     // request. Damage found during the start is said by the Cannot start line instead.
     if (serving) logger.error("store_damaged", { room: e.room ?? undefined, error: e });
@@ -196,7 +192,6 @@ async function main(): Promise<number> {
     auth: createAuthenticator({ password: config.password, jwt }),
     ...(cluster ? { cluster } : {}),
   });
-  relay.hub = hub;
   try {
     await hub.start();
   } catch (e) {

@@ -11,6 +11,11 @@
 export interface Cluster {
   /** False while the link to the other instances is down. */
   readonly healthy: boolean;
+  /**
+   * Starts telling `listener` what other instances send; the hub calls it once, when it exists.
+   * What arrived before is told then, in order.
+   */
+  listen(listener: ClusterListener): void;
   /** Takes a name for this instance; false when another instance holds it. */
   claimName(key: string, name: string): Promise<boolean>;
   /** Frees a name cluster-wide; resolves once it is free (never rejects). */

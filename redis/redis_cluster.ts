@@ -32,9 +32,15 @@ export const MAX_UNSENT_PRESENCE_LINES = 10_000;
  */
 export const PRESENCE_RESEND_MS = 3_000;
 
+/** Events kept from before `listen`; past this the oldest are dropped (a start takes ms). */
+export const MAX_EARLY_EVENTS = 10_000;
+
 /** Several instances as one chat, through Redis pub/sub and expiring presence keys. */
 export class RedisCluster implements Cluster {
   readonly id: string;
+  #listener: ClusterListener | null = null;
+  /** What other instances sent before `listen`, oldest first. */
+  #early: ((listener: ClusterListener) => void)[] = [];
   #bus: RedisBus;
   #presence: RedisPresence;
   #onError: (e: unknown) => void;
@@ -54,22 +60,28 @@ export class RedisCluster implements Cluster {
     this.#onError = onError;
   }
 
-  /** Connects both the bus and presence; `listener` hears what other instances send. */
+  /** Connects both the bus and presence; `listen` then names who hears the other instances. */
   static async connect(
     options: RedisClusterOptions,
-    listener: () => ClusterListener,
     onError: (e: unknown) => void,
   ): Promise<RedisCluster> {
     const id = crypto.randomUUID();
     let cluster: RedisCluster | undefined;
+    // Events can come as soon as the bus is up, before `connect` returns: kept until `listen`.
+    const early: ((listener: ClusterListener) => void)[] = [];
+    const tell = (event: (listener: ClusterListener) => void) => {
+      if (cluster !== undefined && cluster.#listener !== null) return event(cluster.#listener);
+      early.push(event);
+      if (early.length > MAX_EARLY_EVENTS) early.shift();
+    };
     const bus = await RedisBus.connect({
       url: options.url,
       id,
       echo: false,
       events: {
-        onRoomLine: (room, line, _origin, seq) => listener().remoteRoomLine(room, line, seq),
-        onDirect: (key, line) => listener().remoteDirect(key, line),
-        onResync: (room) => listener().resync(room),
+        onRoomLine: (room, line, _origin, seq) => tell((l) => l.remoteRoomLine(room, line, seq)),
+        onDirect: (key, line) => tell((l) => l.remoteDirect(key, line)),
+        onResync: (room) => tell((l) => void l.resync(room)),
         onHealth: (healthy) => {
           if (healthy && cluster !== undefined) cluster.#sendUnsent();
           options.onHealth?.(healthy);
@@ -83,11 +95,13 @@ export class RedisCluster implements Cluster {
         ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }),
         ...(options.refreshMs === undefined ? {} : { refreshMs: options.refreshMs }),
         ...(options.sweepMs === undefined ? {} : { sweepMs: options.sweepMs }),
-        onExpired: (gone) => listener().membersGone(gone),
-        onNamesLost: (keys) => listener().namesLost(keys),
-        onRestored: (members) => listener().membersBack(members),
+        onExpired: (gone) => tell((l) => l.membersGone(gone)),
+        onNamesLost: (keys) => tell((l) => l.namesLost(keys)),
+        onRestored: (members) => tell((l) => l.membersBack(members)),
       });
-      return cluster = new RedisCluster(id, bus, presence, onError);
+      cluster = new RedisCluster(id, bus, presence, onError);
+      cluster.#early = early;
+      return cluster;
     } catch (e) {
       await bus.close();
       throw e;
@@ -96,6 +110,12 @@ export class RedisCluster implements Cluster {
 
   get healthy(): boolean {
     return this.#bus.healthy;
+  }
+
+  listen(listener: ClusterListener): void {
+    this.#listener = listener;
+    const early = this.#early.splice(0);
+    for (const event of early) event(listener);
   }
 
   claimName(key: string, name: string): Promise<boolean> {

@@ -499,6 +499,7 @@ Deno.test("shutdown commits what was accepted, then closes every socket with 100
 /** A cluster of one fake peer: records what the hub publishes and lets a test play the peer. */
 class FakeCluster implements Cluster {
   healthy = true;
+  listen() {}
   published: { room: string; line: string; seq?: number }[] = [];
   /** Presence calls in order: exit, publish (joins and leaves), release. */
   log: string[] = [];

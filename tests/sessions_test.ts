@@ -14,6 +14,7 @@ import {
 /** The parts of a cluster that names use; the rest is never called here. */
 class NameCluster implements Cluster {
   healthy = true;
+  listen() {}
   held = new Set<string>();
   released: string[] = [];
   /** When set, the next claim waits for this promise's answer. */
