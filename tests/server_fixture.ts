@@ -1,19 +1,17 @@
 /**
- * The real server in this process for socket tests: a Hub and the HTTP handler behind
- * `Deno.serve({ port: 0 })`, wired as `main.ts` wires them, plus the raw-TCP tools the built-in
+ * The real server in this process for socket tests: `startChat`, the same wiring main.ts runs,
+ * behind `Deno.serve({ port: 0 })`, plus the raw-TCP tools the built-in
  * WebSocket cannot play (a hand-made upgrade request, a client that stops reading).
  *
  * Start one with `await using server = await startServer({...})`: disposal closes every client
  * the fixture opened, shuts the hub and the listener down, so Deno's leak checks stay on.
  */
-import { assets } from "../http/assets.ts";
 import type { Authenticator } from "../auth/auth.ts";
-import { type Config, parseConfig, VERSION, welcomeLimits } from "../ops/config.ts";
+import { type Config, parseConfig } from "../ops/config.ts";
 import { Hub } from "../hub.ts";
-import { frameBytesForBudget } from "../hub/room.ts";
 import type { ChatMessage } from "../protocol/protocol.ts";
-import { createHandler } from "../http/server.ts";
-import { HostPolicy } from "../http/host_check.ts";
+import { startChat } from "../http/chat_server.ts";
+import { createLogger } from "../ops/log.ts";
 import {
   MemoryStore,
   type NewMessage,
@@ -62,51 +60,31 @@ export interface InProcessServer extends AsyncDisposable {
   shutdown(): Promise<void>;
 }
 
-/** Starts the server on 127.0.0.1, on `options.port` when given, else on a free port. */
+/**
+ * Starts the server on 127.0.0.1, on `options.port` when given, else on a free port: main.ts's
+ * own wiring (http/chat_server.ts), quiet, with the per-address limits off (every test client
+ * comes from 127.0.0.1) unless the options set them.
+ */
 export async function startServer(options: FixtureOptions = {}): Promise<InProcessServer> {
   const { store: givenStore, hubNow, clientNow, auth, ...overrides } = options;
-  const config: Config = { ...defaultConfig(), ...overrides };
+  const config: Config = { ...defaultConfig(), host: "127.0.0.1", port: 0, ...overrides };
   const store = givenStore ?? new MemoryStore({ retention: config.retention });
-  const hub = new Hub({
+  const perAddress = ["maxConnectionsPerIp", "maxPendingPerIp", "handshakeRate"] as const;
+  const chat = await startChat({
+    config,
     store,
-    maxRoomsPerClient: config.maxRoomsPerClient,
-    version: VERSION,
-    welcomeLimits: welcomeLimits(config),
-    maxOutFrameBytes: frameBytesForBudget(config.sendQueueBytes),
-    roomWindowBytes: config.roomWindowBytes,
-    now: hubNow,
-    auth,
+    logger: createLogger({ level: "error", write: () => {} }),
+    admission: perAddress.some((k) => k in overrides),
+    ...(auth ? { auth } : {}),
+    ...(hubNow ? { hubNow } : {}),
+    ...(clientNow ? { clientNow } : {}),
   });
-  await hub.start();
-  // As in main.ts: the handler is made once the port is bound, before any request can arrive.
-  // deno-lint-ignore prefer-const -- assigned once the port is bound, after Deno.serve returns
-  let handler: ReturnType<typeof createHandler> | undefined;
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: overrides.port ?? 0, onListen() {} },
-    (req, info) => handler!(req, info),
-  );
-  const port = server.addr.port;
-  const hosts = new HostPolicy({
-    scheme: "http",
-    hostname: server.addr.hostname,
-    port,
-    allowHosts: config.allowHosts,
-    publicUrl: config.publicUrl,
-  });
-  handler = createHandler({ hub, config, hosts, assets, version: VERSION, now: clientNow });
+  const { hub, port } = chat;
   const origin = `http://127.0.0.1:${port}`;
   const wsUrl = `ws://127.0.0.1:${port}/ws`;
   const clients: TestClient[] = [];
   const raws: RawSocket[] = [];
-  let stopped: Promise<void> | undefined;
-
-  const shutdown = () =>
-    stopped ??= (async () => {
-      // The same sequence as main.ts (the hub closes every socket with 1001 first, then the
-      // server stops), so the shutdown tests hold main.ts's order to the protocol. Keep in step.
-      await hub.shutdown();
-      await server.shutdown();
-    })();
+  const shutdown = () => chat.shutdown();
 
   const open = async (opts?: { headers?: Record<string, string> }) => {
     const c = new TestClient(wsUrl, opts);
