@@ -494,7 +494,7 @@ export class Hub implements ClientHandler, ClusterListener {
         }),
       );
     }
-    room.joinsInFlight++;
+    room.joinStarted();
     const joining = this.#memberOf(client).joining ??= new Set();
     joining.add(roomName);
     // In a cluster, subscribe before reading so no line falls between the history and the feed.
@@ -507,10 +507,7 @@ export class Hub implements ClientHandler, ClusterListener {
       }
       if (!room.ready) {
         const latest = (await this.#store.bounds(roomName)).latest;
-        if (!room.ready) {
-          room.latest = Math.max(room.latest, latest);
-          room.ready = true;
-        }
+        room.readyAt(latest);
       }
       const range: ReadRange = since === undefined
         ? { limit: DEFAULT_HISTORY_LIMIT, newest: true }
@@ -567,7 +564,7 @@ export class Hub implements ClientHandler, ClusterListener {
       if (joining.size === 0 && this.#memberOf(client).joining === joining) {
         this.#memberOf(client).joining = null;
       }
-      room.joinsInFlight--;
+      room.joinEnded();
       this.#replayHeld(client, roomName);
       if (entered) {
         this.#tellOthers(this.#cluster!.exitRoom(roomName, client.name!, room.unused));

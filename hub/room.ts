@@ -26,58 +26,103 @@ export function frameBytesForBudget(sendQueueBytes: number): number {
  */
 export const ROOM_WINDOW_BYTES = 8 * 1024 * 1024;
 
-/** One room with members: who is in it, what was said recently, what is waiting to be sent. */
+/**
+ * One room with members: who is in it, what was said recently, what is owed to its members. The
+ * hub adds and removes members; everything else changes only through the methods here.
+ */
 export class Room {
   readonly name: string;
   readonly members = new Set<Client>();
-  /** Highest committed seq known. */
-  latest = 0;
-  /** Recent committed messages and their serialised lines, oldest first, contiguous by seq. */
-  cache: ChatMessage[] = [];
-  cacheLines: string[] = [];
   /** Lines owed to the members, shared, with cursors for the members behind. */
   readonly log: RoomLog;
-  /** Joins waiting on the store; the room is kept while any are. */
-  joinsInFlight = 0;
-
-  /** No member here and no join on its way: nothing on this instance needs the room. */
-  get unused(): boolean {
-    return this.members.size === 0 && this.joinsInFlight === 0;
-  }
-  /** False until `latest` has been read from the store; remote lines wait for it. */
-  ready = false;
-  /** A gap is being filled from the store. */
-  resyncing = false;
-  /** Highest remote seq seen while not ready or resyncing: past `latest`, another fill is due. */
-  pendingSeq = 0;
+  #latest = 0;
+  /** Recent committed messages and their serialised lines, oldest first, contiguous by seq. */
+  #cache: ChatMessage[] = [];
+  #cacheLines: string[] = [];
+  #joinsInFlight = 0;
+  #ready = false;
+  #resyncing = false;
+  #pendingSeq = 0;
 
   constructor(name: string, log: RoomLogOptions) {
     this.name = name;
     this.log = new RoomLog(log);
   }
 
+  /** Highest committed seq known. */
+  get latest(): number {
+    return this.#latest;
+  }
+
+  /** False until `latest` has been read from the store; remote lines wait for it. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** The store says the room has reached `latest`: from now on lines are delivered in order. */
+  readyAt(latest: number): void {
+    if (this.#ready) return;
+    this.#latest = Math.max(this.#latest, latest);
+    this.#ready = true;
+  }
+
+  /** A gap is being filled from the store. */
+  get resyncing(): boolean {
+    return this.#resyncing;
+  }
+
+  /** Marks the start (true) or end (false) of filling a gap from the store. */
+  setResyncing(on: boolean): void {
+    this.#resyncing = on;
+  }
+
+  /** Highest remote seq seen while not ready or resyncing: past `latest`, another fill is due. */
+  get pendingSeq(): number {
+    return this.#pendingSeq;
+  }
+
+  /** A line with `seq` came while the room could not take it in order. */
+  notePending(seq: number): void {
+    if (seq > this.#pendingSeq) this.#pendingSeq = seq;
+  }
+
+  /** A join began waiting on the store (the room is kept until it ends). */
+  joinStarted(): void {
+    this.#joinsInFlight++;
+  }
+
+  /** A join ended, whatever its outcome. */
+  joinEnded(): void {
+    this.#joinsInFlight--;
+  }
+
+  /** No member here and no join on its way: nothing on this instance needs the room. */
+  get unused(): boolean {
+    return this.members.size === 0 && this.#joinsInFlight === 0;
+  }
+
   remember(m: ChatMessage, line: string): void {
     // A gap (another instance's messages we missed) restarts the cache so it stays contiguous.
-    if (this.cache.length > 0 && m.seq !== this.cache[this.cache.length - 1].seq + 1) {
-      this.cache = [];
-      this.cacheLines = [];
+    if (this.#cache.length > 0 && m.seq !== this.#cache[this.#cache.length - 1].seq + 1) {
+      this.#cache = [];
+      this.#cacheLines = [];
     }
-    this.cache.push(m);
-    this.cacheLines.push(line);
-    if (this.cache.length > ROOM_CACHE_MESSAGES * 2) {
-      this.cache = this.cache.slice(-ROOM_CACHE_MESSAGES);
-      this.cacheLines = this.cacheLines.slice(-ROOM_CACHE_MESSAGES);
+    this.#cache.push(m);
+    this.#cacheLines.push(line);
+    if (this.#cache.length > ROOM_CACHE_MESSAGES * 2) {
+      this.#cache = this.#cache.slice(-ROOM_CACHE_MESSAGES);
+      this.#cacheLines = this.#cacheLines.slice(-ROOM_CACHE_MESSAGES);
     }
-    if (m.seq > this.latest) this.latest = m.seq;
+    if (m.seq > this.#latest) this.#latest = m.seq;
   }
 
   /** Drops cached messages below `oldest`: retention removed them from the store. */
   forgetBelow(oldest: number): void {
-    const first = this.cache[0]?.seq;
+    const first = this.#cache[0]?.seq;
     if (first === undefined || first >= oldest) return;
-    const drop = Math.min(this.cache.length, oldest - first);
-    this.cache = this.cache.slice(drop);
-    this.cacheLines = this.cacheLines.slice(drop);
+    const drop = Math.min(this.#cache.length, oldest - first);
+    this.#cache = this.#cache.slice(drop);
+    this.#cacheLines = this.#cacheLines.slice(drop);
   }
 
   /**
@@ -85,14 +130,14 @@ export class Room {
    * else the oldest `limit`. Null when the cache does not hold the whole answer.
    */
   cached(after: number, before: number, limit: number, newest: boolean): string[] | null {
-    const highest = Math.min(before - 1, this.latest);
+    const highest = Math.min(before - 1, this.#latest);
     if (highest <= after) return [];
-    const n = this.cache.length;
-    if (n === 0 || this.cache[n - 1].seq < highest) return null;
-    const first = this.cache[0].seq;
+    const n = this.#cache.length;
+    if (n === 0 || this.#cache[n - 1].seq < highest) return null;
+    const first = this.#cache[0].seq;
     const lowest = newest ? Math.max(after + 1, highest - limit + 1) : after + 1;
     if (lowest < first) return null;
     const lo = lowest - first;
-    return this.cacheLines.slice(lo, Math.min(highest - first + 1, lo + limit));
+    return this.#cacheLines.slice(lo, Math.min(highest - first + 1, lo + limit));
   }
 }

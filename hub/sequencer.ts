@@ -34,7 +34,7 @@ export class Sequencer {
   deliver(room: Room, m: ChatMessage, line: string): boolean {
     if (m.seq <= room.latest) return false;
     if (!room.ready || room.resyncing || m.seq > room.latest + 1) {
-      room.pendingSeq = Math.max(room.pendingSeq, m.seq);
+      room.notePending(m.seq);
       if (room.ready && !room.resyncing) void this.resync(room);
       return true;
     }
@@ -52,7 +52,7 @@ export class Sequencer {
    */
   async resync(room: Room): Promise<void> {
     if (!room.ready || room.resyncing) return;
-    room.resyncing = true;
+    room.setResyncing(true);
     const { store, fanout } = this.#options;
     try {
       for (;;) {
@@ -71,7 +71,7 @@ export class Sequencer {
     } catch (e) {
       this.#options.failed(e);
     } finally {
-      room.resyncing = false;
+      room.setResyncing(false);
     }
     if (room.log.unserved) {
       fanout.mark(room);
