@@ -169,22 +169,19 @@ export class Client {
     return this.#closed;
   }
 
-  /** Bytes the socket may still take within the send budget (negative when over it). */
-  budgetLeft(): number {
-    return this.#options.sendQueueBytes - this.socket.bufferedAmount;
+  /** The send budget, in bytes: what the socket may hold unsent. */
+  get sendQueueBytes(): number {
+    return this.#options.sendQueueBytes;
   }
 
-  /** True when the socket holds nothing unsent: it then takes one frame of any size. */
-  get idle(): boolean {
-    return this.socket.bufferedAmount === 0;
-  }
-
-  /** Hands a frame to the socket; the room log has checked that it fits (see room_log.ts). */
+  /**
+   * Hands a frame to the socket; the room log has checked that it fits (see room_log.ts). It reads
+   * nothing back: the next look (`stalled`) counts a handed frame as progress and reads then.
+   */
   deliver(frame: string): void {
     if (this.#closed) return;
     this.socket.send(frame);
     this.#handed = true;
-    this.#lastBuffered = this.socket.bufferedAmount;
   }
 
   /**

@@ -166,8 +166,9 @@ export class RoomLog {
         evict.push({ client: member, kind: "stalled" });
         continue;
       }
-      const budget = member.budgetLeft();
-      if (budget <= 0 && !member.idle) continue;
+      const buffered = member.socket.bufferedAmount;
+      const budget = member.sendQueueBytes - buffered;
+      if (budget <= 0 && buffered > 0) continue;
       // Frames no longer than what fits, so a member catching up is never handed past its budget
       // (only a single line longer than the budget goes alone, to an idle socket).
       const cap = Math.min(this.#options.maxFrameBytes, Math.max(1, budget));
@@ -188,8 +189,10 @@ export class RoomLog {
    */
   #hand(member: Client, frames: Frame[], from: number, to: number, result: ServeResult): number {
     if (frames.length === 0) return to;
-    let budget = member.budgetLeft();
-    let idle = member.idle;
+    // One reading of the socket per member and pass: it is a call into the runtime.
+    const buffered = member.socket.bufferedAmount;
+    let budget = member.sendQueueBytes - buffered;
+    let idle = buffered === 0;
     let next = from;
     for (const f of frames) {
       if (!idle && f.bytes > budget) break;
