@@ -7,7 +7,13 @@
 import { type ClientSpec, type Counters, emptyCounters } from "./control.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
 import { CoreMeter, type CoreUse, ProcessMeter, statusBytes } from "./proc.ts";
-import { LoadGenerator, RedisProcess, type ServerKind, ServerProcess } from "./processes.ts";
+import {
+  LoadGenerator,
+  RedisProcess,
+  type ServerKind,
+  ServerProcess,
+  type ServerSource,
+} from "./processes.ts";
 import { wallNow } from "./frames.ts";
 
 /** Clients each load generator sets up at once. */
@@ -45,6 +51,8 @@ export type TargetSpec =
     redis?: boolean;
     /** Name in the report. @default kind */
     label?: string;
+    /** Another checkout's main.ts, or the Bun executable. @default this checkout */
+    source?: ServerSource;
   }
   | { kind: "url"; url: string; pid?: number };
 
@@ -169,7 +177,7 @@ export class Target {
         if (spec.redis) redis = await RedisProcess.start(place.serverCore);
         const args = redis ? [...spec.args, "--redis", redis.url] : spec.args;
         for (let i = 0; i < (spec.instances ?? 1); i++) {
-          servers.push(await ServerProcess.start(spec.kind, args, place.serverCore));
+          servers.push(await ServerProcess.start(spec.kind, args, place.serverCore, spec.source));
         }
       }
       for (let i = 0; i < place.workers; i++) {
