@@ -24,6 +24,7 @@ import {
   SLOW_TEXT_BYTES,
 } from "./scenarios.ts";
 import { sleep } from "./run.ts";
+import { OVERLOAD_CLIENTS, OVERLOAD_FACTOR, SLOW_MEMBERS, STALLED_MEMBERS } from "./overload.ts";
 
 /** Core the server runs on; load generators and this process use LOAD_CORE. */
 export const SERVER_CORE = 0;
@@ -59,7 +60,11 @@ processes (pinned to core ${LOAD_CORE}), runs the scenarios and prints Markdown 
 Progress goes to stderr. Traffic goes only to 127.0.0.1 (or --url).
 
 Options:
-  --scenario NAME     ${SCENARIOS.join(", ")} or all (default all)
+  --scenario NAME     ${SCENARIOS.join(", ")} or all (default all);
+                      several with commas. overload probes the capacity, then offers
+                      ${OVERLOAD_FACTOR}× it to one room of fast readers, ${STALLED_MEMBERS} stalled members (never read)
+                      and ${SLOW_MEMBERS} slow ones (~100 KB/s): delivery per kind, evictions by kind,
+                      rate_limited refusals, peak RSS
   --mode MODE         server, naive or both (default both: every figure also as server ÷ naive)
   --bun PATH          also measure Bun's pub/sub (bench/bun_server.ts run by the Bun executable
                       PATH, e.g. from \`npm install bun\` in a scratch directory), same scenarios
@@ -74,13 +79,14 @@ Options:
                       to core ${SERVER_CORE}. Scenarios: ${INSTANCE_SCENARIO_LIST} (the default then).
                       Every figure also as a ratio of the one-instance baseline. (default 1)
   --quick             small and short: 100 clients, ~3 s per step (for development)
-  --clients N         clients per scenario (default 1000; slow: 100; idle: 10000)
-  --rate R[,R…]       messages/s into the server (capacity: the rates to climb; others: first)
+  --clients N         clients per scenario (default 1000; slow, overload: ${OVERLOAD_CLIENTS}; idle: 10000)
+  --rate R[,R…]       messages/s into the server (capacity: the rates to climb; others: first;
+                      overload: the offered rate, instead of ${OVERLOAD_FACTOR}× the probed capacity)
   --duration S        measured seconds per step (default 5-10 by scenario)
   --url URL           measure a running server (ws://host:port/ws) instead of starting one
   --pid PID           with --url: that server's pid, for CPU and memory figures
   --workers N         load-generator processes (default ${DEFAULT_WORKERS})
-  --text-bytes N      size of each text (default ${DEFAULT_TEXT_BYTES}; slow: ${SLOW_TEXT_BYTES})
+  --text-bytes N      size of each text (default ${DEFAULT_TEXT_BYTES}; slow, overload: ${SLOW_TEXT_BYTES})
   --send-queue-bytes N  passed to the real server (default: the server's own)
   --data PATH         passed to the real server (default :memory:; with --instances, to the
                       one-instance baseline only)
@@ -508,7 +514,7 @@ async function main(): Promise<number> {
       } (ratios against ${opts.baseline}); real server args: ${opts.serverArgs.join(" ")} ` +
         `--data ${opts.data}`,
     `- texts: ${
-      opts.textBytes ?? `${DEFAULT_TEXT_BYTES} (slow: ${SLOW_TEXT_BYTES})`
+      opts.textBytes ?? `${DEFAULT_TEXT_BYTES} (slow, overload: ${SLOW_TEXT_BYTES})`
     } bytes, each stamped with its send time; latency = receive − send ` +
     "on one machine clock",
     `- command: deno task bench ${Deno.args.join(" ")}`.trimEnd(),

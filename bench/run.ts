@@ -63,6 +63,12 @@ export interface StepResult {
   offered: number;
   /** Messages per second actually sent inside the window. */
   sentPerS: number;
+  /** Messages sent in the whole step, warm-up included. */
+  sent: number;
+  /** Of those, how many the server refused as busy (`rate_limited`). */
+  refused: number;
+  /** Deliveries of any message of the step (warm-up included, repeats not), until the drain ended. */
+  deliveredAll: number;
   /** Deliveries expected for messages sent in the window (messages × room members). */
   expected: number;
   /** Of those, how many arrived before the drain ended. */
@@ -352,6 +358,9 @@ export class Target {
       label: opts.label,
       offered: opts.rate,
       sentPerS: total.sentInWindow / opts.durationS,
+      sent: total.sent,
+      refused: total.refused,
+      deliveredAll: total.delivered,
       expected: total.expected,
       delivered: total.deliveredOfWindow,
       ratio: total.expected > 0 ? total.deliveredOfWindow / total.expected : NaN,
@@ -407,6 +416,7 @@ function sumCounters(all: Counters[]): Counters {
     total.seqRepeatedOwn += c.seqRepeatedOwn;
     total.seqLate += c.seqLate;
     total.seqSkipped += c.seqSkipped;
+    total.refused += c.refused;
     for (const [code, n] of Object.entries(c.closes)) {
       total.closes[code] = (total.closes[code] ?? 0) + n;
     }

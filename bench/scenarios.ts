@@ -9,9 +9,10 @@ import { deliveredPct } from "./report.ts";
 import { joinAs } from "./session.ts";
 import { RawWebSocket } from "./ws_client.ts";
 import { seqFaults } from "./seq_check.ts";
+import { overload } from "./overload.ts";
 
 /** Scenario names, in the order `--scenario all` runs them. */
-export const SCENARIOS = ["latency", "capacity", "rooms", "slow", "idle"] as const;
+export const SCENARIOS = ["latency", "capacity", "rooms", "slow", "idle", "overload"] as const;
 /** One scenario name. */
 export type ScenarioName = typeof SCENARIOS[number];
 
@@ -82,6 +83,8 @@ export function runScenario(
       return slow(target, opts, progress);
     case "latency":
       return latency(target, opts, progress);
+    case "overload":
+      return overload(target, opts, progress);
   }
 }
 
