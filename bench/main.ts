@@ -79,14 +79,15 @@ Options:
                       to core ${SERVER_CORE}. Scenarios: ${INSTANCE_SCENARIO_LIST} (the default then).
                       Every figure also as a ratio of the one-instance baseline. (default 1)
   --quick             small and short: 100 clients, ~3 s per step (for development)
-  --clients N         clients per scenario (default 1000; slow, overload: ${OVERLOAD_CLIENTS}; idle: 10000)
+  --clients N         clients per scenario (default 1000; slow and overload: ${OVERLOAD_CLIENTS}; idle:
+                      10000)
   --rate R[,R…]       messages/s into the server (capacity: the rates to climb; others: first;
                       overload: the offered rate, instead of ${OVERLOAD_FACTOR}× the probed capacity)
   --duration S        measured seconds per step (default 5-10 by scenario)
   --url URL           measure a running server (ws://host:port/ws) instead of starting one
   --pid PID           with --url: that server's pid, for CPU and memory figures
   --workers N         load-generator processes (default ${DEFAULT_WORKERS})
-  --text-bytes N      size of each text (default ${DEFAULT_TEXT_BYTES}; slow, overload: ${SLOW_TEXT_BYTES})
+  --text-bytes N      size of each text (default ${DEFAULT_TEXT_BYTES}; slow: ${SLOW_TEXT_BYTES})
   --send-queue-bytes N  passed to the real server (default: the server's own)
   --data PATH         passed to the real server (default :memory:; with --instances, to the
                       one-instance baseline only)
@@ -514,7 +515,7 @@ async function main(): Promise<number> {
       } (ratios against ${opts.baseline}); real server args: ${opts.serverArgs.join(" ")} ` +
         `--data ${opts.data}`,
     `- texts: ${
-      opts.textBytes ?? `${DEFAULT_TEXT_BYTES} (slow, overload: ${SLOW_TEXT_BYTES})`
+      opts.textBytes ?? `${DEFAULT_TEXT_BYTES} (slow: ${SLOW_TEXT_BYTES})`
     } bytes, each stamped with its send time; latency = receive − send ` +
     "on one machine clock",
     `- command: deno task bench ${Deno.args.join(" ")}`.trimEnd(),

@@ -255,7 +255,7 @@ function splitNotes(target: Target, specs: ClientSpec[], senders: string[]): str
 const SERVER_CORE = 0;
 
 /** Warnings when the generators were saturated or other processes shared the server's core. */
-function loadBoundNote(step: StepResult): string[] {
+export function loadBoundNote(step: StepResult): string[] {
   const notes: string[] = [];
   if (step.loadCpu > 0.9) {
     notes.push(
