@@ -22,6 +22,11 @@ export const CONNECT_CONCURRENCY = 50;
 export const CONNECT_TIMEOUT_MS = 180_000;
 /** Delay between telling the generators to run and the first send, in ms. */
 const START_DELAY_MS = 300;
+/**
+ * How long a generator may take to answer a progress poll, in ms: under overload its core can be
+ * busy reading for seconds (an old server's backlog once kept one past 10 s).
+ */
+const STATS_TIMEOUT_MS = 30_000;
 /** Drain ends when deliveries stop changing for this long, in ms. */
 const DRAIN_QUIET_MS = 1_000;
 const DRAIN_POLL_MS = 250;
@@ -386,7 +391,9 @@ export class Target {
 
   /** Counters summed over the generators. */
   async #stats(): Promise<Counters> {
-    const replies = await Promise.all(this.loadgens.map((g) => g.request({ cmd: "stats" })));
+    const replies = await Promise.all(
+      this.loadgens.map((g) => g.request({ cmd: "stats" }, STATS_TIMEOUT_MS)),
+    );
     return sumCounters(replies.map((r) => r.counters));
   }
 
