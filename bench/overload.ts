@@ -54,6 +54,8 @@ const QUICK_PROBE_RATES = [2000, 6000, 13000, 25000, 50000];
  */
 export const SATURATED_SERVER_CPU = 0.85;
 const MAX_UNSATURATED_FAILS = 1;
+/** Above this share of their core the load generators, not the server, set the pace. */
+const LOAD_BOUND_CPU = 0.9;
 /** Seconds per probe step and for the overload itself (default and --quick). */
 const PROBE_S = 2;
 const QUICK_PROBE_S = 1.5;
@@ -245,7 +247,16 @@ export async function overload(
     }
     const reasons = Object.entries(tally.reasons).map(([r, n]) => `${n}× ${r || "(no reason)"}`);
     if (reasons.length) notes.push(`server logged slow_consumer: ${reasons.join(", ")}`);
-    if (tally.fast > 0) notes.push(`MISS: ${tally.fast} fast readers were evicted`);
+    if (tally.fast > 0) {
+      notes.push(
+        `MISS: ${tally.fast} fast readers were evicted` +
+          (step.loadCpu > LOAD_BOUND_CPU
+            ? ` (the load generators used ${(step.loadCpu * 100).toFixed(0)}% of their core: ` +
+              "these readers read more slowly than the room talked, which is what the server " +
+              "evicts; the bench, not the server, was the bottleneck)"
+            : ""),
+      );
+    }
     if (faults.length) notes.push(`MISS: fast readers: ${faults.join(", ")}`);
     if (fastDelivery < 1 && tally.fast === 0 && faults.length === 0) {
       notes.push(
