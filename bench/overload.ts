@@ -54,8 +54,12 @@ const QUICK_PROBE_RATES = [2000, 6000, 13000, 25000, 50000];
  */
 export const SATURATED_SERVER_CPU = 0.85;
 const MAX_UNSATURATED_FAILS = 1;
-/** Above this share of their core the load generators, not the server, set the pace. */
+/**
+ * Above this share of their core, or sending under this share of the offered rate, the load
+ * generators, not the server, set the pace.
+ */
 const LOAD_BOUND_CPU = 0.9;
+const LOAD_BOUND_SENT_SHARE = 0.95;
 /** Seconds per probe step and for the overload itself (default and --quick). */
 const PROBE_S = 2;
 const QUICK_PROBE_S = 1.5;
@@ -250,8 +254,9 @@ export async function overload(
     if (tally.fast > 0) {
       notes.push(
         `MISS: ${tally.fast} fast readers were evicted` +
-          (step.loadCpu > LOAD_BOUND_CPU
-            ? ` (the load generators used ${(step.loadCpu * 100).toFixed(0)}% of their core: ` +
+          (step.loadCpu > LOAD_BOUND_CPU || step.sentPerS < LOAD_BOUND_SENT_SHARE * rate
+            ? ` (the load generators used ${(step.loadCpu * 100).toFixed(0)}% of their core and ` +
+              `sent ${fmtRate(step.sentPerS)} of ${fmtRate(rate)} msg/s: ` +
               "these readers read more slowly than the room talked, which is what the server " +
               "evicts; the bench, not the server, was the bottleneck)"
             : ""),
