@@ -77,6 +77,8 @@ export interface Counters {
   seqLate: number;
   /** Seqs a client jumped over when a higher one arrived; minus `seqLate`, never arrived. */
   seqSkipped: number;
+  /** `say`s the server refused as busy (`rate_limited` errors to the senders). */
+  refused: number;
 }
 
 /** A reply to one request. */
@@ -99,6 +101,7 @@ export function emptyCounters(): Counters {
     seqRepeatedOwn: 0,
     seqLate: 0,
     seqSkipped: 0,
+    refused: 0,
   };
 }
 

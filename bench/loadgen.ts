@@ -18,6 +18,7 @@ import { scanStamps, stampText } from "./stamp.ts";
 import { EpollSocket } from "./epoll_client.ts";
 import { type BenchSocket, wallNow } from "./frames.ts";
 import { SeqCheck } from "./seq_check.ts";
+import { countRefusals } from "./refusals.ts";
 import { joinAs } from "./session.ts";
 import { RawWebSocket } from "./ws_client.ts";
 
@@ -27,6 +28,8 @@ const DEFAULT_MAX_LIFETIME_S = 30 * 60;
 interface Client {
   spec: ClientSpec;
   ws: BenchSocket;
+  /** Sends in the current run: only senders get refusals, so only their frames are searched. */
+  role: { sending: boolean };
 }
 
 const clients = new Map<string, Client>();
@@ -103,6 +106,7 @@ function visitStamp(sentAt: number, serverTs: number, seq: number, at: number): 
 
 function onRunPayload(
   seq: SeqCheck,
+  sending: boolean,
   bytes: Uint8Array,
   start: number,
   end: number,
@@ -114,19 +118,21 @@ function onRunPayload(
   counters.frames++;
   scanStamps(bytes, start, end, visitStamp);
   reading = undefined;
+  if (sending) counters.refused += countRefusals(bytes, start, end);
 }
 
 /** Connects one client, says hello, joins its room, then counts its deliveries. */
 async function setUp(spec: ClientSpec, url: URL): Promise<void> {
   const seq = new SeqCheck(spec.name);
+  const role = { sending: false };
   const ws = await joinAs(
     openSocket,
     spec.url === undefined ? url : new URL(spec.url),
     spec.name,
     spec.room,
-    (bytes, start, end, now) => onRunPayload(seq, bytes, start, end, now),
+    (bytes, start, end, now) => onRunPayload(seq, role.sending, bytes, start, end, now),
   );
-  const client: Client = { spec, ws };
+  const client: Client = { spec, ws, role };
   clients.set(spec.name, client);
   ws.onClose = (code) => {
     closedBytes += ws.bytesRead;
@@ -161,7 +167,9 @@ function startRun(req: Extract<Request, { cmd: "run" }>): void {
   readsAtCollect = totalReads();
   measureFrom = req.measureFrom;
   stopAt = req.stopAt;
+  for (const c of clients.values()) c.role.sending = false;
   const senders = req.senders.map((name) => clients.get(name)).filter((c) => c !== undefined);
+  for (const c of senders) c.role.sending = true;
   if (senders.length === 0 || req.rate <= 0) return;
   const prefixes = senders.map((c) => `{"type":"say","room":"${c.spec.room}","text":"`);
   let sent = 0;

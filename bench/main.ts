@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { epollAvailable } from "./epoll_client.ts";
 import { CoreMeter, machineInfo } from "./proc.ts";
 import { scenarioSection } from "./report.ts";
-import { serverDenoArgs } from "./processes.ts";
+import { serverCommand } from "./processes.ts";
 import { redisServerVersion } from "../scripts/redis_process.ts";
 import { type Placement, Target, type TargetSpec } from "./run.ts";
 import {
@@ -24,6 +24,7 @@ import {
   SLOW_TEXT_BYTES,
 } from "./scenarios.ts";
 import { sleep } from "./run.ts";
+import { OVERLOAD_CLIENTS, OVERLOAD_FACTOR, SLOW_MEMBERS, STALLED_MEMBERS } from "./overload.ts";
 
 /** Core the server runs on; load generators and this process use LOAD_CORE. */
 export const SERVER_CORE = 0;
@@ -59,8 +60,18 @@ processes (pinned to core ${LOAD_CORE}), runs the scenarios and prints Markdown 
 Progress goes to stderr. Traffic goes only to 127.0.0.1 (or --url).
 
 Options:
-  --scenario NAME     ${SCENARIOS.join(", ")} or all (default all)
+  --scenario NAME     ${SCENARIOS.join(", ")} or all (default all);
+                      several with commas. overload probes the capacity, then offers
+                      ${OVERLOAD_FACTOR}× it to one room of fast readers, ${STALLED_MEMBERS} stalled members (never read)
+                      and ${SLOW_MEMBERS} slow ones (~100 KB/s): delivery per kind, evictions by kind,
+                      rate_limited refusals, peak RSS
   --mode MODE         server, naive or both (default both: every figure also as server ÷ naive)
+  --bun PATH          also measure Bun's pub/sub (bench/bun_server.ts run by the Bun executable
+                      PATH, e.g. from \`npm install bun\` in a scratch directory), same scenarios
+  --compare-server DIR  also measure the real server from another checkout DIR (e.g. a
+                      \`git worktree add\` of an older commit), labelled server@<its commit>
+  --baseline NAME     target every ratio is against: naive, server, bun or server@<commit>
+                      (default naive; with --instances, the one-instance run)
   --instances N       N > 1: instead of the naive comparison, run the real server three ways in
                       the same run: one instance (--data, the baseline), one instance with
                       --redis, and N instances with --redis, clients split evenly over them;
@@ -68,8 +79,10 @@ Options:
                       to core ${SERVER_CORE}. Scenarios: ${INSTANCE_SCENARIO_LIST} (the default then).
                       Every figure also as a ratio of the one-instance baseline. (default 1)
   --quick             small and short: 100 clients, ~3 s per step (for development)
-  --clients N         clients per scenario (default 1000; slow: 100; idle: 10000)
-  --rate R[,R…]       messages/s into the server (capacity: the rates to climb; others: first)
+  --clients N         clients per scenario (default 1000; slow and overload: ${OVERLOAD_CLIENTS}; idle:
+                      10000)
+  --rate R[,R…]       messages/s into the server (capacity: the rates to climb; others: first;
+                      overload: the offered rate, instead of ${OVERLOAD_FACTOR}× the probed capacity)
   --duration S        measured seconds per step (default 5-10 by scenario)
   --url URL           measure a running server (ws://host:port/ws) instead of starting one
   --pid PID           with --url: that server's pid, for CPU and memory figures
@@ -95,6 +108,12 @@ Options:
 interface Options {
   scenarios: ScenarioName[];
   modes: ("naive" | "server")[];
+  /** The Bun executable, to measure Bun's pub/sub beside the others. */
+  bun?: string;
+  /** Another checkout of the real server to measure beside this one, and its label. */
+  compare?: { root: string; label: string };
+  /** Target the ratios are against. */
+  baseline: string;
   /** Server instances in the multi-instance comparison; 1 = the usual naive comparison. */
   instances: number;
   url?: string;
@@ -149,6 +168,9 @@ function parseOptions(args: string[]): Options | "help" {
       json: { type: "string" },
       repeat: { type: "string" },
       "quiet-wait": { type: "string" },
+      bun: { type: "string" },
+      "compare-server": { type: "string" },
+      baseline: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -226,6 +248,29 @@ function parseOptions(args: string[]): Options | "help" {
   ];
   const queue = positiveInt("send-queue-bytes", values["send-queue-bytes"]);
   if (queue) serverArgs.push("--send-queue-bytes", String(queue));
+  if (multi && (values.bun !== undefined || values["compare-server"] !== undefined)) {
+    throw new Error(
+      "Cannot read --instances: it compares instances only; drop --bun and " +
+        "--compare-server",
+    );
+  }
+  const compareRoot = values["compare-server"];
+  let compare: Options["compare"];
+  if (compareRoot !== undefined) {
+    try {
+      Deno.statSync(`${compareRoot}/main.ts`);
+    } catch {
+      throw new Error(`Cannot read --compare-server: no main.ts in "${compareRoot}"`);
+    }
+    compare = { root: compareRoot, label: `server@${shortCommit(compareRoot)}` };
+  }
+  if (values.bun !== undefined) {
+    try {
+      Deno.statSync(values.bun);
+    } catch {
+      throw new Error(`Cannot read --bun: no file "${values.bun}"`);
+    }
+  }
   const quietWait = Number(
     values["quiet-wait"] ?? (multi ? INSTANCES_QUIET_WAIT_S : DEFAULT_QUIET_WAIT_S),
   );
@@ -248,7 +293,28 @@ function parseOptions(args: string[]): Options | "help" {
     repeat: positiveInt("repeat", values.repeat) ?? 1,
     quietWaitS: quietWait >= 0 ? quietWait : 0,
     json: values.json,
+    bun: values.bun,
+    compare,
+    baseline: values.baseline ?? (multi ? BASELINE_LABEL : "naive"),
   };
+}
+
+/** `bun --version`, or "unknown". */
+function bunVersion(bun: string): string {
+  const out = new Deno.Command(bun, { args: ["--version"], stdout: "piped", stderr: "null" })
+    .outputSync();
+  return out.success ? new TextDecoder().decode(out.stdout).trim() : "unknown";
+}
+
+/** The short commit of the checkout at `dir`, or its directory name when git cannot tell. */
+function shortCommit(dir: string): string {
+  const out = new Deno.Command("git", {
+    args: ["-C", dir, "rev-parse", "--short", "HEAD"],
+    stdout: "piped",
+    stderr: "null",
+  }).outputSync();
+  const commit = new TextDecoder().decode(out.stdout).trim();
+  return out.success && commit ? commit : dir.split("/").filter(Boolean).at(-1) ?? dir;
 }
 
 /** Pins this process (every thread, and so every later child) to `core`. */
@@ -321,7 +387,20 @@ function targetSpecs(opts: Options): TargetSpec[] {
       },
     ];
   }
-  return opts.modes.map((kind) => ({ kind, args: kind === "server" ? embedded : [] }));
+  const specs: TargetSpec[] = opts.modes.map((kind) => ({
+    kind,
+    args: kind === "server" ? embedded : [],
+  }));
+  if (opts.bun) specs.push({ kind: "bun", args: [], source: { bun: opts.bun } });
+  if (opts.compare) {
+    specs.push({
+      kind: "server",
+      args: embedded,
+      label: opts.compare.label,
+      source: { root: opts.compare.root },
+    });
+  }
+  return specs;
 }
 
 /** "1 load-generator process", "2 load-generator processes". */
@@ -335,9 +414,11 @@ function startedAs(spec: TargetSpec, target: Target, place: Placement): string {
   const pin = place.serverCore === undefined ? "" : `taskset -c ${place.serverCore} `;
   const redisArgs = target.redis ? ` --redis ${target.redis.url}` : "";
   const count = target.servers.length > 1 ? `${target.servers.length} × ` : "";
-  const deno = serverDenoArgs(spec.kind).join(" ");
-  const server = `${count}${pin}deno ${deno} --port 0 ${spec.args.join(" ")}`.trimEnd() +
-    redisArgs;
+  const [exe, ...rest] = serverCommand(spec.kind, spec.source);
+  const program = spec.kind === "bun" ? exe : "deno";
+  const where = spec.source?.root ? ` (in ${spec.source.root})` : "";
+  const server = `${count}${pin}${program} ${rest.join(" ")} --port 0 ${spec.args.join(" ")}`
+    .trimEnd() + redisArgs + where;
   const pids = target.servers.map((p) => p.pid).join(", ");
   return target.redis
     ? `started as: ${target.redis.command} (pid ${target.redis.pid}), then ${server} (pid ${pids})`
@@ -413,7 +494,8 @@ async function main(): Promise<number> {
     "",
     `- machine: ${machine.cpus} CPUs, ${machine.model}, ${machine.memory} RAM, Linux ${machine.kernel}`,
     `- background load in the second before the run: ${idleCores.join(", ")} busy`,
-    `- runtime: Deno ${Deno.version.deno}, V8 ${Deno.version.v8}`,
+    `- runtime: Deno ${Deno.version.deno}, V8 ${Deno.version.v8}` +
+    (opts.bun ? `; Bun ${bunVersion(opts.bun)} (${opts.bun})` : ""),
     pinned
       ? `- placement: ${
         opts.instances > 1
@@ -435,7 +517,9 @@ async function main(): Promise<number> {
         ` (baseline: ${BASELINE_LABEL} with --data ${opts.data}); Redis ${redisVersion}, ` +
         "private, on a free 127.0.0.1 port, no persistence, fresh for each target; " +
         `real server args: ${opts.serverArgs.join(" ")}`
-      : `- targets: ${opts.modes.join(", ")}; real server args: ${opts.serverArgs.join(" ")} ` +
+      : `- targets: ${
+        targetSpecs(opts).map((t) => t.kind === "url" ? t.url : t.label ?? t.kind).join(", ")
+      } (ratios against ${opts.baseline}); real server args: ${opts.serverArgs.join(" ")} ` +
         `--data ${opts.data}`,
     `- texts: ${
       opts.textBytes ?? `${DEFAULT_TEXT_BYTES} (slow: ${SLOW_TEXT_BYTES})`
@@ -505,7 +589,7 @@ async function main(): Promise<number> {
     const combined = [...new Set(results.map((x) => x.target))]
       .map((t) => combineRepeats(results.filter((x) => x.target === t)));
     if (combined.length) {
-      console.log(scenarioSection(combined, opts.instances > 1 ? BASELINE_LABEL : undefined));
+      console.log(scenarioSection(combined, opts.baseline));
     }
   }
   clearTimeout(watchdog);

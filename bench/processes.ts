@@ -8,6 +8,11 @@
 import type { Reply, RequestBody } from "./control.ts";
 import { V8_FLAGS } from "../ops/config.ts";
 import { onFreePort, spawnRedisServer } from "../scripts/redis_process.ts";
+import {
+  MAX_SLOW_CONSUMER_EVENTS,
+  parseSlowConsumer,
+  type SlowConsumerEvent,
+} from "./server_events.ts";
 
 const BENCH_DIR = new URL("./", import.meta.url);
 const ROOT_DIR = new URL("../", import.meta.url);
@@ -18,8 +23,16 @@ export const SERVER_STOP_GRACE_MS = 3_000;
 /** Output kept from each child for error reports, in characters. */
 const OUTPUT_TAIL_CHARS = 8_000;
 
-/** Which server to start: the real one (main.ts) or the naive baseline. */
-export type ServerKind = "server" | "naive";
+/** Which server to start: the real one (main.ts), the naive baseline, or Bun's pub/sub. */
+export type ServerKind = "server" | "naive" | "bun";
+
+/** Where a server's code comes from, beyond its kind. */
+export interface ServerSource {
+  /** Checkout whose main.ts the real server runs (an older commit, to compare). @default this one */
+  root?: string;
+  /** The Bun executable, for kind "bun". */
+  bun?: string;
+}
 
 /** Extra `deno run` flags from the environment, e.g. BENCH_SERVER_FLAGS="--cpu-prof". */
 function extraFlags(variable: string): string[] {
@@ -31,19 +44,44 @@ function extraFlags(variable: string): string[] {
  * V8 flags `deno task start` and the executables use; the naive baseline with V8's defaults, as a
  * first version would. Entries are relative to the project root (the children's working directory).
  */
-export function serverDenoArgs(kind: ServerKind): string[] {
+export function serverDenoArgs(kind: "server" | "naive"): string[] {
   const entry = kind === "naive" ? "bench/naive_server.ts" : "main.ts";
   const runtime = kind === "naive" ? [] : [`--v8-flags=${V8_FLAGS.join(",")}`];
   return ["run", "-A", ...runtime, ...extraFlags("BENCH_SERVER_FLAGS"), entry];
 }
 
-/** Builds `sh -c 'ulimit -n <hard>; exec taskset -c CORE deno …'` (taskset only if `core` set). */
-function pinnedCommand(core: number | undefined, denoArgs: string[], stdin: "null" | "piped") {
+/**
+ * The command line (executable first, run in the project root) that starts a server of `kind`
+ * from `source`, before the port and its own flags.
+ */
+export function serverCommand(kind: ServerKind, source: ServerSource = {}): string[] {
+  if (kind === "bun") {
+    if (!source.bun) throw new Error("Cannot start bun: no Bun executable given (--bun PATH)");
+    return [source.bun, "run", new URL("bun_server.ts", BENCH_DIR).pathname];
+  }
+  const args = serverDenoArgs(kind);
+  if (source.root && kind === "server") {
+    args[args.length - 1] = new URL("main.ts", `file://${Deno.realPathSync(source.root)}/`)
+      .pathname;
+  }
+  return [Deno.execPath(), ...args];
+}
+
+/**
+ * Builds `sh -c 'ulimit -n <hard>; exec taskset -c CORE <command>…'` (taskset only if `core` set),
+ * run in `cwd` (default the project root).
+ */
+function pinnedCommand(
+  core: number | undefined,
+  command: string[],
+  stdin: "null" | "piped",
+  cwd: string | URL = ROOT_DIR,
+) {
   const script = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
   const pin = core === undefined ? [] : ["taskset", "-c", String(core)];
   return new Deno.Command("sh", {
-    args: ["-c", script, "sh", ...pin, Deno.execPath(), ...denoArgs],
-    cwd: ROOT_DIR,
+    args: ["-c", script, "sh", ...pin, ...command],
+    cwd,
     stdin,
     stdout: "piped",
     stderr: "piped",
@@ -79,13 +117,16 @@ export class ServerProcess {
   readonly httpUrl: string;
   #child: Deno.ChildProcess;
   #output: { text: string };
+  #slowConsumers: SlowConsumerEvent[];
 
   private constructor(
     kind: ServerKind,
     child: Deno.ChildProcess,
     httpUrl: string,
     output: { text: string },
+    slowConsumers: SlowConsumerEvent[],
   ) {
+    this.#slowConsumers = slowConsumers;
     this.kind = kind;
     this.#child = child;
     this.pid = child.pid;
@@ -94,18 +135,31 @@ export class ServerProcess {
     this.#output = output;
   }
 
-  /** Starts the server with `args` (the port is always 0) and waits for its Listening line. */
-  static async start(kind: ServerKind, args: string[], core?: number): Promise<ServerProcess> {
-    const child = pinnedCommand(core, [...serverDenoArgs(kind), "--port", "0", ...args], "null")
-      .spawn();
+  /**
+   * Starts the server with `args` (the port is always 0) and waits for its Listening line. A
+   * server from another checkout runs in that checkout, so its own relative paths hold.
+   */
+  static async start(
+    kind: ServerKind,
+    args: string[],
+    core?: number,
+    source: ServerSource = {},
+  ): Promise<ServerProcess> {
+    const command = [...serverCommand(kind, source), "--port", "0", ...args];
+    const cwd = source.root && kind === "server" ? source.root : ROOT_DIR;
+    const child = pinnedCommand(core, command, "null", cwd).spawn();
     const output = { text: "" };
+    const slowConsumers: SlowConsumerEvent[] = [];
     let resolveUrl: (url: string) => void = () => {};
     const url = new Promise<string>((resolve) => resolveUrl = resolve);
-    drain(child.stdout, output, (line) => {
+    const onLine = (line: string) => {
       const match = line.match(/Listening on (http:\/\/\S+\/)/);
       if (match) resolveUrl(match[1]);
-    }).catch(() => {});
-    drain(child.stderr, output).catch(() => {});
+      const slow = parseSlowConsumer(line);
+      if (slow && slowConsumers.length < MAX_SLOW_CONSUMER_EVENTS) slowConsumers.push(slow);
+    };
+    drain(child.stdout, output, onLine).catch(() => {});
+    drain(child.stderr, output, onLine).catch(() => {});
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const httpUrl = await Promise.race([
@@ -120,7 +174,7 @@ export class ServerProcess {
           );
         }),
       ]);
-      return new ServerProcess(kind, child, httpUrl, output);
+      return new ServerProcess(kind, child, httpUrl, output, slowConsumers);
     } catch (e) {
       try {
         child.kill("SIGKILL");
@@ -129,6 +183,11 @@ export class ServerProcess {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Every `slow_consumer` line the server logged so far (up to MAX_SLOW_CONSUMER_EVENTS). */
+  get slowConsumers(): readonly SlowConsumerEvent[] {
+    return this.#slowConsumers;
   }
 
   /** The tail of what the server printed. */
@@ -190,7 +249,7 @@ export class LoadGenerator {
     const flags = extraFlags("BENCH_LOADGEN_FLAGS");
     this.#child = pinnedCommand(
       core,
-      ["run", "-A", ...flags, entry, String(maxLifetimeS), io],
+      [Deno.execPath(), "run", "-A", ...flags, entry, String(maxLifetimeS), io],
       "piped",
     )
       .spawn();

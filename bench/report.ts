@@ -40,7 +40,7 @@ export function formatFigure(f: Figure): string {
     case "msg/s":
       return fmtRate(f.value);
     case "ms":
-      return `${ms(f.value)} ms`;
+      return Number.isFinite(f.value) ? `${ms(f.value)} ms` : "n/a";
     case "share":
       return share(f.value);
     case "bytes":

@@ -7,7 +7,13 @@
 import { type ClientSpec, type Counters, emptyCounters } from "./control.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
 import { CoreMeter, type CoreUse, ProcessMeter, statusBytes } from "./proc.ts";
-import { LoadGenerator, RedisProcess, type ServerKind, ServerProcess } from "./processes.ts";
+import {
+  LoadGenerator,
+  RedisProcess,
+  type ServerKind,
+  ServerProcess,
+  type ServerSource,
+} from "./processes.ts";
 import { wallNow } from "./frames.ts";
 
 /** Clients each load generator sets up at once. */
@@ -16,6 +22,11 @@ export const CONNECT_CONCURRENCY = 50;
 export const CONNECT_TIMEOUT_MS = 180_000;
 /** Delay between telling the generators to run and the first send, in ms. */
 const START_DELAY_MS = 300;
+/**
+ * How long a generator may take to answer a progress poll, in ms: under overload its core can be
+ * busy reading for seconds (an old server's backlog once kept one past 10 s).
+ */
+const STATS_TIMEOUT_MS = 30_000;
 /** Drain ends when deliveries stop changing for this long, in ms. */
 const DRAIN_QUIET_MS = 1_000;
 const DRAIN_POLL_MS = 250;
@@ -45,6 +56,8 @@ export type TargetSpec =
     redis?: boolean;
     /** Name in the report. @default kind */
     label?: string;
+    /** Another checkout's main.ts, or the Bun executable. @default this checkout */
+    source?: ServerSource;
   }
   | { kind: "url"; url: string; pid?: number };
 
@@ -55,6 +68,12 @@ export interface StepResult {
   offered: number;
   /** Messages per second actually sent inside the window. */
   sentPerS: number;
+  /** Messages sent in the whole step, warm-up included. */
+  sent: number;
+  /** Of those, how many the server refused as busy (`rate_limited`). */
+  refused: number;
+  /** Deliveries of any message of the step (warm-up included, repeats not), until the drain ended. */
+  deliveredAll: number;
   /** Deliveries expected for messages sent in the window (messages × room members). */
   expected: number;
   /** Of those, how many arrived before the drain ended. */
@@ -169,7 +188,7 @@ export class Target {
         if (spec.redis) redis = await RedisProcess.start(place.serverCore);
         const args = redis ? [...spec.args, "--redis", redis.url] : spec.args;
         for (let i = 0; i < (spec.instances ?? 1); i++) {
-          servers.push(await ServerProcess.start(spec.kind, args, place.serverCore));
+          servers.push(await ServerProcess.start(spec.kind, args, place.serverCore, spec.source));
         }
       }
       for (let i = 0; i < place.workers; i++) {
@@ -344,6 +363,9 @@ export class Target {
       label: opts.label,
       offered: opts.rate,
       sentPerS: total.sentInWindow / opts.durationS,
+      sent: total.sent,
+      refused: total.refused,
+      deliveredAll: total.delivered,
       expected: total.expected,
       delivered: total.deliveredOfWindow,
       ratio: total.expected > 0 ? total.deliveredOfWindow / total.expected : NaN,
@@ -369,7 +391,9 @@ export class Target {
 
   /** Counters summed over the generators. */
   async #stats(): Promise<Counters> {
-    const replies = await Promise.all(this.loadgens.map((g) => g.request({ cmd: "stats" })));
+    const replies = await Promise.all(
+      this.loadgens.map((g) => g.request({ cmd: "stats" }, STATS_TIMEOUT_MS)),
+    );
     return sumCounters(replies.map((r) => r.counters));
   }
 
@@ -399,6 +423,7 @@ function sumCounters(all: Counters[]): Counters {
     total.seqRepeatedOwn += c.seqRepeatedOwn;
     total.seqLate += c.seqLate;
     total.seqSkipped += c.seqSkipped;
+    total.refused += c.refused;
     for (const [code, n] of Object.entries(c.closes)) {
       total.closes[code] = (total.closes[code] ?? 0) + n;
     }

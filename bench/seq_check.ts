@@ -61,3 +61,26 @@ export class SeqCheck {
     return true;
   }
 }
+
+/** A step's seq counts, summed over every client (see bench/control.ts `Counters`). */
+export interface SeqCounts {
+  /** Lines a client got a second time. */
+  seqRepeated: number;
+  /** Lines that arrived after a higher seq, for the first time. */
+  seqLate: number;
+  /** Seqs jumped over when a higher one arrived (late ones included). */
+  seqSkipped: number;
+}
+
+/**
+ * What broke "each client gets each message once, in seq order" (README, docs/protocol.md) in a
+ * step, one phrase per kind of fault; empty when nothing did.
+ */
+export function seqFaults(c: SeqCounts): string[] {
+  const faults: string[] = [];
+  if (c.seqRepeated > 0) faults.push(`${c.seqRepeated} lines delivered twice`);
+  if (c.seqLate > 0) faults.push(`${c.seqLate} lines out of order`);
+  const missing = c.seqSkipped - c.seqLate;
+  if (missing > 0) faults.push(`${missing} seqs never delivered`);
+  return faults;
+}

@@ -111,6 +111,12 @@ export class RawWebSocket implements BenchSocket {
     if (!this.#reading && !this.#closed) this.#readLoop();
   }
 
+  /**
+   * Most bytes one read takes (default: the whole free buffer, which grows as reads fill it), so
+   * a paced reader reads in small steps rather than a megabyte at once.
+   */
+  maxReadBytes = Infinity;
+
   /** Stops reading: the server's writes back up into kernel buffers and then its own queue. */
   pause(): void {
     this.#paused = true;
@@ -134,7 +140,10 @@ export class RawWebSocket implements BenchSocket {
       // Frames that arrived with the upgrade response.
       if (this.#reader.pending > 0) this.#reader.parse(wallNow());
       while (!this.#paused && !this.#closed) {
-        const n = await this.#conn.read(this.#reader.space());
+        const space = this.#reader.space();
+        const n = await this.#conn.read(
+          space.length > this.maxReadBytes ? space.subarray(0, this.maxReadBytes) : space,
+        );
         if (n === null) break;
         this.#bytesRead += n;
         RawWebSocket.reads++;
