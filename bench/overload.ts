@@ -5,7 +5,7 @@
  * `say`s it refused as busy, and its peak memory.
  */
 
-import { DEFAULTS } from "../config.ts";
+import { DEFAULTS } from "../ops/config.ts";
 import type { ClientSpec } from "./control.ts";
 import { Laggard, type LaggardKind, SLOW_MEMBER_BYTES_PER_S } from "./laggards.ts";
 import { fmtRate, type StepResult, type Target } from "./run.ts";

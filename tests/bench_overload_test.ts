@@ -14,7 +14,7 @@ import {
 import { paceAllowance, SLOW_MEMBER_BYTES_PER_S } from "../bench/laggards.ts";
 import { countRefusals } from "../bench/refusals.ts";
 import { parseSlowConsumer } from "../bench/server_events.ts";
-import { errorLine } from "../protocol.ts";
+import { errorLine } from "../protocol/protocol.ts";
 
 const kinds = new Map<string, "fast" | "stalled" | "slow">([
   ["f1", "fast"],
