@@ -6,7 +6,7 @@
  * STALL_TIMEOUT_MS and a second more, so the server must judge the non-reader with no traffic, then
  * lets the other two read everything left and prints one JSON line describing what each got.
  *
- * Usage: deno run --allow-net tests/overload_members.ts PORT ROOM EXPECTED WAIT_MS
+ * Usage: deno run --allow-net tests/overload_members.ts PORT ROOM EXPECTED WAIT_MS [EXTRA_NEVER]
  */
 import { STALL_TIMEOUT_MS } from "../client.ts";
 import { RawSocket } from "./server_fixture.ts";
@@ -25,8 +25,10 @@ export interface MemberReport {
   closeReason: string;
 }
 
-const [portText, room, expectedText, waitText] = Deno.args;
+const [portText, room, expectedText, waitText, extraText] = Deno.args;
 const port = Number(portText), expected = Number(expectedText), waitMs = Number(waitText);
+/** More members that never read, beside the first: memory must stay bounded however many. */
+const extraNever = Number(extraText ?? 0);
 const decoder = new TextDecoder();
 
 function tracker(): MemberReport & { add(line: string): void } {
@@ -115,8 +117,10 @@ const fast = [fastReader("fast1"), fastReader("fast2")];
 await Promise.all(fast.map((f) => f.joined));
 const idle = await rawMember("never");
 const slow = await rawMember("slow");
-// Both raw members read up to their `joined` reply, so the server has them in the room.
-for (const m of [idle, slow]) await m.read(false, never, true);
+const others = [];
+for (let i = 2; i < 2 + extraNever; i++) others.push(await rawMember(`never${i}`));
+// The raw members read up to their `joined` reply, so the server has them in the room.
+for (const m of [idle, slow, ...others]) await m.read(false, never, true);
 console.log("ready");
 
 let fastDone = false;
@@ -129,14 +133,14 @@ await slowReading;
 // Now the other two read everything left at full speed: the rest of the lines, or the 4008.
 const drainBound = new Promise((r) => setTimeout(r, 20_000));
 await Promise.race([
-  Promise.all([idle, slow].map((m) => m.read(false, never).catch(() => {}))),
+  Promise.all([idle, slow, ...others].map((m) => m.read(false, never).catch(() => {}))),
   drainBound,
 ]);
 for (const f of fast) f.close();
-idle.socket.close();
-slow.socket.close();
+for (const m of [idle, slow, ...others]) m.socket.close();
 console.log(JSON.stringify({
   fast: fast.map((f) => ({ ...f.report, add: undefined })),
   never: { ...idle.report, add: undefined },
   slow: { ...slow.report, add: undefined },
+  others: others.map((m) => ({ ...m.report, add: undefined })),
 }));

@@ -28,6 +28,8 @@ interface Scenario {
   count: number;
   /** Two instances on one Redis: the flood into one, the readers on the other. */
   redis?: boolean;
+  /** Members that never read, beyond the one every scenario has. */
+  extraNever?: number;
 }
 
 /**
@@ -42,6 +44,7 @@ const SCENARIOS: Scenario[] = [
   { kind: "4kb", senders: 50, count: 2000 },
   { kind: "max", senders: 50, count: 700 },
   { kind: "4kb", senders: 1, count: 2000, redis: true },
+  { kind: "4kb", senders: 1, count: 2000, extraNever: 30 },
 ];
 
 const HERE = new URL(".", import.meta.url).pathname;
@@ -112,8 +115,9 @@ await probe?.stop();
 for (const s of SCENARIOS) {
   Deno.test({
     name: `unpaced flood of ${s.count} × ${s.kind} from ${s.senders} sender(s)` +
-      `${s.redis ? ", two instances on Redis" : ""}: readers get all, the non-reader gets 4008, ` +
-      `memory bounded`,
+      `${s.redis ? ", two instances on Redis" : ""}` +
+      `${s.extraNever ? `, ${s.extraNever + 1} members that never read` : ""}: readers get all, ` +
+      `the non-reader gets 4008, memory bounded`,
     ignore: s.redis === true && probe === null,
     sanitizeOps: false,
     sanitizeResources: false,
@@ -142,6 +146,7 @@ for (const s of SCENARIOS) {
         "flood",
         String(s.count),
         String(SCENARIO_BOUND_MS),
+        String(s.extraNever ?? 0),
       ]);
       let flood: ReturnType<typeof script> | null = null;
       try {
@@ -167,6 +172,7 @@ for (const s of SCENARIOS) {
           fast: MemberReport[];
           never: MemberReport;
           slow: MemberReport;
+          others: MemberReport[];
         };
         clearInterval(watch);
         const peak = Math.max(await peakRss(server), await peakRss(entry));
@@ -188,6 +194,10 @@ for (const s of SCENARIOS) {
           `evicted at ${evictedAt} ms, the flood ended at ${floodEnded} ms\n${context}`,
         );
         assert.ok(report.never.inOrder, context);
+        for (const other of report.others) {
+          assert.equal(other.closeCode, 4008, `another non-reader was not closed\n${context}`);
+          assert.ok(other.inOrder, context);
+        }
         assert.ok(
           report.slow.closeCode === 4008 ||
             (report.slow.closeCode === null && report.slow.messages === flooded.acked),
