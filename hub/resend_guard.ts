@@ -8,18 +8,36 @@
  * original's echo. One owner, the hub; nothing here touches the clock but through its arguments.
  */
 import { type ChatMessage, nameKey, RESEND_WINDOW_MS } from "../protocol/protocol.ts";
+import { utf8Length } from "../client.ts";
 
-/** Most accepted cids remembered at once; the oldest are forgotten first. Bounds memory under any load. */
+/** Most accepted cids remembered at once; the oldest are forgotten first. */
 export const RESEND_GUARD_ENTRIES = 200_000;
+/**
+ * Most bytes the remembered originals may hold (their texts' UTF-8, plus RESEND_ENTRY_BYTES each);
+ * the oldest are forgotten first. With the entry bound alone, 200,000 maximal texts would hold
+ * about 2.4 GB: memory must stay bounded whatever the message size (issue 12).
+ */
+export const RESEND_GUARD_BYTES = 64 * 1024 * 1024;
+/** What one remembered original costs besides its text, in bytes (key, message object, map slot). */
+export const RESEND_ENTRY_BYTES = 256;
 
 /** The accepted and in-flight cids of one server. */
 export class ResendGuard {
   #accepted = new Map<string, ChatMessage>();
   #inFlight = new Set<string>();
   #maxEntries: number;
+  #maxBytes: number;
+  /** Bytes the remembered originals hold, counted as RESEND_GUARD_BYTES says. */
+  #bytes = 0;
 
-  constructor(maxEntries = RESEND_GUARD_ENTRIES) {
+  constructor(maxEntries = RESEND_GUARD_ENTRIES, maxBytes = RESEND_GUARD_BYTES) {
     this.#maxEntries = maxEntries;
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Bytes the remembered originals hold now. */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /** The guard key of `cid` from the user with name key `fromKey` in `room`. */
@@ -57,10 +75,19 @@ export class ResendGuard {
   /** The store kept it as `message`: remember it, forgetting the oldest past the bound. */
   accepted(key: string, message: ChatMessage): void {
     this.#inFlight.delete(key);
+    this.#forget(key);
     this.#accepted.set(key, message);
-    if (this.#accepted.size > this.#maxEntries) {
-      this.#accepted.delete(this.#accepted.keys().next().value!);
+    this.#bytes += entryBytes(message);
+    while (this.#accepted.size > this.#maxEntries || this.#bytes > this.#maxBytes) {
+      this.#forget(this.#accepted.keys().next().value!);
     }
+  }
+
+  #forget(key: string): void {
+    const m = this.#accepted.get(key);
+    if (m === undefined) return;
+    this.#accepted.delete(key);
+    this.#bytes -= entryBytes(m);
   }
 
   /** The store failed to keep it: a resend may try again. */
@@ -72,7 +99,12 @@ export class ResendGuard {
   expire(now: number): void {
     for (const [key, m] of this.#accepted) {
       if (m.ts >= now - RESEND_WINDOW_MS) break;
-      this.#accepted.delete(key);
+      this.#forget(key);
     }
   }
+}
+
+/** What one remembered original counts against RESEND_GUARD_BYTES. */
+function entryBytes(m: ChatMessage): number {
+  return utf8Length(m.text) + RESEND_ENTRY_BYTES;
 }

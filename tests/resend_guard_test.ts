@@ -1,6 +1,6 @@
 /** The resend guard, specified with plain values for the clock. */
 import assert from "node:assert/strict";
-import { ResendGuard } from "../hub/resend_guard.ts";
+import { RESEND_ENTRY_BYTES, ResendGuard } from "../hub/resend_guard.ts";
 import { type ChatMessage, nameKey, RESEND_WINDOW_MS } from "../protocol/protocol.ts";
 
 const T0 = 1_000_000;
@@ -59,6 +59,19 @@ Deno.test("past its bound the guard forgets the oldest cids first", () => {
   assert.equal(guard.original("k1", T0), undefined);
   assert.equal(guard.original("k2", T0), undefined);
   assert.deepEqual(["k3", "k4", "k5"].map((k) => guard.original(k, T0)?.seq), [3, 4, 5]);
+});
+
+Deno.test("past its byte bound the guard forgets the oldest cids first, whatever the text size", () => {
+  const big = (seq: number) => ({ ...message(seq, `c${seq}`), text: "€".repeat(4000) }); // 12 KB
+  const each = 12_000 + RESEND_ENTRY_BYTES;
+  const guard = new ResendGuard(1000, each * 3);
+  for (let i = 1; i <= 5; i++) guard.accepted(`k${i}`, big(i));
+  assert.equal(guard.size, 3);
+  assert.equal(guard.bytes, each * 3);
+  assert.equal(guard.original("k2", T0), undefined);
+  assert.deepEqual(["k3", "k4", "k5"].map((k) => guard.original(k, T0)?.seq), [3, 4, 5]);
+  guard.expire(T0 + 60 * 60_000);
+  assert.deepEqual([guard.size, guard.bytes], [0, 0], "expiry gives the bytes back");
 });
 
 Deno.test("expire forgets exactly the cids accepted before the window", () => {
