@@ -1,6 +1,6 @@
 /**
  * The hub keeps the connected clients, the rooms and their members, and fans messages out. It is
- * the one owner of membership; names belong to `Sessions` (sessions.ts), which the hub asks.
+ * the one owner of membership (hub/member.ts); names belong to `Sessions` (hub/sessions.ts).
  *
  * Fan-out: the commit and fan-out engine (hub/fanout.ts) queues `say` for one group commit and
  * serves each room's log (hub/room_log.ts) to its members within their send budgets. A member is a
@@ -11,12 +11,10 @@
  *
  * Joins see exactly one copy of every message: `joined` carries history up to the room's `latest`
  * seq at the instant the client becomes a member, and every later commit reaches it live.
- * When the store answers asynchronously, commits are serialised (one in flight) and messages that
- * arrive meanwhile form the next batch.
  *
  * With a `Cluster` (several instances on Redis), committed lines are also published with their seq;
  * lines from other instances join the same logs in seq order, and a gap is filled from the store
- * (`resync`), which stays the source of truth. Names and presence are claimed cluster-wide.
+ * (hub/sequencer.ts), which stays the source of truth. Names and presence are claimed cluster-wide.
  * Presence keeps one order everywhere: a member's record is written before its join line goes out
  * and removed before its leave line does, and its name is released cluster-wide only after both,
  * so a user who comes back on another instance is never sent away by a late line.
