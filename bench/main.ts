@@ -111,7 +111,8 @@ interface Options {
   /** The Bun executable, to measure Bun's pub/sub beside the others. */
   bun?: string;
   /** Another checkout of the real server to measure beside this one, and its label. */
-  compare?: { root: string; label: string };
+  /** Another checkout's server; `known` holds the flags its --help lists. */
+  compare?: { root: string; label: string; known: Set<string> };
   /** Target the ratios are against. */
   baseline: string;
   /** Server instances in the multi-instance comparison; 1 = the usual naive comparison. */
@@ -262,7 +263,11 @@ function parseOptions(args: string[]): Options | "help" {
     } catch {
       throw new Error(`Cannot read --compare-server: no main.ts in "${compareRoot}"`);
     }
-    compare = { root: compareRoot, label: `server@${shortCommit(compareRoot)}` };
+    compare = {
+      root: compareRoot,
+      label: `server@${shortCommit(compareRoot)}`,
+      known: flagsKnownTo(compareRoot),
+    };
   }
   if (values.bun !== undefined) {
     try {
@@ -395,12 +400,40 @@ function targetSpecs(opts: Options): TargetSpec[] {
   if (opts.compare) {
     specs.push({
       kind: "server",
-      args: embedded,
+      // An older checkout refuses flags added since (e.g. the pending limits): they are left out.
+      args: withKnownFlags(embedded, opts.compare.known),
       label: opts.compare.label,
       source: { root: opts.compare.root },
     });
   }
   return specs;
+}
+
+/** The flags another checkout's server lists in its --help. */
+function flagsKnownTo(root: string): Set<string> {
+  const out = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}/main.ts`, "--help"],
+    stdout: "piped",
+    stderr: "null",
+  }).outputSync();
+  return new Set(new TextDecoder().decode(out.stdout).match(/--[a-z][a-z-]*/g) ?? []);
+}
+
+/** `args` without the flags (and their values) that `known` does not hold. */
+export function withKnownFlags(args: readonly string[], known: ReadonlySet<string>): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const flag = args[i].startsWith("--") ? args[i].split("=")[0] : null;
+    const takesValue = flag !== null && !args[i].includes("=") && i + 1 < args.length &&
+      !args[i + 1].startsWith("--");
+    if (flag !== null && !known.has(flag)) {
+      if (takesValue) i++;
+      continue;
+    }
+    kept.push(args[i]);
+    if (takesValue) kept.push(args[++i]);
+  }
+  return kept;
 }
 
 /** "1 load-generator process", "2 load-generator processes". */
