@@ -95,11 +95,6 @@ export class RoomLog {
     return this.#behind.size > 0;
   }
 
-  /** Lines held now (for tests and memory accounting). */
-  get held(): number {
-    return this.#entries.length;
-  }
-
   /** UTF-8 bytes held now. */
   get heldBytes(): number {
     const n = this.#entries.length;
@@ -117,12 +112,6 @@ export class RoomLog {
   /** A member left the room: it is owed nothing more. */
   forget(client: Client): void {
     this.#behind.delete(client);
-  }
-
-  /** How many UTF-8 bytes `client` is behind the head (0 when it has been handed everything). */
-  lagOf(client: Client): number {
-    const cursor = this.#behind.get(client) ?? this.#served;
-    return this.#bytesBetween(cursor, this.#head);
   }
 
   /**
