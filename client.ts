@@ -185,12 +185,12 @@ export class Client {
   }
 
   /**
-   * Judges a client that has room lines waiting: true once its socket has drained nothing for
-   * STALL_TIMEOUT_MS, across at least STALL_LOOKS looks. Progress is a lower `bufferedAmount` than
+   * Judges a client that has room lines waiting (`buffered`: its socket's `bufferedAmount`, read
+   * once by the caller): true once its socket has drained nothing for STALL_TIMEOUT_MS, across at
+   * least STALL_LOOKS looks. Progress is a lower `bufferedAmount` than
    * at the last send or look, an empty socket, or a frame handed since the last look.
    */
-  stalled(now: number): boolean {
-    const buffered = this.socket.bufferedAmount;
+  stalled(now: number, buffered = this.socket.bufferedAmount): boolean {
     const progressed = this.#handed || buffered === 0 || buffered < this.#lastBuffered;
     this.#handed = false;
     this.#lastBuffered = buffered;

@@ -52,17 +52,6 @@ import type { Cluster, ClusterListener } from "./hub/cluster.ts";
 import { type Session, Sessions } from "./hub/sessions.ts";
 import { ResendGuard } from "./hub/resend_guard.ts";
 
-export {
-  DRAIN_POLL_MS,
-  LINGER_AFTER_MS,
-  MAX_LINGER_MS,
-  MAX_PENDING_BYTES,
-  MAX_PENDING_BYTES_PER_SENDER,
-  MAX_RETRY_AFTER_MS,
-  MIN_RETRY_AFTER_MS,
-  PENDING_LINE_BYTES,
-} from "./hub/fanout.ts";
-
 /** Most messages one `joined` reply carries when the client asks with `since`. */
 export const MAX_JOIN_SINCE_MESSAGES = 1000;
 /** Commands a client may send into rooms whose join is still in flight. */
@@ -331,10 +320,10 @@ export class Hub implements ClientHandler, ClusterListener {
   command(client: Client, command: Command): void {
     // A client may send into a room right after asking to join it (a reconnect resends its
     // outbox at once); hold those commands until the join answers, so they keep their order.
-    if (
-      "room" in command && command.type !== "join" &&
-      this.#memberOf(client).joining?.has(command.room)
-    ) {
+    const joining = "room" in command && command.type !== "join"
+      ? this.#memberships.get(client)?.joining
+      : null;
+    if (joining && "room" in command && joining.has(command.room)) {
       const held = this.#memberOf(client).held ??= [];
       if (held.length >= MAX_HELD_COMMANDS) {
         return this.#refuse(
@@ -384,8 +373,9 @@ export class Hub implements ClientHandler, ClusterListener {
     // A named client is closed with name_taken only when another instance took its name while
     // this one was cut off: the user is present there, so no one hears a leave.
     const quiet = reason === "name_taken" && client.name !== null;
+    const member = this.#memberOf(client);
     const gone: { room: string; line: string }[] = [];
-    for (const name of this.#memberOf(client).rooms) {
+    for (const name of member.rooms) {
       const room = this.#rooms.get(name);
       if (room === undefined) continue;
       room.members.delete(client);
@@ -395,8 +385,8 @@ export class Hub implements ClientHandler, ClusterListener {
       gone.push({ room: name, line });
       this.#dropIfEmpty(room);
     }
-    this.#memberOf(client).rooms.clear();
-    this.#memberOf(client).joinedAt.clear();
+    member.rooms.clear();
+    member.joinedAt.clear();
     if (this.#cluster !== null && gone.length > 0) {
       // Other instances hear the leave only once the name is free there: a client that reconnects
       // on seeing it must find its name available.
@@ -417,10 +407,10 @@ export class Hub implements ClientHandler, ClusterListener {
     // The user may be back already on a new connection (a resume) that joined or is joining this
     // room: for the others nothing changed, and removing the record would remove the new one too.
     const holder = this.#sessions.clientOf(nameKey(name));
-    if (
-      holder !== null &&
-      (this.#memberOf(holder).rooms.has(roomName) || this.#memberOf(holder).joining?.has(roomName))
-    ) return;
+    const member = holder === null ? undefined : this.#memberships.get(holder);
+    if (member !== undefined && (member.rooms.has(roomName) || member.joining?.has(roomName))) {
+      return;
+    }
     const room = this.#rooms.get(roomName);
     const last = room === undefined || room.unused;
     await this.#cluster!.exitRoom(roomName, name, last);
@@ -469,11 +459,12 @@ export class Hub implements ClientHandler, ClusterListener {
     since: number | undefined,
     cid: string | undefined,
   ): Promise<void> {
-    const already = this.#memberOf(client).rooms.has(roomName);
-    if (!already && this.#memberOf(client).joining?.has(roomName)) return; // the first join's reply answers both
-    const inFlight = this.#memberOf(client).joining?.size ?? 0;
+    const member = this.#memberOf(client);
+    const already = member.rooms.has(roomName);
+    if (!already && member.joining?.has(roomName)) return; // the first join's reply answers both
+    const inFlight = member.joining?.size ?? 0;
     if (
-      !already && this.#memberOf(client).rooms.size + inFlight >= this.#options.maxRoomsPerClient
+      !already && member.rooms.size + inFlight >= this.#options.maxRoomsPerClient
     ) {
       return this.#refuse(
         client,
@@ -493,7 +484,7 @@ export class Hub implements ClientHandler, ClusterListener {
       );
     }
     room.joinStarted();
-    const joining = this.#memberOf(client).joining ??= new Set();
+    const joining = member.joining ??= new Set();
     joining.add(roomName);
     // In a cluster, subscribe before reading so no line falls between the history and the feed.
     let entered = false;
@@ -536,8 +527,8 @@ export class Hub implements ClientHandler, ClusterListener {
         // so the joiner never sees, for example, a join that its `members` list already includes.
         if (room.log.unserved) this.#fanout.serveNow(room);
         room.members.add(client);
-        this.#memberOf(client).rooms.add(roomName);
-        this.#memberOf(client).joinedAt.set(roomName, room.latest);
+        member.rooms.add(roomName);
+        member.joinedAt.set(roomName, room.latest);
       }
       entered = false; // the membership is now the client's; leaving undoes it
       this.#send(
@@ -559,8 +550,8 @@ export class Hub implements ClientHandler, ClusterListener {
       this.#refuse(client, "unavailable", "Cannot join: history is unavailable, try again", cid);
     } finally {
       joining.delete(roomName);
-      if (joining.size === 0 && this.#memberOf(client).joining === joining) {
-        this.#memberOf(client).joining = null;
+      if (joining.size === 0 && member.joining === joining) {
+        member.joining = null;
       }
       room.joinEnded();
       this.#replayHeld(client, roomName);
@@ -573,25 +564,27 @@ export class Hub implements ClientHandler, ClusterListener {
 
   /** Runs the commands held for `roomName` while its join was in flight, in order. */
   #replayHeld(client: Client, roomName: string): void {
-    const held = this.#memberOf(client).held;
+    const member = this.#memberOf(client);
+    const held = member.held;
     if (held === null || client.closed) return;
     const mine = held.filter((c) => "room" in c && c.room === roomName);
     if (mine.length === 0) return;
     const rest = held.filter((c) => !("room" in c && c.room === roomName));
-    this.#memberOf(client).held = rest.length === 0 ? null : rest;
+    member.held = rest.length === 0 ? null : rest;
     for (const command of mine) this.command(client, command);
   }
 
   #leave(client: Client, roomName: string, cid: string | undefined): void {
+    const member = this.#memberOf(client);
     const room = this.#rooms.get(roomName);
-    if (room === undefined || !this.#memberOf(client).rooms.has(roomName)) {
+    if (room === undefined || !member.rooms.has(roomName)) {
       return this.#refuse(client, "not_in_room", "Cannot leave: not in that room", cid);
     }
     room.members.delete(client);
     room.log.forget(client);
-    this.#memberOf(client).rooms.delete(roomName);
-    this.#memberOf(client).joinedAt.delete(roomName);
-    this.#memberOf(client).lastTyping?.delete(roomName);
+    member.rooms.delete(roomName);
+    member.joinedAt.delete(roomName);
+    member.lastTyping?.delete(roomName);
     this.#send(client, leftLine(roomName));
     const line = presenceLine("leave", roomName, client.name!, this.#now());
     this.#emit(room, line);
@@ -739,12 +732,13 @@ export class Hub implements ClientHandler, ClusterListener {
   }
 
   #typing(client: Client, roomName: string, cid: string | undefined): void {
+    const member = this.#memberOf(client);
     const room = this.#rooms.get(roomName);
-    if (room === undefined || !this.#memberOf(client).rooms.has(roomName)) {
+    if (room === undefined || !member.rooms.has(roomName)) {
       return this.#refuse(client, "not_in_room", "Cannot type: join the room first", cid);
     }
     const now = this.#now();
-    const typed = this.#memberOf(client).lastTyping ??= new Map();
+    const typed = member.lastTyping ??= new Map();
     const last = typed.get(roomName);
     if (last !== undefined && now - last < TYPING_INTERVAL_MS) return;
     typed.set(roomName, now);
@@ -771,9 +765,10 @@ export class Hub implements ClientHandler, ClusterListener {
   #delivered(batch: Pending[], stored: ChatMessage[]): void {
     for (let i = 0; i < batch.length; i++) {
       const m = stored[i];
-      const { sender, guardKey: key } = batch[i];
+      const { sender, guardKey: key, bytes } = batch[i];
       const line = messageLine(m);
-      if (key !== undefined) this.#resendGuard.accepted(key, m);
+      // The text was measured when it was queued (a resend the store recognised has the same).
+      if (key !== undefined) this.#resendGuard.accepted(key, m, bytes - PENDING_LINE_BYTES);
       this.#cluster?.publishRoom(m.room, line, m.seq);
       const room = this.#rooms.get(m.room);
       const reaches = room !== undefined && this.#sequencer.deliver(room, m, line);

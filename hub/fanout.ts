@@ -121,25 +121,9 @@ export class FanOut {
     this.#store = options.store;
     this.#hooks = options.hooks;
     this.#options = options;
-    // Deno's setTimeout(fn, 0) fires ~2 ms later on an idle loop (setTimeout(fn, N): ~N + 1 ms),
-    // setImmediate within ~0.1 ms: an idle server's flush would otherwise add 2 ms to every line.
-    this.#schedule = options.schedule ?? ((fn, delayMs) => {
-      if (delayMs <= 0) {
-        const immediate = setImmediate(fn);
-        this.#cancelFlush = () => clearImmediate(immediate);
-      } else {
-        const timer = setTimeout(fn, delayMs);
-        this.#cancelFlush = () => clearTimeout(timer);
-      }
-    });
-    this.#timer = options.timer ?? ((fn, delayMs) => {
-      if (delayMs <= 0) {
-        const immediate = setImmediate(fn);
-        return () => clearImmediate(immediate);
-      }
-      const t = setTimeout(fn, delayMs);
-      return () => clearTimeout(t);
-    });
+    this.#schedule = options.schedule ??
+      ((fn, delayMs) => this.#cancelFlush = nextTurnOrLater(fn, delayMs));
+    this.#timer = options.timer ?? nextTurnOrLater;
   }
 
   /** Queues a message for the next commit; false when its sender's share or the queue is full. */
@@ -293,4 +277,18 @@ export class FanOut {
       this.#serveRooms(rooms.filter((r) => this.#hooks.current(r)));
     }, this.#drainProgress ? 0 : DRAIN_POLL_MS);
   }
+}
+
+/**
+ * Runs `fn` after `delayMs`, or on the next macrotask for 0, and returns its cancel function.
+ * Deno's setTimeout(fn, 0) fires ~2 ms later on an idle loop (setTimeout(fn, N): ~N + 1 ms),
+ * setImmediate within ~0.1 ms: an idle server's flush would otherwise add 2 ms to every line.
+ */
+function nextTurnOrLater(fn: () => void, delayMs: number): () => void {
+  if (delayMs <= 0) {
+    const immediate = setImmediate(fn);
+    return () => clearImmediate(immediate);
+  }
+  const timer = setTimeout(fn, delayMs);
+  return () => clearTimeout(timer);
 }

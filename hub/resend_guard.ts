@@ -23,7 +23,8 @@ export const RESEND_ENTRY_BYTES = 256;
 
 /** The accepted and in-flight cids of one server. */
 export class ResendGuard {
-  #accepted = new Map<string, ChatMessage>();
+  /** Each accepted cid's original and the bytes it was counted at. */
+  #accepted = new Map<string, { message: ChatMessage; bytes: number }>();
   #inFlight = new Set<string>();
   #maxEntries: number;
   #maxBytes: number;
@@ -58,7 +59,7 @@ export class ResendGuard {
 
   /** The stored original when `key` was accepted within the window before `now`. */
   original(key: string, now: number): ChatMessage | undefined {
-    const earlier = this.#accepted.get(key);
+    const earlier = this.#accepted.get(key)?.message;
     return earlier !== undefined && earlier.ts >= now - RESEND_WINDOW_MS ? earlier : undefined;
   }
 
@@ -72,22 +73,26 @@ export class ResendGuard {
     this.#inFlight.add(key);
   }
 
-  /** The store kept it as `message`: remember it, forgetting the oldest past the bound. */
-  accepted(key: string, message: ChatMessage): void {
+  /**
+   * The store kept it as `message`: remember it, forgetting the oldest past the bounds. `textBytes`
+   * is its text's UTF-8 length when the caller has it already.
+   */
+  accepted(key: string, message: ChatMessage, textBytes = utf8Length(message.text)): void {
     this.#inFlight.delete(key);
     this.#forget(key);
-    this.#accepted.set(key, message);
-    this.#bytes += entryBytes(message);
+    const bytes = textBytes + RESEND_ENTRY_BYTES;
+    this.#accepted.set(key, { message, bytes });
+    this.#bytes += bytes;
     while (this.#accepted.size > this.#maxEntries || this.#bytes > this.#maxBytes) {
       this.#forget(this.#accepted.keys().next().value!);
     }
   }
 
   #forget(key: string): void {
-    const m = this.#accepted.get(key);
-    if (m === undefined) return;
+    const entry = this.#accepted.get(key);
+    if (entry === undefined) return;
     this.#accepted.delete(key);
-    this.#bytes -= entryBytes(m);
+    this.#bytes -= entry.bytes;
   }
 
   /** The store failed to keep it: a resend may try again. */
@@ -97,14 +102,9 @@ export class ResendGuard {
 
   /** Forgets accepted cids older than the window before `now`. */
   expire(now: number): void {
-    for (const [key, m] of this.#accepted) {
-      if (m.ts >= now - RESEND_WINDOW_MS) break;
+    for (const [key, { message }] of this.#accepted) {
+      if (message.ts >= now - RESEND_WINDOW_MS) break;
       this.#forget(key);
     }
   }
-}
-
-/** What one remembered original counts against RESEND_GUARD_BYTES. */
-function entryBytes(m: ChatMessage): number {
-  return utf8Length(m.text) + RESEND_ENTRY_BYTES;
 }

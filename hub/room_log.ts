@@ -135,7 +135,7 @@ export class RoomLog {
         const frames = excluded !== null && excluded.has(member)
           ? this.#frames(from, head, member, Infinity, this.#options.maxFrameBytes)
           : shared;
-        const next = this.#hand(member, frames, from, head, result);
+        const next = this.#hand(member, frames, from, head, member.socket.bufferedAmount, result);
         if (next < head) this.#behind.set(member, next);
       }
       this.#served = head;
@@ -150,12 +150,13 @@ export class RoomLog {
         evict.push({ client: member, kind: "behind" });
         continue;
       }
-      if (member.stalled(now)) {
+      // One reading of the socket per member and pass: it is a call into the runtime.
+      const buffered = member.socket.bufferedAmount;
+      if (member.stalled(now, buffered)) {
         this.#behind.delete(member);
         evict.push({ client: member, kind: "stalled" });
         continue;
       }
-      const buffered = member.socket.bufferedAmount;
       const budget = member.sendQueueBytes - buffered;
       if (budget <= 0 && buffered > 0) continue;
       // Frames no longer than what fits, so a member catching up is never handed past its budget
@@ -163,7 +164,7 @@ export class RoomLog {
       const cap = Math.min(this.#options.maxFrameBytes, Math.max(1, budget));
       const frames = this.#frames(cursor, head, member, budget, cap);
       const before = result.delivered;
-      const next = this.#hand(member, frames, cursor, head, result);
+      const next = this.#hand(member, frames, cursor, head, buffered, result);
       result.behindServed += result.delivered - before;
       if (next >= head) this.#behind.delete(member);
       else this.#behind.set(member, next);
@@ -173,13 +174,19 @@ export class RoomLog {
   }
 
   /**
-   * Hands `frames` (the lines of [from, to) this member gets) in order while they fit; returns the
-   * index after the last line handed, `to` when there was nothing for it.
+   * Hands `frames` (the lines of [from, to) this member gets) in order while they fit beside the
+   * `buffered` bytes its socket holds; returns the index after the last line handed, `to` when
+   * there was nothing for it.
    */
-  #hand(member: Client, frames: Frame[], from: number, to: number, result: ServeResult): number {
+  #hand(
+    member: Client,
+    frames: Frame[],
+    from: number,
+    to: number,
+    buffered: number,
+    result: ServeResult,
+  ): number {
     if (frames.length === 0) return to;
-    // One reading of the socket per member and pass: it is a call into the runtime.
-    const buffered = member.socket.bufferedAmount;
     let budget = member.sendQueueBytes - buffered;
     let idle = buffered === 0;
     let next = from;

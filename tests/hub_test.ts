@@ -3,14 +3,14 @@ import assert from "node:assert/strict";
 import { Client, FLOOD_REJECTIONS, HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "../client.ts";
 import { fakeClientOptions, FakeSocket } from "./fakes.ts";
 import type { Cluster } from "../hub/cluster.ts";
+import { Hub } from "../hub.ts";
 import {
   DRAIN_POLL_MS,
-  Hub,
   MAX_PENDING_BYTES_PER_SENDER,
   MAX_RETRY_AFTER_MS,
   MIN_RETRY_AFTER_MS,
   PENDING_LINE_BYTES,
-} from "../hub.ts";
+} from "../hub/fanout.ts";
 import { NAME_RESERVATION_MS } from "../hub/sessions.ts";
 import { type ChatMessage, messageLine, RESEND_WINDOW_MS } from "../protocol/protocol.ts";
 import { MemoryStore, type NewMessage, type Store } from "../store/store.ts";
