@@ -42,6 +42,23 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
+/** A call to the other instances failed; `cause` is what the cluster threw. */
+export class ClusterUnavailable extends Error {
+  constructor(cause: unknown) {
+    super("the cluster is unavailable", { cause });
+    this.name = "ClusterUnavailable";
+  }
+}
+
+/** `call`'s result, or a {@linkcode ClusterUnavailable} carrying what it threw. */
+export async function fromCluster<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (e) {
+    throw new ClusterUnavailable(e);
+  }
+}
+
 /** What the cluster tells the hub. */
 export interface ClusterListener {
   /** A line another instance produced for a room; `seq` is set for committed messages. */

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { Client, FLOOD_REJECTIONS, HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "../client.ts";
 import { fakeClientOptions, FakeSocket } from "./fakes.ts";
-import type { Cluster } from "../hub/cluster.ts";
+import type { Cluster, ClusterListener } from "../hub/cluster.ts";
 import { Hub } from "../hub.ts";
 import {
   DRAIN_POLL_MS,
@@ -499,7 +499,11 @@ Deno.test("shutdown commits what was accepted, then closes every socket with 100
 /** A cluster of one fake peer: records what the hub publishes and lets a test play the peer. */
 class FakeCluster implements Cluster {
   healthy = true;
-  listen() {}
+  /** The hub's side of the cluster, as the hub hands it over: a test plays the peer through it. */
+  listener: ClusterListener | null = null;
+  listen(listener: ClusterListener) {
+    this.listener = listener;
+  }
   published: { room: string; line: string; seq?: number }[] = [];
   /** Presence calls in order: exit, publish (joins and leaves), release. */
   log: string[] = [];
@@ -577,7 +581,7 @@ function clusterRig(wrap: (store: MemoryStore) => Store = (store) => store) {
   /** What another instance does: commit to the shared store, then publish. */
   const peerSays = (text: string, publish = true) => {
     const [m] = store.append([{ room: "general", from: "Zed", text, ts: 1 }]);
-    if (publish) hub.remoteRoomLine("general", messageLine(m), m.seq);
+    if (publish) cluster.listener!.remoteRoomLine("general", messageLine(m), m.seq);
     return m;
   };
   return { hub, store, cluster, flush, connect, peerSays };
@@ -651,7 +655,7 @@ Deno.test("cluster: committed messages are published with their seq; remote ones
     "theirs",
   ]]);
   // A late repeat of a line already delivered is dropped.
-  r.hub.remoteRoomLine(
+  r.cluster.listener!.remoteRoomLine(
     "general",
     messageLine({ room: "general", seq: 2, from: "Zed", text: "theirs", ts: 1 }),
     2,
@@ -671,7 +675,7 @@ Deno.test("cluster: a line past a gap makes the hub fill the gap from the store,
   await settle();
   r.flush();
   assert.deepEqual(a.socket.of("message").map((m) => m.seq), [1, 2]);
-  r.hub.remoteRoomLine(
+  r.cluster.listener!.remoteRoomLine(
     "general",
     messageLine({ room: "general", seq: 1, from: "Zed", text: "x", ts: 1 }),
     1,
@@ -703,9 +707,50 @@ Deno.test("cluster: a DM to a user on another instance goes over the bus; one to
   a.client.receive(JSON.stringify({ type: "dm", to: "nobody", text: "hi" }));
   await settle();
   assert.deepEqual(a.socket.of("error").map((e) => e.code), ["unknown_user"]);
-  r.hub.remoteDirect("alice", '{"type":"dm","from":"Zed","to":"alice","text":"yo","ts":1}');
+  r.cluster.listener!.remoteDirect(
+    "alice",
+    '{"type":"dm","from":"Zed","to":"alice","text":"yo","ts":1}',
+  );
   assert.equal(a.socket.of("dm").length, 2);
   await r.hub.shutdown();
+});
+
+Deno.test("cluster: a failed cluster call is logged as cluster_failed, a failed store read as store_failed", async () => {
+  const events: { event: string; error: string }[] = [];
+  const cluster = new FakeCluster();
+  cluster.rooms = () => Promise.reject(new Error("redis gone"));
+  let storeDown = false;
+  const store = wrapStore(new MemoryStore(), {
+    bounds: (room) =>
+      storeDown ? Promise.reject(new Error("disk gone")) : new MemoryStore().bounds(room),
+  });
+  const hub = new Hub({
+    store,
+    maxRoomsPerClient: 3,
+    welcomeLimits: {},
+    version: "test",
+    cluster,
+    observers: {
+      event: (_level, event, fields) => events.push({ event, error: `${fields.error}` }),
+    },
+  });
+  const socket = new FakeSocket();
+  const client = new Client(socket, hub, fakeClientOptions());
+  hub.add(client);
+  client.receive(JSON.stringify({ type: "hello", name: "alice" }));
+  await settle();
+  client.receive(JSON.stringify({ type: "rooms" }));
+  await settle();
+  storeDown = true;
+  join(client, "other");
+  await settle();
+  assert.deepEqual(socket.of("error").map((e) => e.code), ["unavailable", "unavailable"]);
+  const failures = events.filter((e) => e.event.endsWith("_failed"));
+  assert.deepEqual(failures, [
+    { event: "cluster_failed", error: "Error: redis gone" },
+    { event: "store_failed", error: "Error: disk gone" },
+  ]);
+  await hub.shutdown();
 });
 
 Deno.test("commands sent right after a join wait for it, so a reconnect may resend its outbox at once", async () => {
