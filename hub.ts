@@ -21,13 +21,15 @@ import {
   type Hello,
   historyLine,
   leftLine,
+  membersLine,
   presenceLine,
   roomsLine,
   typingLine,
 } from "./protocol/protocol.ts";
 import type { ReadRange, Store } from "./store/store.ts";
 import { MAX_FRAME_OUT_BYTES, ROOM_WINDOW_BYTES } from "./hub/room.ts";
-import { FanOut } from "./hub/fanout.ts";
+import { FanOut, nextTurnOrLater } from "./hub/fanout.ts";
+import { Presence } from "./hub/presence.ts";
 import { readLines } from "./hub/history.ts";
 import { Memberships } from "./hub/member.ts";
 import { Sequencer } from "./hub/sequencer.ts";
@@ -74,6 +76,7 @@ export class Hub implements ClientHandler {
   #replies: Replies;
   #remote: Remote | null = null;
   #joins: Joins;
+  #presence: Presence;
   #dms: DirectMessages;
   #retention: Retention;
   /** Set when shutdown begins: new messages are refused so the last commit can finish. */
@@ -119,8 +122,15 @@ export class Hub implements ClientHandler {
       makeToken: options.makeToken,
       failed,
     });
+    const presence = this.#presence = new Presence({
+      rooms,
+      cluster,
+      now,
+      timer: options.timer ?? nextTurnOrLater,
+    });
     // Each part takes what it needs from the same set of the hub's pieces.
     const parts = {
+      presence,
       store,
       cluster,
       rooms,
@@ -237,6 +247,8 @@ export class Hub implements ClientHandler {
         return void this.#listRooms(client, command.cid);
       case "history":
         return void this.#history(client, command);
+      case "members":
+        return this.#members(client, command.room, command.after, command.limit, command.cid);
       case "dm":
         return this.#dms.send(client, command.to, command.text, command.cid);
       case "typing":
@@ -275,7 +287,7 @@ export class Hub implements ClientHandler {
       room.members.delete(client);
       room.log.forget(client);
       const line = presenceLine("leave", name, client.name, ts);
-      if (!quiet) this.#rooms.emit(room, line);
+      if (!quiet) this.#presence.departed(room, client.name, line);
       gone.push({ room: name, line: quiet ? null : line });
       this.#rooms.dropIfUnused(room);
     }
@@ -311,7 +323,7 @@ export class Hub implements ClientHandler {
     member.lastTyping?.delete(roomName);
     this.#replies.send(client, leftLine(roomName));
     const line = presenceLine("leave", roomName, client.name!, this.#now());
-    this.#rooms.emit(room, line);
+    this.#presence.departed(room, client.name!, line);
     this.#rooms.dropIfUnused(room);
     if (this.#remote !== null) {
       const told = this.#remote.track(this.#remote.leave(roomName, client.name!, line));
@@ -341,6 +353,26 @@ export class Hub implements ClientHandler {
       const message = "Cannot read history: the store is unavailable, try again";
       this.#replies.unavailable(client, e, message, command.cid);
     }
+  }
+
+  /** Answers `members`: a page of the room's member list, in name-key order. */
+  #members(
+    client: Client,
+    roomName: string,
+    after: string | undefined,
+    limit: number,
+    cid: string | undefined,
+  ): void {
+    const room = this.#rooms.get(roomName);
+    if (room === undefined || !this.#memberships.of(client).rooms.has(roomName)) {
+      const message = "Cannot list members: join the room first";
+      return this.#replies.refuse(client, "not_in_room", message, cid);
+    }
+    const page = room.roster.page(after, limit);
+    this.#replies.send(
+      client,
+      membersLine(roomName, page.names, room.roster.count, page.next, cid),
+    );
   }
 
   /** Answers `rooms`: every room with members, here or, in a cluster, on any instance. */

@@ -284,7 +284,7 @@ export class FanOut {
  * Deno's setTimeout(fn, 0) fires ~2 ms later on an idle loop (setTimeout(fn, N): ~N + 1 ms),
  * setImmediate within ~0.1 ms: an idle server's flush would otherwise add 2 ms to every line.
  */
-function nextTurnOrLater(fn: () => void, delayMs: number): () => void {
+export function nextTurnOrLater(fn: () => void, delayMs: number): () => void {
   if (delayMs <= 0) {
     const immediate = setImmediate(fn);
     return () => clearImmediate(immediate);

@@ -6,7 +6,12 @@
  * room while its join is in flight are held by the hub and replayed, in order, when it ends.
  */
 import type { Client } from "../client.ts";
-import { DEFAULT_HISTORY_LIMIT, joinedLine, presenceLine } from "../protocol/protocol.ts";
+import {
+  DEFAULT_HISTORY_LIMIT,
+  joinedLine,
+  MAX_JOINED_MEMBERS,
+  presenceLine,
+} from "../protocol/protocol.ts";
 import type { ReadRange, Store } from "../store/store.ts";
 import { type Cluster, fromCluster } from "./cluster.ts";
 import type { FanOut } from "./fanout.ts";
@@ -16,6 +21,7 @@ import type { Remote } from "./remote.ts";
 import type { Replies } from "./replies.ts";
 import type { Rooms } from "./rooms.ts";
 import type { HubObservers } from "./options.ts";
+import type { Presence } from "./presence.ts";
 
 /** Most messages one `joined` reply carries when the client asks with `since`. */
 export const MAX_JOIN_SINCE_MESSAGES = 1000;
@@ -27,6 +33,7 @@ export interface JoinParts {
   cluster: Cluster | null;
   remote: Remote | null;
   rooms: Rooms;
+  presence: Presence;
   memberships: Memberships;
   fanout: FanOut;
   replies: Replies;
@@ -84,7 +91,8 @@ export class Joins {
         ? { limit: DEFAULT_HISTORY_LIMIT, newest: true }
         : { after: since, limit: MAX_JOIN_SINCE_MESSAGES + 1 };
       const page = await readLines(p.store, room, range);
-      const members = p.cluster === null ? null : await fromCluster(p.cluster.members(roomName));
+      // Joins waiting for the same room share one load of its roster (in a cluster; none here).
+      await p.presence.ready(room);
       if (client.closed) return;
       let more = false;
       if (page.lines.length > MAX_JOIN_SINCE_MESSAGES) {
@@ -111,21 +119,23 @@ export class Joins {
         room.members.add(client);
         member.rooms.add(roomName);
         member.joinedAt.set(roomName, room.latest);
+        const line = presenceLine("join", roomName, client.name!, p.now());
+        p.presence.arrived(room, client.name!, line, client);
+        p.cluster?.publishPresence(roomName, line);
+        p.observers.event?.("info", "join", { name: client.name!, room: roomName });
       }
       entered = false; // the membership is now the client's; leaving undoes it
+      const members = {
+        names: room.roster.page(undefined, MAX_JOINED_MEMBERS).names,
+        count: room.roster.count,
+      };
       p.replies.send(
         client,
-        joinedLine(roomName, members ?? this.names(roomName), page.lines, room.latest, {
+        joinedLine(roomName, members, page.lines, room.latest, {
           more,
           truncated: since !== undefined && page.truncated,
         }),
       );
-      if (!already) {
-        const line = presenceLine("join", roomName, client.name!, p.now());
-        p.rooms.emit(room, line, client);
-        p.cluster?.publishPresence(roomName, line);
-        p.observers.event?.("info", "join", { name: client.name!, room: roomName });
-      }
       if (room.pendingSeq > room.latest) p.resync(roomName);
     } catch (e) {
       p.replies.unavailable(client, e, "Cannot join: history is unavailable, try again", cid);

@@ -14,6 +14,7 @@ import type { FanOut } from "./fanout.ts";
 import type { Memberships } from "./member.ts";
 import type { Replies } from "./replies.ts";
 import type { Rooms } from "./rooms.ts";
+import type { Presence } from "./presence.ts";
 import type { Sequencer } from "./sequencer.ts";
 import type { Sessions } from "./sessions.ts";
 
@@ -21,6 +22,7 @@ import type { Sessions } from "./sessions.ts";
 export interface RemoteParts {
   cluster: Cluster;
   rooms: Rooms;
+  presence: Presence;
   memberships: Memberships;
   sessions: Sessions;
   fanout: FanOut;
@@ -42,7 +44,12 @@ export class Remote implements ClusterListener {
   remoteRoomLine(roomName: string, line: string, seq?: number): void {
     const room = this.#p.rooms.get(roomName);
     if (room === undefined) return;
-    if (seq === undefined) return this.#p.rooms.emit(room, line);
+    if (seq === undefined) {
+      const presence = presenceOf(line);
+      if (presence === null) return this.#p.rooms.emit(room, line);
+      if (presence.type === "join") return this.#p.presence.arrived(room, presence.user, line);
+      return this.#p.presence.departed(room, presence.user, line);
+    }
     let m: ChatMessage;
     try {
       m = JSON.parse(line);
@@ -73,7 +80,12 @@ export class Remote implements ClusterListener {
   /** Fills a room from the store after the last seq its members got (see sequencer.ts). */
   async resync(roomName: string): Promise<void> {
     const room = this.#p.rooms.get(roomName);
-    if (room !== undefined) await this.#p.sequencer.resync(room);
+    if (room === undefined) return;
+    // Presence lines may have been lost too: the roster is read again.
+    await Promise.all([
+      this.#p.sequencer.resync(room),
+      this.#p.presence.reload(room).catch(() => {}),
+    ]);
   }
 
   /** Tells this instance's members and every other instance that members came or went. */
@@ -82,7 +94,10 @@ export class Remote implements ClusterListener {
     for (const { room: roomName, name } of members) {
       const line = presenceLine(type, roomName, name, ts);
       const room = this.#p.rooms.get(roomName);
-      if (room !== undefined) this.#p.rooms.emit(room, line);
+      if (room !== undefined) {
+        if (type === "join") this.#p.presence.arrived(room, name, line);
+        else this.#p.presence.departed(room, name, line);
+      }
       this.#p.cluster.publishPresence(roomName, line);
     }
   }
@@ -131,5 +146,19 @@ export class Remote implements ClusterListener {
     // on seeing it must find its name available.
     const tell = () => Promise.all(gone.map((g) => this.leave(g.room, name, g.line)));
     this.track(released === undefined ? tell() : released.then(tell));
+  }
+}
+
+/** The type and user of a join or leave line from another instance, or null for any other line. */
+function presenceOf(line: string): { type: "join" | "leave"; user: string } | null {
+  // Cheap test first: most lines without a seq are typing notices.
+  if (!line.startsWith('{"type":"join"') && !line.startsWith('{"type":"leave"')) return null;
+  try {
+    const { type, user } = JSON.parse(line);
+    return (type === "join" || type === "leave") && typeof user === "string"
+      ? { type, user }
+      : null;
+  } catch {
+    return null;
   }
 }

@@ -6,6 +6,7 @@
 import type { Client } from "../client.ts";
 import type { ChatMessage } from "../protocol/protocol.ts";
 import { RoomLog, type RoomLogOptions } from "./room_log.ts";
+import { Roster } from "./roster.ts";
 
 /** Committed messages kept in memory per active room, so joins and resumes rarely read the store. */
 export const ROOM_CACHE_MESSAGES = 1000;
@@ -35,6 +36,8 @@ export class Room {
   readonly members = new Set<Client>();
   /** Lines owed to the members, shared, with cursors for the members behind. */
   readonly log: RoomLog;
+  /** Every member's name, here or (in a cluster) on any instance; presence.ts keeps it. */
+  readonly roster = new Roster();
   #latest = 0;
   /** Recent committed messages and their serialised lines, oldest first, contiguous by seq. */
   #cache: ChatMessage[] = [];
