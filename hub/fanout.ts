@@ -153,12 +153,6 @@ export class FanOut {
     this.#dirty.add(room);
   }
 
-  /** Serves one room now (a join does this before the joiner becomes a member). */
-  serveNow(room: Room): void {
-    this.#dirty.delete(room);
-    this.#serveRooms([room]);
-  }
-
   /** A room was dropped: it is served no more. */
   forget(room: Room): void {
     this.#dirty.delete(room);

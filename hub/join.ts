@@ -113,9 +113,9 @@ export class Joins {
       // Everything committed up to room.latest is in the history (or, with more, reachable by
       // paging); everything committed from now on reaches the client live.
       if (!already) {
-        // Events queued before this instant belong to the members who were there; send them first
-        // so the joiner never sees, for example, a join that its `members` list already includes.
-        if (room.log.unserved) p.fanout.serveNow(room);
+        // Events queued before this instant belong to the members who were there: the joiner is
+        // owed only what comes after, so it never sees, say, a join its `members` list includes.
+        room.log.enter(client);
         room.members.add(client);
         member.rooms.add(roomName);
         member.joinedAt.set(roomName, room.latest);

@@ -10,7 +10,8 @@ import {
   PRESENCE_INTERVAL_MS,
 } from "../hub/presence.ts";
 import { MAX_JOINED_MEMBERS, MAX_MEMBERS_PAGE, nameKey } from "../protocol/protocol.ts";
-import { join, type Rig, rig, settle } from "./hub_rig.ts";
+import { join, type Rig, rig, settle, wrapStore } from "./hub_rig.ts";
+import { MemoryStore } from "../store/store.ts";
 import type { FakeSocket } from "./fakes.ts";
 import type { Client } from "../client.ts";
 
@@ -158,5 +159,32 @@ Deno.test("joined carries the first MAX_JOINED_MEMBERS names by key and the coun
   members(outsider.client);
   assert.deepEqual(bob.socket.of("error").map((e) => e.code), ["bad_request", "bad_request"]);
   assert.deepEqual(outsider.socket.of("error").map((e) => e.code), ["not_in_room"]);
+  await r.done();
+});
+
+Deno.test("a storm of joins with the same since shares one store read, and each gets exactly what it missed", async () => {
+  const store = new MemoryStore();
+  store.append(
+    Array.from({ length: 30 }, (_, i) => ({ room: "general", from: "old", text: `t${i}`, ts: 1 })),
+  );
+  let reads = 0;
+  const r = rig(wrapStore(store, {
+    read(room, range) {
+      reads++;
+      return store.read(room, range);
+    },
+  }));
+  const storm = Array.from({ length: 300 }, (_, i) => r.connect(`s${i}`));
+  for (const m of storm) join(m.client, "general", 20);
+  await settle();
+  r.flush();
+  assert.equal(reads, 1, "one read for 300 joins");
+  for (const m of storm) {
+    const [joined] = m.socket.of("joined");
+    assert.deepEqual(
+      joined.history.map((h: { seq: number }) => h.seq),
+      Array.from({ length: 10 }, (_, i) => 21 + i),
+    );
+  }
   await r.done();
 });
