@@ -21,8 +21,7 @@
  *    `evict` after it.
  */
 import type { Client } from "../client.ts";
-import type { ChatMessage } from "../protocol/protocol.ts";
-import type { NewMessage, Store } from "../store/store.ts";
+import type { Appended, NewMessage, Store } from "../store/store.ts";
 import type { Room } from "./room.ts";
 import type { Eviction, SlowKind } from "./room_log.ts";
 import { clearImmediate, setImmediate } from "node:timers";
@@ -61,7 +60,7 @@ export interface Pending {
 /** What the engine asks of its owner (the hub). */
 export interface FanOutHooks {
   /** A batch is stored, `stored[i]` for `batch[i]`: append the lines to the rooms' logs, echo. */
-  committed(batch: Pending[], stored: ChatMessage[]): void;
+  committed(batch: Pending[], stored: Appended[]): void;
   /** A batch could not be stored. */
   failed(batch: Pending[], error: unknown): void;
   /** A member a pass found slow; called after the pass. */
@@ -210,7 +209,7 @@ export class FanOut {
     this.#committed(batch, result, started);
   }
 
-  #committed(batch: Pending[], stored: ChatMessage[], started: number): void {
+  #committed(batch: Pending[], stored: Appended[], started: number): void {
     const committed = performance.now();
     this.#options.commitSeconds?.((committed - started) / 1000);
     this.#hooks.committed(batch, stored);

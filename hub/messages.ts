@@ -5,8 +5,8 @@
  * room and echoed to its sender as the acknowledgement.
  */
 import { type Client, utf8Length } from "../client.ts";
-import { type ChatMessage, messageLine, RESEND_WINDOW_MS } from "../protocol/protocol.ts";
-import type { NewMessage, Store } from "../store/store.ts";
+import { CloseCode, messageLine, RESEND_WINDOW_MS } from "../protocol/protocol.ts";
+import type { Appended, NewMessage, Refused, Store } from "../store/store.ts";
 import type { Cluster } from "./cluster.ts";
 import { type FanOut, type Pending, PENDING_LINE_BYTES } from "./fanout.ts";
 import type { Memberships } from "./member.ts";
@@ -82,11 +82,15 @@ export class Messages {
   }
 
   /** Appends committed messages to their rooms' logs and echoes them (the engine then serves). */
-  committed(batch: Pending[], stored: ChatMessage[]): void {
+  committed(batch: Pending[], stored: Appended[]): void {
     const p = this.#p;
     for (let i = 0; i < batch.length; i++) {
       const m = stored[i];
       const { sender, guardKey: key, bytes } = batch[i];
+      if ("refused" in m) {
+        this.#refused(batch[i], m);
+        continue;
+      }
       const line = messageLine(m);
       // The text was measured when it was queued (a resend the store recognised has the same).
       if (key !== undefined) this.#guard.accepted(key, m, bytes - PENDING_LINE_BYTES);
@@ -102,6 +106,22 @@ export class Messages {
         : undefined;
       if (since === undefined || (!reaches && m.seq <= since)) p.replies.send(sender, line);
     }
+  }
+
+  /**
+   * The store would not take a message because its sender no longer holds its name in the cluster
+   * (this instance was cut off or frozen meanwhile): someone else holds it now, and this connection
+   * is closed as name taken; or nobody does yet, while this instance writes its names back, and
+   * the sender is asked to send it again.
+   */
+  #refused(pending: Pending, why: Refused): void {
+    const { sender, guardKey, message } = pending;
+    if (guardKey !== undefined) this.#guard.failed(guardKey);
+    if (why.refused === "elsewhere") {
+      return sender.close(CloseCode.nameTaken, "name taken", "name_taken");
+    }
+    const text = "Cannot say: your name is being restored after an outage, send it again";
+    this.#p.replies.refuse(sender, "unavailable", text, message.cid);
   }
 
   /** The commit failed: every sender in the batch is told to send again. */

@@ -10,6 +10,11 @@ import { RedisPresence } from "./redis_presence.ts";
 /** Options for {@linkcode RedisCluster.connect}. */
 export interface RedisClusterOptions {
   url: string;
+  /**
+   * This instance's id, unique in the cluster (give the same to a fenced RedisStore).
+   * @default a random UUID
+   */
+  id?: string;
   /** Presence TTL: a crashed instance's users vanish within this, in ms. @default 10000 */
   ttlMs?: number;
   /** How often to refresh presence, in ms. @default 3000 */
@@ -65,7 +70,7 @@ export class RedisCluster implements Cluster {
     options: RedisClusterOptions,
     onError: (e: unknown) => void,
   ): Promise<RedisCluster> {
-    const id = crypto.randomUUID();
+    const id = options.id ?? crypto.randomUUID();
     let cluster: RedisCluster | undefined;
     // Events can come as soon as the bus is up, before `connect` returns: kept until `listen`.
     const early: ((listener: ClusterListener) => void)[] = [];

@@ -734,3 +734,31 @@ Deno.test("cluster: a sender whose own message a resync delivered first gets it 
   await r.hub.shutdown();
   a.client.close(1000, "test over", "client");
 });
+
+Deno.test("a say the store refuses for a lost name closes its sender 4009; one for a name being restored is answered unavailable", async () => {
+  const inner = new MemoryStore();
+  let refuse: "elsewhere" | "unheld" | null = null;
+  const r = rig(wrapStore(inner, {
+    append: (batch) =>
+      refuse === null ? inner.append(batch) : batch.map(() => ({ refused: refuse! })),
+  }));
+  const a = r.connect("alice"), b = r.connect("bob");
+  join(a.client);
+  join(b.client);
+  await settle();
+  refuse = "unheld";
+  say(a.client, "while restoring", "c1");
+  r.flush();
+  assert.deepEqual(a.socket.of("error").map((e) => [e.code, e.cid]), [["unavailable", "c1"]]);
+  refuse = null;
+  say(a.client, "while restoring", "c1"); // the resend is taken: the guard did not keep the cid
+  r.flush();
+  assert.deepEqual(b.socket.of("message").map((m) => m.text), ["while restoring"]);
+  refuse = "elsewhere";
+  say(b.client, "from a name taken elsewhere");
+  r.flush();
+  assert.equal(b.socket.closeCode, 4009);
+  assert.deepEqual(a.socket.of("leave"), [], "the user is present elsewhere: no leave");
+  assert.equal(a.socket.of("message").length, 1);
+  await r.done();
+});
