@@ -1,10 +1,11 @@
 /**
  * Direct messages between two online users: delivered to the recipient's connection here, or, in
  * a cluster, found through the cluster and carried by its bus to the instance that holds the name.
- * The sender gets the same line back as its acknowledgement. DMs are not stored.
+ * The sender gets the same line back as its acknowledgement, once it was handed on. DMs are not
+ * stored. A DM is published for another instance only while this one holds the sender's name.
  */
 import type { Client } from "../client.ts";
-import { dmLine, nameKey } from "../protocol/protocol.ts";
+import { CloseCode, dmLine, nameKey } from "../protocol/protocol.ts";
 import { type Cluster, fromCluster } from "./cluster.ts";
 import type { HubStats } from "./options.ts";
 import type { Replies } from "./replies.ts";
@@ -63,7 +64,14 @@ export class DirectMessages {
     if (client.closed) return;
     p.stats.messagesReceived++;
     const line = dmLine(client.name!, owner, text, p.now(), cid);
-    cluster.publishDirect(key, line);
+    let sent: boolean;
+    try {
+      sent = await fromCluster(cluster.publishDirect(key, line, client.key!));
+    } catch (e) {
+      return p.replies.unavailable(client, e, "Cannot dm: the cluster is unavailable", cid);
+    }
+    // This instance lost the sender's name while it was cut off: someone else holds it now.
+    if (!sent) return client.close(CloseCode.nameTaken, "name taken", "name_taken");
     p.replies.send(client, line);
   }
 }

@@ -198,8 +198,10 @@ export class RedisCluster implements Cluster {
     }
   }
 
-  publishDirect(key: string, line: string): void {
-    this.#bus.publishDirect(key, line).catch(this.#onError);
+  publishDirect(key: string, line: string, from: string): Promise<boolean> {
+    // Through presence: the check that this instance still holds `from` and the publish are one.
+    const { channel, message } = this.#bus.directEnvelope(key, line);
+    return this.#presence.publishAs(from, channel, message);
   }
 
   async close(): Promise<void> {

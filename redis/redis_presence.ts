@@ -164,6 +164,17 @@ return 1
 `,
 );
 
+// ARGV[3]: a sender's name key, ARGV[4]: a channel, ARGV[5]: a message. Publishes the message only
+// while this instance holds the name, in one atomic step: 1, or 0 when it no longer does.
+const PUBLISH_AS = new Script(
+  LIB + `
+local v = redis.call('GET', p .. 'name:' .. ARGV[3])
+if not v or owner(v) ~= me then return 0 end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+`,
+);
+
 // ARGV[3]: room. The names in the room whose instance is alive.
 const MEMBERS = new Script(
   LIB + `
@@ -392,6 +403,14 @@ export class RedisPresence {
   async releaseName(key: string): Promise<void> {
     this.#names.delete(key);
     await this.#write(RELEASE, key);
+  }
+
+  /**
+   * Publishes `message` on `channel` only while this instance holds the name key `from`; false
+   * (nothing published) when it no longer does: it was cut off or frozen and the name was freed.
+   */
+  async publishAs(from: string, channel: string, message: string): Promise<boolean> {
+    return Number(await this.#run(PUBLISH_AS, from, channel, message)) === 1;
   }
 
   /** Who holds a name key now, or null when nobody alive does. */

@@ -1026,7 +1026,7 @@ clusterTest(
 );
 
 clusterTest(
-  "A frozen instance never speaks for a name it lost: its queued says are not stored, and its user is closed 4009",
+  "A frozen instance never speaks for a name it lost: its queued says and DMs go nowhere, and its user is closed 4009",
   async (rig) => {
     const a = await rig.server(), b = await rig.server();
     const old = await rig.client(a, "c04");
@@ -1049,7 +1049,11 @@ clusterTest(
       }
       assert.ok(fresh !== null, "B let a new c04 in once A's presence expired");
       await fresh!.request({ type: "join", room: "general" }, (m) => m.type === "joined");
-      // The old c04's says wait in A's socket buffer while A is frozen.
+      // The old c04's DM and says wait in A's socket buffer while A is frozen. When A resumes,
+      // they race A's own discovery that it lost the name (its presence refresh); when they win,
+      // only the fence keeps them out (without it this test fails in most runs; the store's and
+      // the hub's sides of the fence have tests of their own in redis_test.ts and hub_test.ts).
+      old.send({ type: "dm", to: "watcher", text: "stale dm" });
       for (let i = 0; i < 5; i++) old.send({ type: "say", room: "general", text: `stale ${i}` });
     } finally {
       a.process.kill("SIGCONT");
@@ -1065,6 +1069,7 @@ clusterTest(
       m.type === "message" && m.text.startsWith("stale")
     );
     assert.deepEqual(stale, [], "no message of the old c04 reached anyone");
+    assert.deepEqual(watcher.messages.filter((m) => m.type === "dm"), [], "nor its DM");
     const history = await watcher.request(
       { type: "history", room: "general", limit: 50 },
       (m) => m.type === "history",

@@ -453,8 +453,11 @@ class FakeCluster implements Cluster {
     const { type, user } = JSON.parse(line);
     this.log.push(`publish ${room} ${type} ${user}`);
   }
-  publishDirect(key: string, line: string) {
-    this.direct.push({ key, line });
+  /** False: this instance lost the sender's name (a test plays a frozen instance). */
+  holdsSender = true;
+  publishDirect(key: string, line: string, _from: string) {
+    if (this.holdsSender) this.direct.push({ key, line });
+    return Promise.resolve(this.holdsSender);
   }
   close() {
     return Promise.resolve();
@@ -619,6 +622,18 @@ Deno.test("cluster: a DM to a user on another instance goes over the bus; one to
     '{"type":"dm","from":"Zed","to":"alice","text":"yo","ts":1}',
   );
   assert.equal(a.socket.of("dm").length, 2);
+  await r.hub.shutdown();
+});
+
+Deno.test("cluster: a DM from a name this instance lost is not handed on, and its sender is closed 4009", async () => {
+  const r = clusterRig();
+  const a = await r.connect("alice");
+  r.cluster.holdsSender = false; // another instance gave "alice" away while this one was frozen
+  a.client.receive(JSON.stringify({ type: "dm", to: "zed", text: "stale" }));
+  await settle();
+  assert.deepEqual(r.cluster.direct, []);
+  assert.equal(a.socket.of("dm").length, 0, "no acknowledgement for what was not sent");
+  assert.equal(a.socket.closeCode, 4009);
   await r.hub.shutdown();
 });
 

@@ -536,6 +536,30 @@ redisTest(
   },
 );
 
+redisTest(
+  "Presence: publishAs publishes only while this instance holds the sender's name",
+  async (redis) => {
+    const a = await RedisPresence.connect({ url: redis.url, id: "inst-a", ...FAST });
+    const b = await RedisPresence.connect({ url: redis.url, id: "inst-b", ...FAST });
+    const sub = await connectRedis(redis.url);
+    const heard: string[] = [];
+    try {
+      sub.on("message", (_channel: string, message: string) => heard.push(message));
+      await sub.subscribe("test:direct");
+      assert.equal(await a.claimName("ann", "ann"), true);
+      assert.equal(await a.publishAs("ann", "test:direct", "from ann on a"), true);
+      assert.equal(await b.publishAs("ann", "test:direct", "ann is not b's"), false);
+      assert.equal(await a.publishAs("zed", "test:direct", "nobody holds zed"), false);
+      await eventually("the published message arrives", () => heard.length > 0);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(heard, ["from ann on a"]);
+    } finally {
+      await closeRedis(sub);
+      await Promise.all([a.close(), b.close()]);
+    }
+  },
+);
+
 redisTest("Presence: a name is unique across instances until released", async (redis) => {
   const a = await RedisPresence.connect({ url: redis.url, id: "inst-a", ...FAST });
   const b = await RedisPresence.connect({ url: redis.url, id: "inst-b", ...FAST });
