@@ -41,7 +41,8 @@ import {
   welcomeLine,
 } from "./protocol/protocol.ts";
 import type { NewMessage, ReadRange, Store } from "./store/store.ts";
-import { MAX_FRAME_OUT_BYTES, Room, ROOM_WINDOW_BYTES } from "./hub/room.ts";
+import { MAX_FRAME_OUT_BYTES, Room } from "./hub/room.ts";
+import { ROOM_WINDOW_BYTES } from "./ops/limits.ts";
 import type { SlowKind } from "./hub/room_log.ts";
 import { FanOut, type Pending, PENDING_LINE_BYTES } from "./hub/fanout.ts";
 import { readLines } from "./hub/history.ts";
