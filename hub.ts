@@ -27,7 +27,8 @@ import {
   typingLine,
 } from "./protocol/protocol.ts";
 import type { ReadRange, Store } from "./store/store.ts";
-import { MAX_FRAME_OUT_BYTES, ROOM_WINDOW_BYTES } from "./hub/room.ts";
+import { MAX_FRAME_OUT_BYTES } from "./hub/room.ts";
+import { ROOM_WINDOW_BYTES } from "./ops/limits.ts";
 import { FanOut, nextTurnOrLater } from "./hub/fanout.ts";
 import { Presence } from "./hub/presence.ts";
 import { readLines } from "./hub/history.ts";

@@ -24,6 +24,7 @@ import type { Client } from "../client.ts";
 import type { Appended, NewMessage, Store } from "../store/store.ts";
 import type { Room } from "./room.ts";
 import type { Eviction, SlowKind } from "./room_log.ts";
+import { MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_SENDER } from "../ops/limits.ts";
 import { clearImmediate, setImmediate } from "node:timers";
 
 /** A flush shorter than this, in ms, adds no linger: light load flushes on the next turn. */
@@ -35,13 +36,6 @@ export const MAX_LINGER_MS = 20;
  * could hand them nothing; after a pass that handed something, the next runs on the next turn.
  */
 export const DRAIN_POLL_MS = 10;
-/**
- * Bytes one sender may have waiting for the next commit (its texts' UTF-8 plus PENDING_LINE_BYTES
- * each); past it, `say` is refused with `rate_limited`.
- */
-export const MAX_PENDING_BYTES_PER_SENDER = 1024 * 1024;
-/** Bytes all senders together may have waiting for the next commit, counted the same way. */
-export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 /** What a message adds to the pending count besides its text, in bytes (its line's other fields). */
 export const PENDING_LINE_BYTES = 128;
 /** Bounds of the `retryAfterMs` hint a saturated server gives, in ms. */

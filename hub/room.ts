@@ -22,12 +22,6 @@ export function frameBytesForBudget(sendQueueBytes: number): number {
 }
 
 /**
- * How far, in UTF-8 bytes, a member may fall behind its room's newest line before it is evicted as
- * a slow consumer (4008, "fell behind"); also the most a room's log holds for its members.
- */
-export const ROOM_WINDOW_BYTES = 8 * 1024 * 1024;
-
-/**
  * One room with members: who is in it, what was said recently, what is owed to its members. The
  * hub adds and removes members; everything else changes only through the methods here.
  */

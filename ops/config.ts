@@ -7,9 +7,13 @@
  */
 import { parseRate, type Rate } from "../http/rate_limit.ts";
 import { MAX_HISTORY_LIMIT } from "../protocol/protocol.ts";
-import { ROOM_WINDOW_BYTES } from "../hub/room.ts";
-import { HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "../client.ts";
-import { MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_SENDER } from "../hub/fanout.ts";
+import {
+  HARD_LIMIT_FACTOR,
+  MAX_PENDING_BYTES,
+  MAX_PENDING_BYTES_PER_SENDER,
+  ROOM_WINDOW_BYTES,
+  STALL_TIMEOUT_MS,
+} from "./limits.ts";
 import type { RetentionPolicy } from "../store/store.ts";
 import { LOG_LEVELS } from "./log.ts";
 import denoJson from "../deno.json" with { type: "json" };

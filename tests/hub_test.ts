@@ -1,12 +1,16 @@
 /** The hub, specified with fake sockets, a manual flush scheduler and an injected clock. */
 import assert from "node:assert/strict";
-import { Client, FLOOD_REJECTIONS, HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "../client.ts";
+import { Client, FLOOD_REJECTIONS } from "../client.ts";
+import {
+  HARD_LIMIT_FACTOR,
+  MAX_PENDING_BYTES_PER_SENDER,
+  STALL_TIMEOUT_MS,
+} from "../ops/limits.ts";
 import { fakeClientOptions, FakeSocket } from "./fakes.ts";
 import type { Cluster, ClusterListener } from "../hub/cluster.ts";
 import { Hub } from "../hub.ts";
 import {
   DRAIN_POLL_MS,
-  MAX_PENDING_BYTES_PER_SENDER,
   MAX_RETRY_AFTER_MS,
   MIN_RETRY_AFTER_MS,
   PENDING_LINE_BYTES,

@@ -1,6 +1,7 @@
 /** A room's shared outbound log (hub/room_log.ts), specified with fake sockets and a fake clock. */
 import assert from "node:assert/strict";
-import { Client, STALL_TIMEOUT_MS } from "../client.ts";
+import { Client } from "../client.ts";
+import { STALL_TIMEOUT_MS } from "../ops/limits.ts";
 import { type Eviction, RoomLog } from "../hub/room_log.ts";
 import { fakeClientOptions, FakeSocket } from "./fakes.ts";
 
