@@ -18,13 +18,7 @@ import { nameKey, presenceBatchLine } from "../protocol/protocol.ts";
 import { type Cluster, fromCluster } from "./cluster.ts";
 import type { Room } from "./room.ts";
 import type { Rooms } from "./rooms.ts";
-
-/** Rooms with more members than this hear batched `presence` frames instead of join/leave lines. */
-export const PRESENCE_BATCH_MEMBERS = 200;
-/** A large room hears at most one `presence` frame per this many ms. */
-export const PRESENCE_INTERVAL_MS = 1000;
-/** Most names one `presence` frame carries; past it the frame says `more`. */
-export const MAX_PRESENCE_NAMES = 100;
+import { MAX_PRESENCE_NAMES, PRESENCE_BATCH_MEMBERS, PRESENCE_INTERVAL_MS } from "../ops/limits.ts";
 
 /** What {@linkcode Presence} works with; all of it owned by the hub. */
 export interface PresenceParts {

@@ -29,3 +29,9 @@ export const ROOM_WINDOW_BYTES = 8 * 1024 * 1024;
 export const MAX_PENDING_BYTES_PER_SENDER = 1024 * 1024;
 /** Bytes all senders together may have waiting for the next commit, counted the same way. */
 export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
+/** Rooms with more members than this hear batched `presence` frames instead of join/leave lines. */
+export const PRESENCE_BATCH_MEMBERS = 200;
+/** A large room hears at most one `presence` frame per this many ms. */
+export const PRESENCE_INTERVAL_MS = 1000;
+/** Most names one `presence` frame carries; past it the frame says `more`. */
+export const MAX_PRESENCE_NAMES = 100;

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { type Msg, type SpawnedServer, spawnServer, TestClient, within } from "./helpers.ts";
 import { startRedis } from "./redis_server.ts";
-import { PRESENCE_BATCH_MEMBERS } from "../hub/presence.ts";
+import { PRESENCE_BATCH_MEMBERS } from "../ops/limits.ts";
 import { MAX_JOINED_MEMBERS } from "../protocol/protocol.ts";
 
 /** Members in the crowd. */

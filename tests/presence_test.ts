@@ -4,11 +4,7 @@
  * `joined` carries a bounded first page of the member list and `members` pages through the rest.
  */
 import assert from "node:assert/strict";
-import {
-  MAX_PRESENCE_NAMES,
-  PRESENCE_BATCH_MEMBERS,
-  PRESENCE_INTERVAL_MS,
-} from "../hub/presence.ts";
+import { MAX_PRESENCE_NAMES, PRESENCE_BATCH_MEMBERS, PRESENCE_INTERVAL_MS } from "../ops/limits.ts";
 import { MAX_JOINED_MEMBERS, MAX_MEMBERS_PAGE, nameKey } from "../protocol/protocol.ts";
 import { join, type Rig, rig, settle, wrapStore } from "./hub_rig.ts";
 import { MemoryStore } from "../store/store.ts";
