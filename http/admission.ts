@@ -79,6 +79,15 @@ export class Admission {
     return this.#open.get(address) ?? 0;
   }
 
+  /**
+   * True when `address` has as many connections that have not said hello as it may, counting
+   * `extra` more on their way.
+   */
+  pendingFull(address: string, extra = 0): boolean {
+    const max = this.#options.maxPendingPerAddress ?? 0;
+    return max > 0 && (this.#pending.get(address) ?? 0) + extra >= max;
+  }
+
   /** Connections from `address` that have not said hello. */
   pendingFrom(address: string): number {
     return this.#pending.get(address) ?? 0;

@@ -7,6 +7,7 @@ import { Client, type ClientHandler, type DisconnectReason } from "../client.ts"
 import type { Config } from "../ops/config.ts";
 import type { Hub } from "../hub.ts";
 import type { Admission } from "./admission.ts";
+import { UpgradeQueue } from "./upgrade_queue.ts";
 import { timingSafeEqual } from "../auth/auth.ts";
 import { METRICS_CONTENT_TYPE } from "../ops/metrics.ts";
 import type { HostPolicy } from "./host_check.ts";
@@ -24,6 +25,7 @@ export type HandlerConfig = Pick<
   | "rateLimit"
   | "handshakeTimeoutMs"
   | "maxPendingConnections"
+  | "upgradeWaitMs"
   | "memoryLimitMiB"
   | "password"
   | "jwtSecret"
@@ -140,7 +142,7 @@ function requestHost(req: Request): string {
 /** Builds the request handler. */
 export function createHandler(
   options: HandlerOptions,
-): (req: Request, info?: ConnInfo) => Response {
+): (req: Request, info?: ConnInfo) => Response | Promise<Response> {
   const { hub, config } = options;
   const now = options.now ?? Date.now;
   const startedAt = now();
@@ -161,10 +163,19 @@ export function createHandler(
   let openSockets = 0;
   const pending = new Set<Client>();
   const memory = options.memory ?? (() => Deno.memoryUsage().rss);
+  /** Upgrades over a pending limit, waiting for a slot (http/upgrade_queue.ts). */
+  const queue = new UpgradeQueue({
+    waitMs: config.upgradeWaitMs,
+    fitsAll: (extra) => pending.size + extra < config.maxPendingConnections,
+    fitsAddress: (address, extra) => !(options.admission?.pendingFull(address, extra) ?? false),
+  });
   /** The hub, told first when a pending client says hello. */
   const clientHandler: ClientHandler = {
     hello(client, hello) {
-      if (pending.delete(client)) options.admission?.greeted(client.address);
+      if (pending.delete(client)) {
+        options.admission?.greeted(client.address);
+        queue.wake();
+      }
       hub.hello(client, hello);
     },
     command: (client, command) => hub.command(client, command),
@@ -173,7 +184,15 @@ export function createHandler(
     closed: (client, why) => hub.closed(client, why),
   };
 
-  function upgrade(req: Request, info: ConnInfo | undefined): Response {
+  /**
+   * Upgrades `/ws` after its checks. Over a pending limit the upgrade first waits for a slot (at
+   * most `--upgrade-wait`); `waited` says it has, and is refused now if there is still none.
+   */
+  function upgrade(
+    req: Request,
+    info: ConnInfo | undefined,
+    waited = false,
+  ): Response | Promise<Response> {
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return text(400, "This address takes WebSocket connections only.\n");
     }
@@ -193,6 +212,16 @@ export function createHandler(
     if (hub.connections >= config.maxConnections || openSockets >= config.maxConnections) {
       return refuse(503, "server_full", address, "Cannot connect: the server is full.\n", {
         "retry-after": "5",
+      });
+    }
+    const overHere = options.admission?.pendingFull(address) ?? false;
+    if (!waited && (overHere || pending.size >= config.maxPendingConnections)) {
+      return queue.wait(address).then((letIn) => {
+        try {
+          return upgrade(req, info, true);
+        } finally {
+          if (letIn) queue.taken(address);
+        }
       });
     }
     if (pending.size >= config.maxPendingConnections) {
@@ -243,14 +272,16 @@ export function createHandler(
     socket.onmessage = (e) => client.receive(e.data);
     socket.onclose = (e) => {
       openSockets--;
-      options.admission?.release(address, pending.delete(client));
+      const wasPending = pending.delete(client);
+      options.admission?.release(address, wasPending);
+      if (wasPending) queue.wake();
       client.socketClosed(closeReason(e));
     };
     socket.onerror = () => {}; // a close event always follows
     return response;
   }
 
-  return function handler(req: Request, info?: ConnInfo): Response {
+  return function handler(req: Request, info?: ConnInfo): Response | Promise<Response> {
     // Every request, not only /ws: a DNS-rebinding page must not read /metrics or /healthz
     // either, and a name the operator did not list is refused before anything else is looked at.
     if (!options.hosts.allowsHost(requestHost(req))) {

@@ -12,6 +12,8 @@ import {
   MAX_PENDING_BYTES,
   MAX_PENDING_BYTES_PER_SENDER,
   MAX_PRESENCE_NAMES,
+  MAX_WAITING_PER_ADDRESS,
+  MAX_WAITING_UPGRADES,
   PRESENCE_BATCH_MEMBERS,
   PRESENCE_INTERVAL_MS,
   ROOM_WINDOW_BYTES,
@@ -69,6 +71,8 @@ export const DEFAULTS = {
    */
   maxPendingConnections: 64,
   maxPendingPerIp: 4,
+  /** Seconds an upgrade over a pending limit waits for a slot before it is refused. */
+  upgradeWaitSeconds: 5,
   /** Resident memory, in MiB, over which new upgrades get HTTP 503. */
   memoryLimitMiB: 1024,
   /** New connections per second per address, and the burst allowed. */
@@ -144,11 +148,11 @@ function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER): ValueParser<nu
 }
 
 /** Seconds > 0, returned in `unitMs` units (1000 for milliseconds, 1 to keep seconds). */
-function seconds(unitMs: number): ValueParser<number> {
+function seconds(unitMs: number, orZero = false): ValueParser<number> {
   return (text, source) => {
     const n = Number(text);
-    if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0)) {
-      return refused(source, `expected seconds > 0, got "${text}"`);
+    if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0 || (orZero && n === 0))) {
+      return refused(source, `expected seconds ${orZero ? ">= 0" : "> 0"}, got "${text}"`);
     }
     return ok(n * unitMs);
   };
@@ -436,6 +440,16 @@ export const FLAGS = {
       "over it HTTP 429",
     parse: wholeNumber(0),
   }),
+  /** How long an upgrade over a pending limit waits for a slot, in ms; 0 refuses at once. */
+  upgradeWaitMs: flag({
+    name: "upgrade-wait",
+    value: "SECONDS",
+    default: DEFAULTS.upgradeWaitSeconds * 1000,
+    shown: String(DEFAULTS.upgradeWaitSeconds),
+    help: "time a new connection over a pending limit waits, in arrival order, for a slot " +
+      "before the 503 or 429; 0 refuses at once",
+    parse: seconds(1000, true),
+  }),
   /** Resident memory in MiB over which upgrades are refused; 0 turns the check off. */
   memoryLimitMiB: flag({
     name: "memory-limit",
@@ -592,6 +606,7 @@ export function helpText(): string {
     `  joined lists at most ${MAX_JOINED_MEMBERS} members, a members page at most ${MAX_MEMBERS_PAGE}`,
     `  rooms past ${PRESENCE_BATCH_MEMBERS} members hear presence batched: one frame per`,
     `  ${PRESENCE_INTERVAL_MS} ms naming at most ${MAX_PRESENCE_NAMES} people`,
+    `  at most ${MAX_WAITING_UPGRADES} upgrades wait for a pending slot, ${MAX_WAITING_PER_ADDRESS} per address`,
     "",
   ].join("\n");
 }

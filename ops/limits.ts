@@ -35,3 +35,7 @@ export const PRESENCE_BATCH_MEMBERS = 200;
 export const PRESENCE_INTERVAL_MS = 1000;
 /** Most names one `presence` frame carries; past it the frame says `more`. */
 export const MAX_PRESENCE_NAMES = 100;
+/** Upgrades that may wait for a pending slot at once (`--upgrade-wait`); past it, refused at once. */
+export const MAX_WAITING_UPGRADES = 4096;
+/** Of those, from one client address. */
+export const MAX_WAITING_PER_ADDRESS = 256;

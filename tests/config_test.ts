@@ -75,6 +75,7 @@ const TYPED: {
   maxConnectionsPerIp: { text: "0", value: 0 },
   maxPendingConnections: { text: "8", value: 8 },
   maxPendingPerIp: { text: "0", value: 0 },
+  upgradeWaitMs: { text: "0.5", value: 500 },
   memoryLimitMiB: { text: "512", value: 512 },
   handshakeRate: { text: "off", value: null },
   certFile: {
@@ -135,6 +136,7 @@ const REFUSED: { [K in keyof Config]: string[] } = {
   maxConnectionsPerIp: ["-1", "x"],
   maxPendingConnections: ["0", "-1", "x"],
   maxPendingPerIp: ["-1", "1.5"],
+  upgradeWaitMs: ["-1", "5s", ""],
   memoryLimitMiB: ["-1", "1G", ""],
   handshakeRate: ["1/m", "x"],
   certFile: [""],

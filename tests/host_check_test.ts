@@ -183,7 +183,7 @@ Deno.test("every path refuses a Host the server does not answer to with 403 host
   const refusals: string[] = [];
   await using h = await handlerOn(PORT, refusals);
   for (const path of ["/", "/healthz", "/metrics", "/ws"]) {
-    const response = h.handler(
+    const response = await h.handler(
       new Request(`http://evil.example:${PORT}${path}`, {
         headers: { host: `evil.example:${PORT}`, origin: `http://evil.example:${PORT}` },
       }),
@@ -192,7 +192,7 @@ Deno.test("every path refuses a Host the server does not answer to with 403 host
     assert.match(await response.text(), /^Cannot serve: .*--allow-host/);
   }
   assert.deepEqual(refusals, ["host", "host", "host", "host"]);
-  const ok = h.handler(new Request(`http://localhost:${PORT}/healthz`));
+  const ok = await h.handler(new Request(`http://localhost:${PORT}/healthz`));
   assert.equal(ok.status, 200);
   await ok.body?.cancel();
 });
@@ -200,7 +200,7 @@ Deno.test("every path refuses a Host the server does not answer to with 403 host
 Deno.test("an https Origin is refused by a plain-http server on its own address", async () => {
   const refusals: string[] = [];
   await using h = await handlerOn(PORT, refusals);
-  const response = h.handler(
+  const response = await h.handler(
     new Request(`http://127.0.0.1:${PORT}/ws`, {
       headers: { upgrade: "websocket", origin: `https://127.0.0.1:${PORT}` },
     }),

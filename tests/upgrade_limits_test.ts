@@ -6,7 +6,14 @@
  * over its memory ceiling.
  */
 import assert from "node:assert/strict";
-import { CLOSE_WAIT_MS, eventually, type SpawnedServer, spawnServer, within } from "./helpers.ts";
+import {
+  CLOSE_WAIT_MS,
+  eventually,
+  sleep,
+  type SpawnedServer,
+  spawnServer,
+  within,
+} from "./helpers.ts";
 import { rawHttp, RawSocket, upgradeRequest } from "./server_fixture.ts";
 import { CloseCode } from "../protocol/protocol.ts";
 import { startRedis, type TestRedis } from "./redis_server.ts";
@@ -103,9 +110,9 @@ async function sayHello(r: RawSocket, name: string): Promise<void> {
 }
 
 bothWays(
-  "connections that have not said hello are limited per address (429); a hello frees the slot",
+  "connections that have not said hello are limited per address (429 at once with --upgrade-wait 0); a hello frees the slot",
   async (redis) => {
-    await withServer(["--max-pending-per-ip", "2"], async (s) => {
+    await withServer(["--max-pending-per-ip", "2", "--upgrade-wait", "0"], async (s) => {
       using pending = await rawSockets(s.port, 2);
       const refused = await within(
         "an answer to the upgrade",
@@ -122,9 +129,18 @@ bothWays(
   },
 );
 
-Deno.test("connections that have not said hello are limited in total (503), closed ones included", async () => {
+Deno.test("connections that have not said hello are limited in total (503 at once with --upgrade-wait 0), closed ones included", async () => {
   await withServer(
-    ["--max-pending-connections", "2", "--max-pending-per-ip", "0", "--handshake-timeout", "0.2"],
+    [
+      "--max-pending-connections",
+      "2",
+      "--max-pending-per-ip",
+      "0",
+      "--handshake-timeout",
+      "0.2",
+      "--upgrade-wait",
+      "0",
+    ],
     async (s) => {
       using pending = await rawSockets(s.port, 2);
       // Closed by the server for saying nothing, but their connections are still open.
@@ -141,6 +157,49 @@ Deno.test("connections that have not said hello are limited in total (503), clos
         "a freed slot admits an upgrade",
         async () => await upgradeStatus(s.port) === 101,
       );
+    },
+  );
+});
+
+bothWays(
+  "an upgrade over a pending limit waits, in arrival order, for a slot: each hello lets the next one in",
+  async (redis) => {
+    await withServer(["--max-pending-per-ip", "2", "--upgrade-wait", "5"], async (s) => {
+      using pending = await rawSockets(s.port, 2);
+      // Two more upgrades over the limit: neither is refused, both wait (and stay open once in).
+      const first = RawSocket.connect(s.port);
+      const second = RawSocket.connect(s.port);
+      let settled = 0;
+      first.then(() => settled++, () => settled++);
+      second.then(() => settled++, () => settled++);
+      await sleep(300);
+      assert.equal(settled, 0, "both wait instead of being refused");
+      await sayHello(pending[0], "ann");
+      const a = await within("the first to be let in", first, 2000);
+      await sleep(200);
+      assert.equal(settled, 1, "one hello frees one slot: the second still waits");
+      await sayHello(pending[1], "bob");
+      const b = await within("the second to be let in", second, 2000);
+      a.close();
+      b.close();
+    }, redis);
+  },
+);
+
+Deno.test("an upgrade whose wait for a pending slot runs out is refused 429 (per address) or 503 (in all)", async () => {
+  await withServer(["--max-pending-per-ip", "1", "--upgrade-wait", "0.5"], async (s) => {
+    using _pending = await rawSockets(s.port, 1);
+    const started = performance.now();
+    const refused = await within("the refusal", rawHttp(s.port, upgradeRequest(s.port)), 5000);
+    assert.equal(refused.status, 429);
+    assert.ok(performance.now() - started >= 450, "it waited --upgrade-wait first");
+  });
+  await withServer(
+    ["--max-pending-connections", "1", "--max-pending-per-ip", "0", "--upgrade-wait", "0.5"],
+    async (s) => {
+      using _pending = await rawSockets(s.port, 1);
+      const refused = await within("the refusal", rawHttp(s.port, upgradeRequest(s.port)), 5000);
+      assert.equal(refused.status, 503);
     },
   );
 });
@@ -193,7 +252,15 @@ async function sendPartialFrame(r: RawSocket, length: number, sent: number): Pro
 
 Deno.test("pre-hello sockets sending 60 MiB frames make the server hold at most the per-address pending limit of them", async () => {
   const perIp = 2;
-  await withServer(["--max-pending-per-ip", String(perIp), "--memory-limit", "0"], async (s) => {
+  const args = [
+    "--max-pending-per-ip",
+    String(perIp),
+    "--memory-limit",
+    "0",
+    "--upgrade-wait",
+    "0",
+  ];
+  await withServer(args, async (s) => {
     const before = await rssBytes(s.process.pid);
     using pending = await rawSockets(s.port, perIp);
     const frame = 60 * 1024 * 1024;
