@@ -337,18 +337,15 @@ export function parseCommand(text: string, limits: ParseLimits): Parsed<Command>
         if (before !== undefined && after !== undefined) {
           return fail("bad_request", "Cannot read history: give before or after, not both", cid);
         }
-        const rawLimit = obj.limit ?? DEFAULT_HISTORY_LIMIT;
-        if (
-          typeof rawLimit !== "number" || !Number.isSafeInteger(rawLimit) || rawLimit < 1 ||
-          rawLimit > MAX_HISTORY_LIMIT
-        ) {
+        const limit = pageLimit(obj.limit, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT);
+        if (limit === null) {
           return fail(
             "bad_request",
             `Cannot read history: limit must be 1-${MAX_HISTORY_LIMIT}`,
             cid,
           );
         }
-        const value: Command = { type, room: r, limit: rawLimit };
+        const value: Command = { type, room: r, limit };
         if (before !== undefined) value.before = before;
         if (after !== undefined) value.after = after;
         return { ok: true, value };
@@ -360,11 +357,8 @@ export function parseCommand(text: string, limits: ParseLimits): Parsed<Command>
         if (after !== undefined && (typeof after !== "string" || nameProblem(after) !== null)) {
           return fail("bad_request", "Cannot list members: after must be a member's name", cid);
         }
-        const limit = obj.limit ?? DEFAULT_MEMBERS_PAGE;
-        if (
-          typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 1 ||
-          limit > MAX_MEMBERS_PAGE
-        ) {
+        const limit = pageLimit(obj.limit, DEFAULT_MEMBERS_PAGE, MAX_MEMBERS_PAGE);
+        if (limit === null) {
           return fail(
             "bad_request",
             `Cannot list members: limit must be 1-${MAX_MEMBERS_PAGE}`,
@@ -396,6 +390,14 @@ export function parseCommand(text: string, limits: ParseLimits): Parsed<Command>
   })();
   if (parsed.ok && cid !== undefined) parsed.value.cid = cid;
   return parsed;
+}
+
+/** A page size as given (`fallback` when left out): a whole number from 1 to `max`, else null. */
+function pageLimit(given: unknown, fallback: number, max: number): number | null {
+  const limit = given ?? fallback;
+  return typeof limit === "number" && Number.isSafeInteger(limit) && limit >= 1 && limit <= max
+    ? limit
+    : null;
 }
 
 /** Serialises a stored message for the wire, once, so every recipient gets the same string. */
