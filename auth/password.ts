@@ -100,13 +100,14 @@ export type VerifyResult =
     reason: "mismatch" | "malformed";
   };
 
-/** Thrown when {@linkcode MAX_QUEUED_HASHES} hashes already wait: the caller should retry later. */
+/** Thrown when the most hashes allowed already wait: the caller should retry later. */
 export class HasherBusyError extends Error {
   override name = "HasherBusyError";
-  constructor() {
-    super(
-      `Cannot hash password: ${MAX_QUEUED_HASHES} hashes are already waiting; try again shortly`,
-    );
+  /** How many hashes were waiting. */
+  readonly waiting: number;
+  constructor(waiting: number) {
+    super(`Cannot hash password: ${waiting} hashes are already waiting; try again shortly`);
+    this.waiting = waiting;
   }
 }
 
@@ -208,7 +209,7 @@ export class PasswordHasher {
   /** Runs `work` in a slot: at once, after those before it, or not at all when the queue is full. */
   async #run<T>(work: () => Promise<T>): Promise<T> {
     if (this.#active >= this.#maxConcurrent) {
-      if (this.#waiting.length >= this.#maxQueued) throw new HasherBusyError();
+      if (this.#waiting.length >= this.#maxQueued) throw new HasherBusyError(this.#waiting.length);
       // The slot is handed over by the finishing call, so #active never dips and a newcomer
       // cannot overtake one that waited.
       await new Promise<void>((resolve) => this.#waiting.push(resolve));

@@ -158,11 +158,19 @@ export type ConsumeInviteResult =
   | { ok: true; invite: InviteInfo }
   | { ok: false; reason: InviteRefusal };
 
-/** Most sessions one account holds; a new one past it revokes the least recently seen. */
+/**
+ * Most sessions one account holds; a new one past it revokes the least recently seen. A person's
+ * phone, laptop and a few browsers are well under it (tabs share one session); the bound keeps a
+ * script that signs in again and again from growing the table, and from locking its owner out.
+ */
 export const MAX_SESSIONS_PER_ACCOUNT = 20;
 /** Most characters of a session's device label. */
 export const MAX_DEVICE_CHARS = 64;
-/** Most live (unexpired, unrevoked, not used up) invites one admin may hold. */
+/**
+ * Most live (unexpired, unrevoked, not used up) invites one admin may hold: far more open links
+ * than a team onboards at once (each may allow up to MAX_INVITE_USES people), few enough that a
+ * stolen admin session cannot mint an unbounded number.
+ */
 export const MAX_LIVE_INVITES_PER_ADMIN = 50;
 /** Most uses one invite may allow. */
 export const MAX_INVITE_USES = 1000;
@@ -237,7 +245,10 @@ export interface AccountStore {
   markRead(accountId: string, room: string, seq: number): MaybePromise<number | null>;
 
   // Invites.
-  /** Makes an invite unless its admin holds MAX_LIVE_INVITES_PER_ADMIN live ones. */
+  /**
+   * Makes an invite unless its admin holds MAX_LIVE_INVITES_PER_ADMIN live ones. The caller checks
+   * that `createdBy` is an admin; throws a RangeError for an expiry or uses out of bounds.
+   */
   createInvite(invite: NewInvite): MaybePromise<CreateInviteResult>;
   /** Counts one use of the invite `token` opens, atomically, or says why not. */
   consumeInvite(token: string, now: number): MaybePromise<ConsumeInviteResult>;
