@@ -23,8 +23,9 @@
  * hub/sessions.ts's password sign-in: `check(nameKey(name), address)` first, and when refused,
  * answer `rate_limited` with its `retryAfterMs` without hashing; otherwise verify, then call
  * `failed` on a mismatch (or on an unknown name, so probing names costs the same) and `succeeded`
- * on a match. The address is the one `--trust-proxy` resolves (http/admission.ts); IPv6 callers
- * should pass the /64 prefix, since one host holds a whole /64. A sweep timer calls `sweep()`
+ * on a match. The address is the one http/server.ts resolves (honouring `--trust-proxy`), passed
+ * through {@linkcode addressKey}, which counts an IPv6 caller by its /64: one host commonly holds a
+ * whole /64 and could otherwise take a fresh address per guess. A sweep timer calls `sweep()`
  * every few minutes. With `--redis` the windows are per instance, so N instances allow N times
  * the failures; a shared window in Redis is a later step.
  */
@@ -183,4 +184,54 @@ export class SignInLimiter {
     this.#accounts.sweep();
     this.#addresses.sweep();
   }
+}
+
+/**
+ * The key an address is counted under: an IPv4 address as it is (an IPv4-mapped IPv6 address as
+ * its IPv4), an IPv6 address as its /64 (`2001:db8:1:2::/64`); anything else unchanged.
+ */
+export function addressKey(address: string): string {
+  let a = address.trim();
+  if (a.startsWith("[") && a.endsWith("]")) a = a.slice(1, -1);
+  const zone = a.indexOf("%");
+  if (zone >= 0) a = a.slice(0, zone);
+  if (!a.includes(":")) return address;
+  const groups = ipv6Groups(a.toLowerCase());
+  if (groups === null) return address;
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return [groups[6] >> 8, groups[6] & 0xff, groups[7] >> 8, groups[7] & 0xff].join(".");
+  }
+  return `${groups.slice(0, 4).map((g) => g.toString(16)).join(":")}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address (with `::` and a dotted IPv4 tail), or null. */
+function ipv6Groups(a: string): number[] | null {
+  const halves = a.split("::");
+  if (halves.length > 2) return null;
+  const parse = (part: string): number[] | null => {
+    if (part === "") return [];
+    const out: number[] = [];
+    const pieces = part.split(":");
+    for (let i = 0; i < pieces.length; i++) {
+      const piece = pieces[i];
+      if (i === pieces.length - 1 && piece.includes(".")) {
+        const octets = piece.split(".");
+        if (octets.length !== 4 || !octets.every((o) => /^\d{1,3}$/.test(o) && Number(o) <= 255)) {
+          return null;
+        }
+        const [b0, b1, b2, b3] = octets.map(Number);
+        out.push((b0 << 8) | b1, (b2 << 8) | b3);
+      } else if (/^[0-9a-f]{1,4}$/.test(piece)) {
+        out.push(parseInt(piece, 16));
+      } else return null;
+    }
+    return out;
+  };
+  const head = parse(halves[0]);
+  const tail = halves.length === 2 ? parse(halves[1]) : [];
+  if (head === null || tail === null) return null;
+  if (halves.length === 1) return head.length === 8 ? head : null;
+  const missing = 8 - head.length - tail.length;
+  if (missing < 1) return null;
+  return [...head, ...new Array(missing).fill(0), ...tail];
 }

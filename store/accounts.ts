@@ -284,12 +284,15 @@ export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
-/** Throws "Cannot <action>: …" when a device label is empty or over MAX_DEVICE_CHARS. */
+/**
+ * Throws "Cannot <action>: …" when a device label is empty, over MAX_DEVICE_CHARS, or holds a
+ * control character (U+0000 among them, which `node:sqlite` would cut the label at).
+ */
 export function checkDevice(device: string, action: string): void {
   const chars = [...device].length;
-  if (chars < 1 || chars > MAX_DEVICE_CHARS) {
+  if (chars < 1 || chars > MAX_DEVICE_CHARS || /[\u0000-\u001f\u007f-\u009f]/.test(device)) {
     throw new RangeError(
-      `Cannot ${action}: a device label must be 1-${MAX_DEVICE_CHARS} characters`,
+      `Cannot ${action}: a device label must be 1-${MAX_DEVICE_CHARS} characters, none of them control characters`,
     );
   }
 }

@@ -257,6 +257,13 @@ export function accountStoreSpec(
       async () => await store.createSession(a.id, "x".repeat(MAX_DEVICE_CHARS + 1), T0),
       /device label/,
     );
+    for (const device of ["a\u0000b", "line\nbreak", "bell\u0007", "c1\u0085"]) {
+      await assert.rejects(
+        async () => await store.createSession(a.id, device, T0),
+        /device label/,
+        JSON.stringify(device),
+      );
+    }
     assert.equal((await store.createSession(a.id, "😀".repeat(MAX_DEVICE_CHARS), T0)).ok, true);
   });
 

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  addressKey,
   FailureWindow,
   MAX_FAILURES_PER_ACCOUNT,
   MAX_FAILURES_PER_ADDRESS,
@@ -127,4 +128,27 @@ Deno.test("a clock that steps back does not extend a refusal past the window", (
   now = 50_000;
   const wait = window.retryAfterMs("a");
   assert.ok(wait <= 1000, `told to wait ${wait} ms`);
+});
+
+Deno.test("addresses are counted by IPv4 address and by IPv6 /64", () => {
+  const cases: [string, string][] = [
+    ["203.0.113.9", "203.0.113.9"],
+    ["2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"],
+    ["2001:0DB8:0001:0002:ffff::1", "2001:db8:1:2::/64"],
+    ["[2001:db8:1:2::7]", "2001:db8:1:2::/64"],
+    ["fe80::1%eth0", "fe80:0:0:0::/64"],
+    ["::1", "0:0:0:0::/64"],
+    ["::ffff:198.51.100.7", "198.51.100.7"],
+    ["::ffff:c633:6407", "198.51.100.7"],
+    ["not an address", "not an address"],
+    ["1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7:8:9"],
+    ["1::2::3", "1::2::3"],
+    ["::ffff:300.1.1.1", "::ffff:300.1.1.1"],
+  ];
+  for (const [address, key] of cases) assert.equal(addressKey(address), key, address);
+  // Two hosts of one /64 share a window; another /64 does not.
+  const limiter = new SignInLimiter({ perAddress: 1 });
+  limiter.failed("a", addressKey("2001:db8:1:2::10"));
+  assert.equal(limiter.check("b", addressKey("2001:db8:1:2::11")).ok, false);
+  assert.equal(limiter.check("b", addressKey("2001:db8:1:3::11")).ok, true);
 });
