@@ -290,7 +290,7 @@ export function hashToken(token: string): string {
  */
 export function checkDevice(device: string, action: string): void {
   const chars = [...device].length;
-  if (chars < 1 || chars > MAX_DEVICE_CHARS || /[\u0000-\u001f\u007f-\u009f]/.test(device)) {
+  if (chars < 1 || chars > MAX_DEVICE_CHARS || /\p{Cc}/u.test(device)) {
     throw new RangeError(
       `Cannot ${action}: a device label must be 1-${MAX_DEVICE_CHARS} characters, none of them control characters`,
     );
