@@ -14,6 +14,7 @@ import {
   MAX_DEVICE_CHARS,
   MAX_INVITE_USES,
   MAX_LIVE_INVITES_PER_ADMIN,
+  MAX_RELEASED_PER_CALL,
   MAX_SESSIONS_PER_ACCOUNT,
 } from "../store/accounts.ts";
 import { nameKey } from "../protocol/protocol.ts";
@@ -188,6 +189,20 @@ export function accountStoreSpec(
       "the name is free",
     );
     assert.deepEqual(await store.releaseInactive(T0 + ttl + 1, ttl), []);
+  });
+
+  test(`releaseInactive releases at most ${MAX_RELEASED_PER_CALL} per call, the longest idle first`, async (store) => {
+    const ttl = DAY;
+    for (let i = 0; i < MAX_RELEASED_PER_CALL + 2; i++) {
+      await make(store, `user${i}`, { now: T0 + (MAX_RELEASED_PER_CALL + 2 - i) });
+    }
+    const first = await store.releaseInactive(T0 + 2 * DAY, ttl);
+    assert.equal(first.length, MAX_RELEASED_PER_CALL);
+    assert.equal(first.some((a) => a.name === "user0" || a.name === "user1"), false, "newest kept");
+    assert.deepEqual(
+      (await store.releaseInactive(T0 + 2 * DAY, ttl)).map((a) => a.name).sort(),
+      ["user0", "user1"],
+    );
   });
 
   test("activity keeps an account: touchSession moves lastActiveAt forward, never back", async (store) => {
