@@ -21,6 +21,7 @@ import {
   type ParseLimits,
 } from "./protocol/protocol.ts";
 import { FloodWindow, type Rate, TokenBucket } from "./http/rate_limit.ts";
+import { HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "./ops/limits.ts";
 
 /** What the client needs of a WebSocket; a fake in unit tests. */
 export interface SocketLike {
@@ -70,21 +71,8 @@ export type DisconnectReason =
 export const FLOOD_REJECTIONS = 100;
 /** The window FLOOD_REJECTIONS are counted in, in ms. */
 export const FLOOD_WINDOW_MS = 60_000;
-/**
- * A client with lines waiting whose socket has drained nothing for this long, in ms, is stalled and
- * evicted (4008). Long enough that a reader is never judged by the server's own busy stretches
- * (the socket drains only when the event loop runs the writes), short enough that a peer that
- * stopped reading holds its budget for seconds, not minutes.
- */
-export const STALL_TIMEOUT_MS = 2000;
 /** A stall is judged over at least this many looks, so one late look after a long turn is not one. */
 export const STALL_LOOKS = 3;
-/**
- * A direct reply (welcome, joined, history, error, DM) goes out beside room lines already waiting
- * while the socket holds at most this many send budgets; past that the client is evicted at once
- * ("over_budget"). Room lines never take a socket over one budget (see room_log.ts).
- */
-export const HARD_LIMIT_FACTOR = 8;
 /** Frames a client may send after its hello and before its welcome (while credentials are checked). */
 export const MAX_EARLY_FRAMES = 32;
 /** Longest delay setTimeout takes, in ms; longer expiries re-arm. */

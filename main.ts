@@ -51,12 +51,15 @@ async function openBackends(
   ]);
   let store: Store | undefined;
   try {
-    store = await RedisStore.connect({ url: config.redis, retention: config.retention });
+    // One id for both: the store stores a message only while this instance holds its sender's name.
+    const id = crypto.randomUUID();
+    store = await RedisStore.connect({ url: config.redis, retention: config.retention, fence: id });
     const url = config.redis;
     let lostAt = 0;
     const cluster = await RedisCluster.connect(
       {
         url,
+        id,
         // Once per outage: the connections retry every second, silently. `url` is logged
         // without its user info, where a Redis password would sit.
         onHealth: (healthy) => {

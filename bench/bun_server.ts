@@ -9,6 +9,14 @@
  */
 
 import { parseArgs } from "node:util";
+import {
+  joinedFrame,
+  leftFrame,
+  messageFrame,
+  presenceFrame,
+  REFERENCE_SERVER_OPTIONS,
+  welcomeFrame,
+} from "./reference_wire.ts";
 
 /** The parts of Bun's API this file uses (typed here so `deno check` covers the file). */
 interface BunSocket {
@@ -48,7 +56,7 @@ function leave(ws: BunSocket, room: string): void {
   if (!set?.delete(ws.data.name!)) return;
   ws.unsubscribe(room);
   if (set.size === 0) members.delete(room);
-  server.publish(room, JSON.stringify({ type: "leave", room, user: ws.data.name, ts: Date.now() }));
+  server.publish(room, presenceFrame("leave", room, ws.data.name!));
 }
 
 function onMessage(ws: BunSocket, data: string | Uint8Array): void {
@@ -62,47 +70,26 @@ function onMessage(ws: BunSocket, data: string | Uint8Array): void {
   if (me.name === undefined) {
     if (msg.type !== "hello" || typeof msg.name !== "string") return ws.close(4000);
     me.name = msg.name;
-    ws.send(JSON.stringify({
-      type: "welcome",
-      name: msg.name,
-      resume: "",
-      limits: { maxTextChars: 4000, maxFrameBytes: 16384, maxRooms: 32, historyLimit: 200 },
-      version: "bun",
-    }));
+    ws.send(welcomeFrame(msg.name, "bun"));
     return;
   }
   const room = typeof msg.room === "string" ? msg.room.toLowerCase() : "";
   if (msg.type === "join" && room) {
     let set = members.get(room);
     if (!set) members.set(room, set = new Set());
-    server.publish(room, JSON.stringify({ type: "join", room, user: me.name, ts: Date.now() }));
+    server.publish(room, presenceFrame("join", room, me.name));
     set.add(me.name);
     me.rooms.add(room);
     ws.subscribe(room);
-    ws.send(JSON.stringify({
-      type: "joined",
-      room,
-      members: [...set],
-      history: [],
-      seq: seqs.get(room) ?? 0,
-    }));
+    ws.send(joinedFrame(room, [...set], seqs.get(room) ?? 0));
   } else if (msg.type === "leave" && room) {
     leave(ws, room);
     me.rooms.delete(room);
-    ws.send(JSON.stringify({ type: "left", room }));
+    ws.send(leftFrame(room));
   } else if (msg.type === "say" && room && me.rooms.has(room)) {
     const seq = (seqs.get(room) ?? 0) + 1;
     seqs.set(room, seq);
-    const out: Record<string, unknown> = {
-      type: "message",
-      room,
-      seq,
-      from: me.name,
-      text: msg.text,
-      ts: Date.now(),
-    };
-    if (typeof msg.cid === "string") out.cid = msg.cid;
-    server.publish(room, JSON.stringify(out));
+    server.publish(room, messageFrame(room, seq, me.name, msg.text, msg.cid));
   }
 }
 
@@ -110,13 +97,7 @@ function main(): void {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
     strict: true,
-    options: {
-      port: { type: "string", default: "0" },
-      "rate-limit": { type: "string" },
-      "max-connections": { type: "string" },
-      "send-queue-bytes": { type: "string" },
-      data: { type: "string" },
-    },
+    options: REFERENCE_SERVER_OPTIONS,
   });
   server = Bun.serve({
     hostname: "127.0.0.1",

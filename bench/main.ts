@@ -14,15 +14,9 @@ import { scenarioSection } from "./report.ts";
 import { serverCommand } from "./processes.ts";
 import { redisServerVersion } from "../scripts/redis_process.ts";
 import { type Placement, Target, type TargetSpec } from "./run.ts";
-import {
-  combineRepeats,
-  DEFAULT_TEXT_BYTES,
-  runScenario,
-  type ScenarioName,
-  type ScenarioResult,
-  SCENARIOS,
-  SLOW_TEXT_BYTES,
-} from "./scenarios.ts";
+import { combineRepeats, DEFAULT_TEXT_BYTES, SLOW_TEXT_BYTES } from "./scenarios.ts";
+import { type ScenarioName, type ScenarioResult, SCENARIOS } from "./scenario_types.ts";
+import { runScenario } from "./scenario_runner.ts";
 import { sleep } from "./run.ts";
 import { OVERLOAD_CLIENTS, OVERLOAD_FACTOR, SLOW_MEMBERS, STALLED_MEMBERS } from "./overload.ts";
 

@@ -12,6 +12,14 @@
  */
 
 import { parseArgs } from "node:util";
+import {
+  joinedFrame,
+  leftFrame,
+  messageFrame,
+  presenceFrame,
+  REFERENCE_SERVER_OPTIONS,
+  welcomeFrame,
+} from "./reference_wire.ts";
 
 interface Member {
   name: string;
@@ -33,7 +41,7 @@ function leave(member: Member, room: string): void {
   const set = rooms.get(room);
   if (!set?.delete(member)) return;
   if (set.size === 0) rooms.delete(room);
-  broadcast(room, JSON.stringify({ type: "leave", room, user: member.name, ts: Date.now() }));
+  broadcast(room, presenceFrame("leave", room, member.name));
 }
 
 function handleSocket(socket: WebSocket): void {
@@ -49,52 +57,25 @@ function handleSocket(socket: WebSocket): void {
     if (!member) {
       if (msg.type !== "hello" || typeof msg.name !== "string") return socket.close(4000);
       member = { name: msg.name, socket, rooms: new Set() };
-      socket.send(JSON.stringify({
-        type: "welcome",
-        name: msg.name,
-        resume: "",
-        limits: {
-          maxTextChars: 4000,
-          maxFrameBytes: 16384,
-          maxRooms: 32,
-          historyLimit: 200,
-          rate: null,
-        },
-        version: "naive",
-      }));
+      socket.send(welcomeFrame(msg.name, "naive"));
       return;
     }
     const room = typeof msg.room === "string" ? msg.room.toLowerCase() : "";
     if (msg.type === "join" && room) {
       let set = rooms.get(room);
       if (!set) rooms.set(room, set = new Set());
-      broadcast(room, JSON.stringify({ type: "join", room, user: member.name, ts: Date.now() }));
+      broadcast(room, presenceFrame("join", room, member.name));
       set.add(member);
       member.rooms.add(room);
-      socket.send(JSON.stringify({
-        type: "joined",
-        room,
-        members: [...set].map((m) => m.name),
-        history: [],
-        seq: seqs.get(room) ?? 0,
-      }));
+      socket.send(joinedFrame(room, [...set].map((m) => m.name), seqs.get(room) ?? 0));
     } else if (msg.type === "leave" && room) {
       leave(member, room);
       member.rooms.delete(room);
-      socket.send(JSON.stringify({ type: "left", room }));
+      socket.send(leftFrame(room));
     } else if (msg.type === "say" && room && member.rooms.has(room)) {
       const seq = (seqs.get(room) ?? 0) + 1;
       seqs.set(room, seq);
-      const out: Record<string, unknown> = {
-        type: "message",
-        room,
-        seq,
-        from: member.name,
-        text: msg.text,
-        ts: Date.now(),
-      };
-      if (typeof msg.cid === "string") out.cid = msg.cid;
-      broadcast(room, JSON.stringify(out));
+      broadcast(room, messageFrame(room, seq, member.name, msg.text, msg.cid));
     }
   };
   socket.onclose = () => {
@@ -108,13 +89,7 @@ function main(): void {
   const { values } = parseArgs({
     args: Deno.args,
     strict: true,
-    options: {
-      port: { type: "string", default: "0" },
-      "rate-limit": { type: "string" },
-      "max-connections": { type: "string" },
-      "send-queue-bytes": { type: "string" },
-      data: { type: "string" },
-    },
+    options: REFERENCE_SERVER_OPTIONS,
   });
   Deno.serve({
     hostname: "127.0.0.1",

@@ -11,13 +11,8 @@ import { Laggard, type LaggardKind, SLOW_MEMBER_BYTES_PER_S } from "./laggards.t
 import { fmtRate, type StepResult, type Target } from "./run.ts";
 import type { SlowConsumerEvent } from "./server_events.ts";
 import { seqFaults } from "./seq_check.ts";
-import {
-  capacityStepPasses,
-  type Figure,
-  loadBoundNote,
-  type ScenarioOptions,
-  type ScenarioResult,
-} from "./scenarios.ts";
+import { capacityStepPasses, DEFAULT_TEXT_BYTES, loadBoundNote } from "./scenarios.ts";
+import type { Figure, ScenarioOptions, ScenarioResult } from "./scenario_types.ts";
 
 /** The offered rate is this many times the measured capacity. */
 export const OVERLOAD_FACTOR = 2;
@@ -40,10 +35,9 @@ export const SLOW_MEMBERS = 2;
  * bottleneck before the server (measured: scanning a 1 KiB line costs the generator ~1.4 µs, more
  * than the server spends delivering it), and a "fast" reader that cannot keep up is no longer
  * fast. A room at capacity still sends each member several MB/s, so a member that
- * stops reading outgrows loopback's few MB of kernel buffers within seconds. (A literal:
- * scenarios.ts imports this module, so its constants are not there yet when this one runs.)
+ * stops reading outgrows loopback's few MB of kernel buffers within seconds.
  */
-export const OVERLOAD_TEXT_BYTES = 64;
+export const OVERLOAD_TEXT_BYTES = DEFAULT_TEXT_BYTES;
 /** Rates the capacity probe climbs, in messages per second into the room. */
 export const PROBE_RATES = [2000, 4000, 6000, 9000, 13000, 18000, 25000, 35000, 50000];
 const QUICK_PROBE_RATES = [2000, 6000, 13000, 25000, 50000];

@@ -5,7 +5,7 @@
  */
 
 import { fmtRate, type StepResult } from "./run.ts";
-import type { Figure, ScenarioResult } from "./scenarios.ts";
+import type { Figure, ScenarioResult } from "./scenario_types.ts";
 
 function ms(v: number): string {
   if (!Number.isFinite(v)) return "n/a";

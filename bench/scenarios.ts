@@ -9,12 +9,7 @@ import { deliveredPct } from "./report.ts";
 import { joinAs } from "./session.ts";
 import { RawWebSocket } from "./ws_client.ts";
 import { seqFaults } from "./seq_check.ts";
-import { overload } from "./overload.ts";
-
-/** Scenario names, in the order `--scenario all` runs them. */
-export const SCENARIOS = ["latency", "capacity", "rooms", "slow", "idle", "overload"] as const;
-/** One scenario name. */
-export type ScenarioName = typeof SCENARIOS[number];
+import type { Figure, ScenarioOptions, ScenarioResult } from "./scenario_types.ts";
 
 /** A capacity step passes when p99 is at most this, in ms (and nothing was lost). */
 export const CAPACITY_P99_LIMIT_MS = 100;
@@ -32,61 +27,8 @@ export const SLOW_TEXT_BYTES = 1024;
 /** Members per room in the rooms and idle scenarios. */
 export const ROOM_SIZE = 10;
 
-/** Knobs shared by every scenario; undefined means the scenario's own default. */
-export interface ScenarioOptions {
-  quick: boolean;
-  clients?: number;
-  rates?: number[];
-  durationS?: number;
-  /** Size of each text; undefined means the scenario's own (64 bytes; slow: 1024). */
-  textBytes?: number;
-  /** Short unique tag for names and rooms, so runs against one URL never collide. */
-  tag: string;
-}
-
-/** A summary figure; `better` tells the report which way a ratio is good. */
-export interface Figure {
-  name: string;
-  value: number;
-  unit: "msg/s" | "ms" | "share" | "bytes" | "count" | "ratio";
-  better?: "higher" | "lower";
-}
-
-/** What one scenario measured on one target. */
-export interface ScenarioResult {
-  scenario: ScenarioName;
-  target: string;
-  /** A sentence saying what load was applied. */
-  setup: string;
-  steps: StepResult[];
-  figures: Figure[];
-  notes: string[];
-}
-
-type Progress = (line: string) => void;
-
-/** Runs scenario `name` against `target`. */
-export function runScenario(
-  name: ScenarioName,
-  target: Target,
-  opts: ScenarioOptions,
-  progress: Progress,
-): Promise<ScenarioResult> {
-  switch (name) {
-    case "capacity":
-      return capacity(target, opts, progress);
-    case "rooms":
-      return rooms(target, opts, progress);
-    case "idle":
-      return idle(target, opts, progress);
-    case "slow":
-      return slow(target, opts, progress);
-    case "latency":
-      return latency(target, opts, progress);
-    case "overload":
-      return overload(target, opts, progress);
-  }
-}
+/** Where a scenario writes its progress lines. */
+export type Progress = (line: string) => void;
 
 /** `count` clients named `b<tag><i>`, in rooms of `roomSize` named `<prefix>-<tag>-<n>`. */
 function makeClients(count: number, roomSize: number, prefix: string, tag: string): ClientSpec[] {
@@ -277,7 +219,8 @@ export function loadBoundNote(step: StepResult): string[] {
   return notes;
 }
 
-async function capacity(
+/** The capacity scenario: one room, offered rates climbed until a step fails. */
+export async function capacity(
   target: Target,
   o: ScenarioOptions,
   progress: Progress,
@@ -370,7 +313,8 @@ async function capacity(
   };
 }
 
-async function rooms(
+/** The rooms scenario: many small rooms of ROOM_SIZE members under load. */
+export async function rooms(
   target: Target,
   o: ScenarioOptions,
   progress: Progress,
@@ -403,7 +347,8 @@ async function rooms(
   };
 }
 
-async function latency(
+/** The latency scenario: one room at a light steady rate (100 msg/s by default). */
+export async function latency(
   target: Target,
   o: ScenarioOptions,
   progress: Progress,
@@ -434,7 +379,8 @@ async function latency(
   };
 }
 
-async function idle(
+/** The idle scenario: connections in rooms of ROOM_SIZE that send nothing; memory per connection. */
+export async function idle(
   target: Target,
   o: ScenarioOptions,
   progress: Progress,
@@ -495,7 +441,8 @@ async function idle(
   };
 }
 
-async function slow(
+/** The slow scenario: a room at load with members that stop reading. */
+export async function slow(
   target: Target,
   o: ScenarioOptions,
   progress: Progress,

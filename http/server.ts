@@ -10,12 +10,7 @@ import type { Admission } from "./admission.ts";
 import { timingSafeEqual } from "../auth/auth.ts";
 import { METRICS_CONTENT_TYPE } from "../ops/metrics.ts";
 import type { HostPolicy } from "./host_check.ts";
-
-/** One embedded static file. */
-export interface StaticAsset {
-  body: string;
-  type: string;
-}
+import type { Asset } from "./assets.ts";
 
 /** The subset of {@linkcode Config} the handler uses. */
 export type HandlerConfig = Pick<
@@ -41,7 +36,7 @@ export interface HandlerOptions {
   /** The names this server answers to: every request's Host, and /ws's Origin, must be one. */
   hosts: HostPolicy;
   /** Static files by URL path ("/" included). */
-  assets: ReadonlyMap<string, StaticAsset>;
+  assets: ReadonlyMap<string, Asset>;
   version: string;
   /** @default Date.now */
   now?: () => number;
@@ -149,7 +144,7 @@ export function createHandler(
   const { hub, config } = options;
   const now = options.now ?? Date.now;
   const startedAt = now();
-  const files = new Map<string, { asset: StaticAsset; etag: string }>();
+  const files = new Map<string, { asset: Asset; etag: string }>();
   for (const [path, asset] of options.assets) {
     files.set(path, { asset, etag: `"${fnv1a(asset.body)}"` });
   }

@@ -38,8 +38,30 @@ export interface Cluster {
    * kept while the link is down and sent once it is back: no resync recovers presence lines.
    */
   publishPresence(room: string, line: string): void;
-  publishDirect(key: string, line: string): void;
+  /**
+   * A direct line for the user with name key `key`, from the user with name key `from`; resolves
+   * false, publishing nothing, when this instance no longer holds `from`'s name (it was cut off or
+   * frozen and another instance may have given the name away). Rejects when the cluster is down.
+   */
+  publishDirect(key: string, line: string, from: string): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** A call to the other instances failed; `cause` is what the cluster threw. */
+export class ClusterUnavailable extends Error {
+  constructor(cause: unknown) {
+    super("the cluster is unavailable", { cause });
+    this.name = "ClusterUnavailable";
+  }
+}
+
+/** `call`'s result, or a {@linkcode ClusterUnavailable} carrying what it threw. */
+export async function fromCluster<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (e) {
+    throw new ClusterUnavailable(e);
+  }
 }
 
 /** What the cluster tells the hub. */

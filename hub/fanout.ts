@@ -21,10 +21,10 @@
  *    `evict` after it.
  */
 import type { Client } from "../client.ts";
-import type { ChatMessage } from "../protocol/protocol.ts";
-import type { NewMessage, Store } from "../store/store.ts";
+import type { Appended, NewMessage, Store } from "../store/store.ts";
 import type { Room } from "./room.ts";
 import type { Eviction, SlowKind } from "./room_log.ts";
+import { MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_SENDER } from "../ops/limits.ts";
 import { clearImmediate, setImmediate } from "node:timers";
 
 /** A flush shorter than this, in ms, adds no linger: light load flushes on the next turn. */
@@ -36,13 +36,6 @@ export const MAX_LINGER_MS = 20;
  * could hand them nothing; after a pass that handed something, the next runs on the next turn.
  */
 export const DRAIN_POLL_MS = 10;
-/**
- * Bytes one sender may have waiting for the next commit (its texts' UTF-8 plus PENDING_LINE_BYTES
- * each); past it, `say` is refused with `rate_limited`.
- */
-export const MAX_PENDING_BYTES_PER_SENDER = 1024 * 1024;
-/** Bytes all senders together may have waiting for the next commit, counted the same way. */
-export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 /** What a message adds to the pending count besides its text, in bytes (its line's other fields). */
 export const PENDING_LINE_BYTES = 128;
 /** Bounds of the `retryAfterMs` hint a saturated server gives, in ms. */
@@ -61,7 +54,7 @@ export interface Pending {
 /** What the engine asks of its owner (the hub). */
 export interface FanOutHooks {
   /** A batch is stored, `stored[i]` for `batch[i]`: append the lines to the rooms' logs, echo. */
-  committed(batch: Pending[], stored: ChatMessage[]): void;
+  committed(batch: Pending[], stored: Appended[]): void;
   /** A batch could not be stored. */
   failed(batch: Pending[], error: unknown): void;
   /** A member a pass found slow; called after the pass. */
@@ -153,12 +146,6 @@ export class FanOut {
     this.#dirty.add(room);
   }
 
-  /** Serves one room now (a join does this before the joiner becomes a member). */
-  serveNow(room: Room): void {
-    this.#dirty.delete(room);
-    this.#serveRooms([room]);
-  }
-
   /** A room was dropped: it is served no more. */
   forget(room: Room): void {
     this.#dirty.delete(room);
@@ -216,7 +203,7 @@ export class FanOut {
     this.#committed(batch, result, started);
   }
 
-  #committed(batch: Pending[], stored: ChatMessage[], started: number): void {
+  #committed(batch: Pending[], stored: Appended[], started: number): void {
     const committed = performance.now();
     this.#options.commitSeconds?.((committed - started) / 1000);
     this.#hooks.committed(batch, stored);
@@ -284,7 +271,7 @@ export class FanOut {
  * Deno's setTimeout(fn, 0) fires ~2 ms later on an idle loop (setTimeout(fn, N): ~N + 1 ms),
  * setImmediate within ~0.1 ms: an idle server's flush would otherwise add 2 ms to every line.
  */
-function nextTurnOrLater(fn: () => void, delayMs: number): () => void {
+export function nextTurnOrLater(fn: () => void, delayMs: number): () => void {
   if (delayMs <= 0) {
     const immediate = setImmediate(fn);
     return () => clearImmediate(immediate);

@@ -12,11 +12,36 @@ import type { Room } from "./room.ts";
  * from the store. The store's bounds come first, so nothing retention removed is served from the
  * cache either, and `truncated` means the same on both paths.
  */
-export async function readLines(
-  store: Store,
-  room: Room,
-  range: ReadRange,
-): Promise<{ lines: string[]; truncated: boolean; upTo: number }> {
+export async function readLines(store: Store, room: Room, range: ReadRange): Promise<Page> {
+  // Reads of the same range of the same room that overlap share one (a reconnect storm asks for
+  // the same `since` thousands of times); each caller gets its own copy of the lines.
+  const key = `${range.after}/${range.before}/${range.limit}/${range.newest}`;
+  let reads = inFlight.get(room);
+  if (reads === undefined) inFlight.set(room, reads = new Map());
+  let read = reads.get(key);
+  if (read === undefined) {
+    read = readOnce(store, room, range);
+    reads.set(key, read);
+    const done = () => {
+      if (reads.get(key) === read) reads.delete(key);
+    };
+    read.then(done, done);
+  }
+  const page = await read;
+  return { ...page, lines: [...page.lines] };
+}
+
+/** A page of serialised lines, whether the range was cut by retention, and the seq it reaches. */
+export interface Page {
+  lines: string[];
+  truncated: boolean;
+  upTo: number;
+}
+
+/** Reads in flight, per room and range. */
+const inFlight = new WeakMap<Room, Map<string, Promise<Page>>>();
+
+async function readOnce(store: Store, room: Room, range: ReadRange): Promise<Page> {
   const bounds = await store.bounds(room.name);
   room.forgetBelow(bounds.oldest);
   const after = Math.max(range.after ?? 0, bounds.oldest - 1);

@@ -3,6 +3,7 @@
  * rooms, when it joined each, joins still in flight, commands held for them, and its last typing
  * notice per room.
  */
+import type { Client } from "../client.ts";
 import type { Command } from "../protocol/protocol.ts";
 
 /** One connection's membership state; only the hub creates and changes it. */
@@ -19,4 +20,21 @@ export class Member {
   held: Command[] | null = null;
   /** Last typing relay per room, in ms. */
   lastTyping: Map<string, number> | null = null;
+}
+
+/** Every connection's membership record, held by the hub; a connection itself keeps none. */
+export class Memberships {
+  #records = new WeakMap<Client, Member>();
+
+  /** The record of `client`, made on first use. */
+  of(client: Client): Member {
+    let m = this.#records.get(client);
+    if (m === undefined) this.#records.set(client, m = new Member());
+    return m;
+  }
+
+  /** The record of `client` if it has one (a read that makes nothing). */
+  peek(client: Client): Member | undefined {
+    return this.#records.get(client);
+  }
 }

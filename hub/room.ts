@@ -6,6 +6,7 @@
 import type { Client } from "../client.ts";
 import type { ChatMessage } from "../protocol/protocol.ts";
 import { RoomLog, type RoomLogOptions } from "./room_log.ts";
+import { Roster } from "./roster.ts";
 
 /** Committed messages kept in memory per active room, so joins and resumes rarely read the store. */
 export const ROOM_CACHE_MESSAGES = 1000;
@@ -21,12 +22,6 @@ export function frameBytesForBudget(sendQueueBytes: number): number {
 }
 
 /**
- * How far, in UTF-8 bytes, a member may fall behind its room's newest line before it is evicted as
- * a slow consumer (4008, "fell behind"); also the most a room's log holds for its members.
- */
-export const ROOM_WINDOW_BYTES = 8 * 1024 * 1024;
-
-/**
  * One room with members: who is in it, what was said recently, what is owed to its members. The
  * hub adds and removes members; everything else changes only through the methods here.
  */
@@ -35,6 +30,8 @@ export class Room {
   readonly members = new Set<Client>();
   /** Lines owed to the members, shared, with cursors for the members behind. */
   readonly log: RoomLog;
+  /** Every member's name, here or (in a cluster) on any instance; presence.ts keeps it. */
+  readonly roster = new Roster();
   #latest = 0;
   /** Recent committed messages and their serialised lines, oldest first, contiguous by seq. */
   #cache: ChatMessage[] = [];

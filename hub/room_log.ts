@@ -109,6 +109,14 @@ export class RoomLog {
     this.#entries.push(except === undefined ? { line, bytes, end } : { line, bytes, end, except });
   }
 
+  /**
+   * A member joins: it is owed only lines appended from now on. Lines already waiting belong to
+   * the members of before, and are served to them on the next pass, not to everyone now.
+   */
+  enter(client: Client): void {
+    if (this.unserved) this.#behind.set(client, this.#head);
+  }
+
   /** A member left the room: it is owed nothing more. */
   forget(client: Client): void {
     this.#behind.delete(client);
@@ -141,7 +149,8 @@ export class RoomLog {
       this.#served = head;
     }
     for (const [member, cursor] of this.#behind) {
-      if (member.closed) {
+      // Closed, or owed nothing (it entered after the lines that waited): back with the others.
+      if (member.closed || cursor >= head) {
         this.#behind.delete(member);
         continue;
       }

@@ -6,10 +6,17 @@
  * without starting a process.
  */
 import { parseRate, type Rate } from "../http/rate_limit.ts";
-import { MAX_HISTORY_LIMIT } from "../protocol/protocol.ts";
-import { ROOM_WINDOW_BYTES } from "../hub/room.ts";
-import { HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "../client.ts";
-import { MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_SENDER } from "../hub/fanout.ts";
+import { MAX_HISTORY_LIMIT, MAX_JOINED_MEMBERS, MAX_MEMBERS_PAGE } from "../protocol/protocol.ts";
+import {
+  HARD_LIMIT_FACTOR,
+  MAX_PENDING_BYTES,
+  MAX_PENDING_BYTES_PER_SENDER,
+  MAX_PRESENCE_NAMES,
+  PRESENCE_BATCH_MEMBERS,
+  PRESENCE_INTERVAL_MS,
+  ROOM_WINDOW_BYTES,
+  STALL_TIMEOUT_MS,
+} from "./limits.ts";
 import type { RetentionPolicy } from "../store/store.ts";
 import { LOG_LEVELS } from "./log.ts";
 import denoJson from "../deno.json" with { type: "json" };
@@ -582,6 +589,9 @@ export function helpText(): string {
     `  a reply that would leave more than ${HARD_LIMIT_FACTOR} send budgets unsent drops the client`,
     `  say is refused (rate_limited, retryAfterMs) past ${MAX_PENDING_BYTES_PER_SENDER} bytes from`,
     `  one sender or ${MAX_PENDING_BYTES} bytes in all waiting for the next commit`,
+    `  joined lists at most ${MAX_JOINED_MEMBERS} members, a members page at most ${MAX_MEMBERS_PAGE}`,
+    `  rooms past ${PRESENCE_BATCH_MEMBERS} members hear presence batched: one frame per`,
+    `  ${PRESENCE_INTERVAL_MS} ms naming at most ${MAX_PRESENCE_NAMES} people`,
     "",
   ].join("\n");
 }

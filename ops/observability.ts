@@ -7,9 +7,10 @@ import type { Logger } from "./log.ts";
 import type { ChatMetrics } from "./metrics.ts";
 
 /**
- * How long a `store_failed` entry is not written again with the same error, in ms. A damaged room
- * or a lost Redis fails every request the same way; the first entry says it (and `store_damaged`
- * or `redis_lost` says what to do), the next one after this carries the `count` since.
+ * How long a `store_failed` or `cluster_failed` entry is not written again with the same error, in
+ * ms. A damaged room or a lost Redis fails every request the same way; the first entry says it (and
+ * `store_damaged` or `redis_lost` says what to do), the next one after this carries the `count`
+ * since.
  */
 export const STORE_FAILED_REPEAT_MS = 60_000;
 /** Most distinct errors remembered for {@linkcode STORE_FAILED_REPEAT_MS}; past this, forgotten. */
@@ -23,7 +24,7 @@ export interface HubObserversOptions {
 
 /**
  * Observers that record flush and commit times and write hub events to the log, collapsing
- * repeats of one `store_failed` error within {@linkcode STORE_FAILED_REPEAT_MS}.
+ * repeats of one `store_failed` or `cluster_failed` error within {@linkcode STORE_FAILED_REPEAT_MS}.
  */
 export function hubObservers(
   metrics: ChatMetrics,
@@ -37,8 +38,8 @@ export function hubObservers(
     flushSeconds: (s) => metrics.flushSeconds.observe(s),
     commitSeconds: (s) => metrics.storeCommitSeconds.observe(s),
     event: (level, event, fields) => {
-      if (event === "store_failed") {
-        const key = String(fields.error);
+      if (event === "store_failed" || event === "cluster_failed") {
+        const key = `${event} ${fields.error}`;
         const seen = repeats.get(key);
         const at = now();
         if (seen !== undefined && at - seen.writtenAt < STORE_FAILED_REPEAT_MS) {

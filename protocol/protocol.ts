@@ -18,6 +18,12 @@ export const MAX_HISTORY_LIMIT = 200;
 export const RESEND_WINDOW_MS = 10 * 60_000;
 /** Default page size for `history` and the number of messages a plain `join` returns. */
 export const DEFAULT_HISTORY_LIMIT = 50;
+/** Most member names a `joined` reply carries; past it the client pages with `members`. */
+export const MAX_JOINED_MEMBERS = 100;
+/** Most names one `members` reply carries (its `limit`). */
+export const MAX_MEMBERS_PAGE = 500;
+/** Names a `members` reply carries when the command gives no `limit`. */
+export const DEFAULT_MEMBERS_PAGE = 100;
 
 /** Error codes the server may send in `{"type":"error"}`; none closes the connection. */
 export type ErrorCode =
@@ -53,6 +59,7 @@ export type Command =
     | { type: "rooms" }
     | { type: "say"; room: string; text: string }
     | { type: "history"; room: string; before?: number; after?: number; limit: number }
+    | { type: "members"; room: string; after?: string; limit: number }
     | { type: "dm"; to: string; text: string }
     | { type: "typing"; room: string }
   )
@@ -346,6 +353,28 @@ export function parseCommand(text: string, limits: ParseLimits): Parsed<Command>
         if (after !== undefined) value.after = after;
         return { ok: true, value };
       }
+      case "members": {
+        const r = room();
+        if (typeof r !== "string") return r;
+        const after = obj.after;
+        if (after !== undefined && (typeof after !== "string" || nameProblem(after) !== null)) {
+          return fail("bad_request", "Cannot list members: after must be a member's name", cid);
+        }
+        const limit = obj.limit ?? DEFAULT_MEMBERS_PAGE;
+        if (
+          typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 1 ||
+          limit > MAX_MEMBERS_PAGE
+        ) {
+          return fail(
+            "bad_request",
+            `Cannot list members: limit must be 1-${MAX_MEMBERS_PAGE}`,
+            cid,
+          );
+        }
+        const value: Command = { type, room: r, limit };
+        if (after !== undefined) value.after = after;
+        return { ok: true, value };
+      }
       case "dm": {
         if (typeof obj.to !== "string") return fail("bad_request", "Cannot dm: to is missing", cid);
         if (nameProblem(obj.to) !== null) {
@@ -409,18 +438,57 @@ export function welcomeLine(
   return JSON.stringify({ type: "welcome", name, resume, limits, version });
 }
 
-/** Serialises the reply to a join; `history` holds serialised message lines, oldest first. */
+/**
+ * Serialises the reply to a join: the first page of `members` (at most MAX_JOINED_MEMBERS) and
+ * how many there are in all; `history` holds serialised message lines, oldest first.
+ */
 export function joinedLine(
   room: string,
-  members: string[],
+  members: { names: string[]; count: number },
   history: string[],
   seq: number,
   flags: { more: boolean; truncated: boolean },
 ): string {
   const tail = `${flags.more ? ',"more":true' : ""}${flags.truncated ? ',"truncated":true' : ""}`;
   return `{"type":"joined","room":${JSON.stringify(room)},"members":${
-    JSON.stringify(members)
-  },"history":[${history.join(",")}],"seq":${seq}${tail}}`;
+    JSON.stringify(members.names)
+  },"count":${members.count},"history":[${history.join(",")}],"seq":${seq}${tail}}`;
+}
+
+/** Serialises a page of a room's members; `next`, when set, is the `after` of the next page. */
+export function membersLine(
+  room: string,
+  names: string[],
+  count: number,
+  next: string | undefined,
+  cid: string | undefined,
+): string {
+  const reply: Record<string, unknown> = { type: "members", room, members: names, count };
+  if (next !== undefined) reply.next = next;
+  if (cid !== undefined) reply.cid = cid;
+  return JSON.stringify(reply);
+}
+
+/**
+ * Serialises a large room's batched presence: the net arrivals and departures since its last
+ * presence frame and the member count now; `more` when more changed than the frame names.
+ */
+export function presenceBatchLine(
+  room: string,
+  changes: { joined: string[]; left: string[]; more: boolean },
+  count: number,
+  ts: number,
+): string {
+  const reply: Record<string, unknown> = {
+    type: "presence",
+    room,
+    joined: changes.joined,
+    left: changes.left,
+    count,
+    ts,
+  };
+  if (changes.more) reply.more = true;
+  return JSON.stringify(reply);
 }
 
 /** Serialises the reply to a leave. */

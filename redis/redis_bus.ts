@@ -225,6 +225,11 @@ export class RedisBus implements Bus {
     await this.#pub.publish(this.#roomPrefix + room, `${this.#id}\n${seq ?? ""}\n${line}`);
   }
 
+  /** The channel and message that carry a direct line for `userKey` (see `publishDirect`). */
+  directEnvelope(userKey: string, line: string): { channel: string; message: string } {
+    return { channel: this.#directChannel, message: `${this.#id}\n${userKey}\n${line}` };
+  }
+
   async publishDirect(userKey: string, line: string): Promise<void> {
     if (this.#closed) throw new Error("Cannot publish: the bus is closed");
     await this.#pub.publish(this.#directChannel, `${this.#id}\n${userKey}\n${line}`);

@@ -10,6 +10,11 @@ import { RedisPresence } from "./redis_presence.ts";
 /** Options for {@linkcode RedisCluster.connect}. */
 export interface RedisClusterOptions {
   url: string;
+  /**
+   * This instance's id, unique in the cluster (give the same to a fenced RedisStore).
+   * @default a random UUID
+   */
+  id?: string;
   /** Presence TTL: a crashed instance's users vanish within this, in ms. @default 10000 */
   ttlMs?: number;
   /** How often to refresh presence, in ms. @default 3000 */
@@ -65,7 +70,7 @@ export class RedisCluster implements Cluster {
     options: RedisClusterOptions,
     onError: (e: unknown) => void,
   ): Promise<RedisCluster> {
-    const id = crypto.randomUUID();
+    const id = options.id ?? crypto.randomUUID();
     let cluster: RedisCluster | undefined;
     // Events can come as soon as the bus is up, before `connect` returns: kept until `listen`.
     const early: ((listener: ClusterListener) => void)[] = [];
@@ -193,8 +198,10 @@ export class RedisCluster implements Cluster {
     }
   }
 
-  publishDirect(key: string, line: string): void {
-    this.#bus.publishDirect(key, line).catch(this.#onError);
+  publishDirect(key: string, line: string, from: string): Promise<boolean> {
+    // Through presence: the check that this instance still holds `from` and the publish are one.
+    const { channel, message } = this.#bus.directEnvelope(key, line);
+    return this.#presence.publishAs(from, channel, message);
   }
 
   async close(): Promise<void> {

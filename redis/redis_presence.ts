@@ -103,21 +103,23 @@ local function join(room, name)
   redis.call('SADD', p .. 'instance:' .. me .. ':members', room .. '\\n' .. name)
   redis.call('SADD', p .. 'presence:rooms', room)
 end
+-- Removes membership entry ("room\\nname") from its room's presence if instance id still holds it
+-- there (another instance may have taken the name since), appending id, room, name to out.
+local function drop(id, entry, out)
+  local room, name = string.match(entry, '^([^\\n]*)\\n(.*)$')
+  local h = p .. 'presence:' .. room
+  if redis.call('HGET', h, name) ~= id then return end
+  redis.call('HDEL', h, name)
+  out[#out + 1] = id
+  out[#out + 1] = room
+  out[#out + 1] = name
+  if redis.call('HLEN', h) == 0 then redis.call('SREM', p .. 'presence:rooms', room) end
+end
 -- Removes what instance id holds (memberships and names not since taken by another instance),
 -- appending instance, room, name triples of the removed members to gone.
 local function cleanup(id, gone)
   local ms = p .. 'instance:' .. id .. ':members'
-  for _, m in ipairs(redis.call('SMEMBERS', ms)) do
-    local room, name = string.match(m, '^([^\\n]*)\\n(.*)$')
-    local h = p .. 'presence:' .. room
-    if redis.call('HGET', h, name) == id then
-      redis.call('HDEL', h, name)
-      gone[#gone + 1] = id
-      gone[#gone + 1] = room
-      gone[#gone + 1] = name
-      if redis.call('HLEN', h) == 0 then redis.call('SREM', p .. 'presence:rooms', room) end
-    end
-  end
+  for _, m in ipairs(redis.call('SMEMBERS', ms)) do drop(id, m, gone) end
   local ns = p .. 'instance:' .. id .. ':names'
   for _, k in ipairs(redis.call('SMEMBERS', ns)) do
     local v = redis.call('GET', p .. 'name:' .. k)
@@ -160,6 +162,17 @@ local h = p .. 'presence:' .. ARGV[3]
 if redis.call('HGET', h, ARGV[4]) == me then redis.call('HDEL', h, ARGV[4]) end
 redis.call('SREM', p .. 'instance:' .. me .. ':members', ARGV[3] .. '\\n' .. ARGV[4])
 if redis.call('HLEN', h) == 0 then redis.call('SREM', p .. 'presence:rooms', ARGV[3]) end
+return 1
+`,
+);
+
+// ARGV[3]: a sender's name key, ARGV[4]: a channel, ARGV[5]: a message. Publishes the message only
+// while this instance holds the name, in one atomic step: 1, or 0 when it no longer does.
+const PUBLISH_AS = new Script(
+  LIB + `
+local v = redis.call('GET', p .. 'name:' .. ARGV[3])
+if not v or owner(v) ~= me then return 0 end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 `,
 );
@@ -226,15 +239,7 @@ local removed = {}
 local ms = p .. 'instance:' .. me .. ':members'
 for _, entry in ipairs(redis.call('SMEMBERS', ms)) do
   if not keep[entry] then
-    local room, name = string.match(entry, '^([^\\n]*)\\n(.*)$')
-    local h = p .. 'presence:' .. room
-    if redis.call('HGET', h, name) == me then
-      redis.call('HDEL', h, name)
-      removed[#removed + 1] = me
-      removed[#removed + 1] = room
-      removed[#removed + 1] = name
-      if redis.call('HLEN', h) == 0 then redis.call('SREM', p .. 'presence:rooms', room) end
-    end
+    drop(me, entry, removed)
     redis.call('SREM', ms, entry)
   end
 end
@@ -392,6 +397,14 @@ export class RedisPresence {
   async releaseName(key: string): Promise<void> {
     this.#names.delete(key);
     await this.#write(RELEASE, key);
+  }
+
+  /**
+   * Publishes `message` on `channel` only while this instance holds the name key `from`; false
+   * (nothing published) when it no longer does: it was cut off or frozen and the name was freed.
+   */
+  async publishAs(from: string, channel: string, message: string): Promise<boolean> {
+    return Number(await this.#run(PUBLISH_AS, from, channel, message)) === 1;
   }
 
   /** Who holds a name key now, or null when nobody alive does. */

@@ -37,7 +37,15 @@ import {
   type RedisConnectionOptions,
   Script,
 } from "./redis_client.ts";
-import type { NewMessage, ReadRange, RetentionPolicy, RoomBounds, Store } from "../store/store.ts";
+import type {
+  Appended,
+  NewMessage,
+  ReadRange,
+  Refused,
+  RetentionPolicy,
+  RoomBounds,
+  Store,
+} from "../store/store.ts";
 
 /** Most stream entries one `prune` examines per room; the rest wait for the next prune. */
 export const PRUNE_SCAN_LIMIT = 10_000;
@@ -52,6 +60,13 @@ export interface RedisStoreOptions extends RedisConnectionOptions {
   retention?: RetentionPolicy;
   /** Prefix of every key, so several chats can share one Redis. @default "chat:" */
   prefix?: string;
+  /**
+   * This instance's id in the cluster (its presence records, redis_presence.ts, under the same
+   * prefix): a message is stored only while its sender's name is held by this instance, so an
+   * instance that was frozen or cut off never posts for a name someone else holds now.
+   * @default no check
+   */
+  fence?: string;
 }
 
 // The highest seq a room has issued: its seq key, or the stream's last generated id if that is
@@ -80,6 +95,10 @@ end
 // Returns, in batch order, "seq" for a stored message, or "seq:ts" of the original when the same
 // name already sent that cid in that room within the window: such a resend is not stored again,
 // whichever instance accepted the original (the guard lives here, not in one hub's memory).
+// With a fence (ARGV[4], this instance's id), a message whose sender's name record
+// (`name:{key}`, `{id}\n{name}`) is missing or names another instance is not stored: "!unheld"
+// or "!elsewhere". The check and the append are one atomic step, so an instance frozen between
+// them cannot slip a message in after its name was taken.
 // The shebang makes this a flagged script (Redis 7), which Redis refuses up front when it is over
 // maxmemory, instead of letting it fail at some XADD in the middle of a batch.
 const APPEND = new Script(
@@ -87,16 +106,26 @@ const APPEND = new Script(
 local maxlen = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local nrooms = tonumber(ARGV[3])
+local fence = ARGV[4]
 local nextSeq = {}
 for r = 1, nrooms do nextSeq[r] = latest(KEYS[2 * r], KEYS[2 * r + 1]) end
 local seqs = {}
-local first = 4 + nrooms
-for b = first, #ARGV, 7 do
+local first = 5 + nrooms
+for b = first, #ARGV, 8 do
   local r = tonumber(ARGV[b])
   local ck = tonumber(ARGV[b + 6])
+  local nk = tonumber(ARGV[b + 7])
+  local refused = false
+  if nk > 0 then
+    local holder = redis.call('GET', KEYS[nk])
+    if not holder then refused = '!unheld'
+    elseif string.match(holder, '^[^\\n]*') ~= fence then refused = '!elsewhere' end
+  end
   local prev = false
-  if ck > 0 then prev = redis.call('GET', KEYS[ck]) end
-  if prev then
+  if not refused and ck > 0 then prev = redis.call('GET', KEYS[ck]) end
+  if refused then
+    seqs[#seqs + 1] = refused
+  elseif prev then
     seqs[#seqs + 1] = prev
   else
   local seq = nextSeq[r] + 1
@@ -126,7 +155,7 @@ for b = first, #ARGV, 7 do
 end
 for r = 1, nrooms do
   redis.call('SET', KEYS[2 * r], string.format('%d', nextSeq[r]))
-  redis.call('SADD', KEYS[1], ARGV[3 + r])
+  redis.call('SADD', KEYS[1], ARGV[4 + r])
 end
 return seqs
 `,
@@ -208,12 +237,14 @@ export class RedisStore implements Store {
   #client: Redis;
   #retention: RetentionPolicy;
   #prefix: string;
+  #fence: string | undefined;
   #closed = false;
 
   private constructor(client: Redis, options: RedisStoreOptions) {
     this.#client = client;
     this.#retention = options.retention ?? {};
     this.#prefix = options.prefix ?? "chat:";
+    this.#fence = options.fence;
   }
 
   /**
@@ -230,7 +261,7 @@ export class RedisStore implements Store {
     return new RedisStore(await connectRedis(options.url, options), options);
   }
 
-  async append(batch: readonly NewMessage[]): Promise<ChatMessage[]> {
+  async append(batch: readonly NewMessage[]): Promise<Appended[]> {
     this.#checkOpen("append");
     if (batch.length === 0) return [];
     const roomIndex = new Map<string, number>();
@@ -241,13 +272,18 @@ export class RedisStore implements Store {
       this.#retention.maxMessagesPerRoom ?? 0,
       RESEND_WINDOW_MS,
       roomIndex.size,
+      this.#fence ?? "",
       ...roomIndex.keys(),
     ];
     for (const m of batch) {
-      let resendKey = 0;
+      let resendKey = 0, holderKey = 0;
       if (m.cid !== undefined) {
         keys.push(this.#key(`cid:${m.room}:${nameKey(m.from)}:${m.cid}`));
         resendKey = keys.length;
+      }
+      if (this.#fence !== undefined) {
+        keys.push(this.#key(`name:${nameKey(m.from)}`));
+        holderKey = keys.length;
       }
       args.push(
         roomIndex.get(m.room)!,
@@ -257,15 +293,20 @@ export class RedisStore implements Store {
         m.cid === undefined ? "0" : "1",
         m.cid ?? "",
         resendKey,
+        holderKey,
       );
     }
     const replies = await APPEND.run(this.#client, keys, args);
     if (!Array.isArray(replies) || replies.length !== batch.length) {
       throw new Error("Cannot append: Redis answered the append script with an unexpected reply");
     }
-    return batch.map((m, i) => {
-      // "seq" for a new message, "seq:ts" for the original of a resend.
-      const [seq, originalTs] = String(replies[i]).split(":");
+    return batch.map((m, i): Appended => {
+      // "seq" for a new message, "seq:ts" for the original of a resend, "!why" for a refusal.
+      const reply = String(replies[i]);
+      if (reply === "!elsewhere" || reply === "!unheld") {
+        return { refused: reply.slice(1) as Refused["refused"] };
+      }
+      const [seq, originalTs] = reply.split(":");
       const stored: ChatMessage = {
         room: m.room,
         seq: Number(seq),

@@ -52,13 +52,26 @@ export interface RetentionPolicy {
   maxAgeMs?: number;
 }
 
+/**
+ * A message a fenced store would not store, because its sender no longer holds its name in the
+ * cluster: another instance holds it now (`elsewhere`), or nobody does (`unheld`: this instance
+ * was presumed dead and is writing its names back).
+ */
+export interface Refused {
+  refused: "elsewhere" | "unheld";
+}
+
+/** What `append` made of one message of the batch. */
+export type Appended = ChatMessage | Refused;
+
 /** Durable room history: append a batch, read by room and seq range, bounds, retention. */
 export interface Store {
   /**
    * Stores the batch in one transaction, giving each message the next seq of its room, and returns
-   * the stored messages in batch order. Nothing is stored when it throws or rejects.
+   * the stored messages in batch order. Nothing is stored when it throws or rejects. Only a store
+   * that checks senders (the Redis store of a cluster) ever answers {@linkcode Refused}.
    */
-  append(batch: readonly NewMessage[]): MaybePromise<ChatMessage[]>;
+  append(batch: readonly NewMessage[]): MaybePromise<Appended[]>;
   /** Reads messages of `room` in `range`, oldest first. */
   read(room: string, range: ReadRange): MaybePromise<ChatMessage[]>;
   /** The seq range `room` holds. */

@@ -1024,3 +1024,56 @@ clusterTest(
     assert.ok(took < 3000, `SIGTERM with Redis down took ${took} ms`);
   },
 );
+
+clusterTest(
+  "A frozen instance never speaks for a name it lost: its queued says and DMs go nowhere, and its user is closed 4009",
+  async (rig) => {
+    const a = await rig.server(), b = await rig.server();
+    const old = await rig.client(a, "c04");
+    await old.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+    const watcher = await rig.client(b, "watcher");
+    await watcher.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+    a.process.kill("SIGSTOP");
+    let fresh: TestClient | null = null;
+    try {
+      // Once A's presence expires, B gives the name to someone new.
+      // One try a second: B's handshake rate limit must not refuse the tries themselves.
+      for (let tries = 0; fresh === null && tries < (PRESENCE_TTL_MS * 3) / 1000; tries++) {
+        await sleep(1000);
+        const c = await rig.client(b, "c04", {}, false);
+        const reply = await Promise.race([
+          c.waitFor((m) => m.type === "welcome", PRESENCE_TTL_MS * 3).then(() => "welcome"),
+          c.closed.then((e) => `closed ${e.code}`),
+        ]);
+        if (reply === "welcome") fresh = c;
+      }
+      assert.ok(fresh !== null, "B let a new c04 in once A's presence expired");
+      await fresh!.request({ type: "join", room: "general" }, (m) => m.type === "joined");
+      // The old c04's DM and says wait in A's socket buffer while A is frozen. When A resumes,
+      // they race A's own discovery that it lost the name (its presence refresh); when they win,
+      // only the fence keeps them out (without it this test fails in most runs; the store's and
+      // the hub's sides of the fence have tests of their own in redis_test.ts and hub_test.ts).
+      old.send({ type: "dm", to: "watcher", text: "stale dm" });
+      for (let i = 0; i < 5; i++) old.send({ type: "say", room: "general", text: `stale ${i}` });
+    } finally {
+      a.process.kill("SIGCONT");
+    }
+    const closed = await closedWithin(old, 10_000);
+    assert.equal(closed.code, 4009);
+    await fresh!.request(
+      { type: "say", room: "general", text: "the real c04" },
+      (m) => m.type === "message" && m.text === "the real c04",
+    );
+    await watcher.waitFor((m) => m.type === "message" && m.text === "the real c04", 5000);
+    const stale = watcher.messages.filter((m) =>
+      m.type === "message" && m.text.startsWith("stale")
+    );
+    assert.deepEqual(stale, [], "no message of the old c04 reached anyone");
+    assert.deepEqual(watcher.messages.filter((m) => m.type === "dm"), [], "nor its DM");
+    const history = await watcher.request(
+      { type: "history", room: "general", limit: 50 },
+      (m) => m.type === "history",
+    );
+    assert.deepEqual(history.messages.map((m: Msg) => m.text), ["the real c04"], "nor the store");
+  },
+);

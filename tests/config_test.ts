@@ -418,6 +418,24 @@ Deno.test("the README's flag table and --help list the same flags, in order, wit
   );
 });
 
+/** The flags `--help` prints with a default, in order, read from the text itself. */
+function helpFlagEntries(): { flag: string; shown: string }[] {
+  const entries: { flag: string; shown: string }[] = [];
+  const lines = helpText().split("\n");
+  for (let i = 0; i + 1 < lines.length; i++) {
+    const usage = /^ {2}(--\S.*)$/.exec(lines[i]);
+    const detail = /^ {6}.* \(default: (.*)\)$/.exec(lines[i + 1]);
+    if (usage && detail) entries.push({ flag: usage[1], shown: detail[1] });
+  }
+  return entries;
+}
+
+Deno.test("the README's flag table is what --help prints: the same flags, in order, with the same defaults", async () => {
+  const help = helpFlagEntries();
+  assert.ok(help.length >= 20, `--help lists the flags (read ${help.length})`);
+  assert.deepEqual(await readmeFlagTable(), help);
+});
+
 Deno.test("--retain AGE applies on a running server: the hub's sweep removes what aged out", async () => {
   let now = Date.UTC(2026, 0, 1);
   await using server = await startServer({

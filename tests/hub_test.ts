@@ -1,12 +1,16 @@
 /** The hub, specified with fake sockets, a manual flush scheduler and an injected clock. */
 import assert from "node:assert/strict";
-import { Client, FLOOD_REJECTIONS, HARD_LIMIT_FACTOR, STALL_TIMEOUT_MS } from "../client.ts";
+import { Client, FLOOD_REJECTIONS } from "../client.ts";
+import {
+  HARD_LIMIT_FACTOR,
+  MAX_PENDING_BYTES_PER_SENDER,
+  STALL_TIMEOUT_MS,
+} from "../ops/limits.ts";
 import { fakeClientOptions, FakeSocket } from "./fakes.ts";
-import type { Cluster } from "../hub/cluster.ts";
+import type { Cluster, ClusterListener } from "../hub/cluster.ts";
 import { Hub } from "../hub.ts";
 import {
   DRAIN_POLL_MS,
-  MAX_PENDING_BYTES_PER_SENDER,
   MAX_RETRY_AFTER_MS,
   MIN_RETRY_AFTER_MS,
   PENDING_LINE_BYTES,
@@ -15,100 +19,7 @@ import { NAME_RESERVATION_MS } from "../hub/sessions.ts";
 import { type ChatMessage, messageLine, RESEND_WINDOW_MS } from "../protocol/protocol.ts";
 import { MemoryStore, type NewMessage, type Store } from "../store/store.ts";
 
-interface Rig {
-  hub: Hub;
-  clock: { now: number };
-  /** Runs scheduled flushes until none is left. */
-  flush(): void;
-  /** Advances the clock by `ms`, running the drain timers due meanwhile (and the flushes after). */
-  tick(ms: number): void;
-  connect(
-    name: string,
-    opts?: { sendQueueBytes?: number; resume?: string },
-  ): { client: Client; socket: FakeSocket };
-  done(): Promise<void>;
-}
-
-function rig(store: Store = new MemoryStore(), options: { roomWindowBytes?: number } = {}): Rig {
-  const clock = { now: 1_000_000 };
-  const queue: (() => void)[] = [];
-  let timers: { at: number; fn: () => void }[] = [];
-  const hub = new Hub({
-    store,
-    maxRoomsPerClient: 3,
-    welcomeLimits: {},
-    version: "test",
-    now: () => clock.now,
-    schedule: (fn) => queue.push(fn),
-    ...options,
-    timer: (fn, delayMs) => {
-      const t = { at: clock.now + delayMs, fn };
-      timers.push(t);
-      return () => timers = timers.filter((x) => x !== t);
-    },
-  });
-  const clients: Client[] = [];
-  return {
-    hub,
-    clock,
-    flush() {
-      while (queue.length > 0) queue.shift()!();
-    },
-    tick(ms) {
-      const end = clock.now + ms;
-      for (;;) {
-        const due = timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at)[0];
-        if (due === undefined) break;
-        timers = timers.filter((t) => t !== due);
-        clock.now = Math.max(clock.now, due.at);
-        due.fn();
-        while (queue.length > 0) queue.shift()!();
-      }
-      clock.now = end;
-    },
-    connect(name, opts = {}) {
-      const socket = new FakeSocket();
-      const client = new Client(
-        socket,
-        hub,
-        fakeClientOptions({
-          sendQueueBytes: opts.sendQueueBytes ?? 1 << 20,
-          now: () => clock.now,
-        }),
-      );
-      hub.add(client);
-      clients.push(client);
-      client.receive(
-        JSON.stringify({ type: "hello", name, ...(opts.resume ? { resume: opts.resume } : {}) }),
-      );
-      return { client, socket };
-    },
-    async done() {
-      await hub.shutdown();
-      for (const c of clients) c.close(1000, "test over", "client");
-    },
-  };
-}
-
-/** A store that delegates to a MemoryStore, with some methods replaced. */
-function wrapStore(inner: MemoryStore, overrides: Partial<Store>): Store {
-  return {
-    append: (b) => inner.append(b),
-    read: (room, range) => inner.read(room, range),
-    bounds: (room) => inner.bounds(room),
-    recentWithCid: (ts) => inner.recentWithCid(ts),
-    prune: (now) => inner.prune(now),
-    close: () => inner.close(),
-    ...overrides,
-  };
-}
-
-const say = (c: Client, text: string, cid?: string) =>
-  c.receive(JSON.stringify({ type: "say", room: "general", text, ...(cid ? { cid } : {}) }));
-const join = (c: Client, room = "general", since?: number) =>
-  c.receive(JSON.stringify({ type: "join", room, ...(since === undefined ? {} : { since }) }));
-/** Lets pending microtasks (async joins) finish. */
-const settle = () => new Promise((r) => setTimeout(r, 0));
+import { join, rig, say, settle, wrapStore } from "./hub_rig.ts";
 
 Deno.test("a burst said in one turn reaches each member as one frame, in order, with dense seqs", async () => {
   const r = rig();
@@ -499,7 +410,11 @@ Deno.test("shutdown commits what was accepted, then closes every socket with 100
 /** A cluster of one fake peer: records what the hub publishes and lets a test play the peer. */
 class FakeCluster implements Cluster {
   healthy = true;
-  listen() {}
+  /** The hub's side of the cluster, as the hub hands it over: a test plays the peer through it. */
+  listener: ClusterListener | null = null;
+  listen(listener: ClusterListener) {
+    this.listener = listener;
+  }
   published: { room: string; line: string; seq?: number }[] = [];
   /** Presence calls in order: exit, publish (joins and leaves), release. */
   log: string[] = [];
@@ -542,8 +457,11 @@ class FakeCluster implements Cluster {
     const { type, user } = JSON.parse(line);
     this.log.push(`publish ${room} ${type} ${user}`);
   }
-  publishDirect(key: string, line: string) {
-    this.direct.push({ key, line });
+  /** False: this instance lost the sender's name (a test plays a frozen instance). */
+  holdsSender = true;
+  publishDirect(key: string, line: string, _from: string) {
+    if (this.holdsSender) this.direct.push({ key, line });
+    return Promise.resolve(this.holdsSender);
   }
   close() {
     return Promise.resolve();
@@ -577,7 +495,7 @@ function clusterRig(wrap: (store: MemoryStore) => Store = (store) => store) {
   /** What another instance does: commit to the shared store, then publish. */
   const peerSays = (text: string, publish = true) => {
     const [m] = store.append([{ room: "general", from: "Zed", text, ts: 1 }]);
-    if (publish) hub.remoteRoomLine("general", messageLine(m), m.seq);
+    if (publish) cluster.listener!.remoteRoomLine("general", messageLine(m), m.seq);
     return m;
   };
   return { hub, store, cluster, flush, connect, peerSays };
@@ -651,7 +569,7 @@ Deno.test("cluster: committed messages are published with their seq; remote ones
     "theirs",
   ]]);
   // A late repeat of a line already delivered is dropped.
-  r.hub.remoteRoomLine(
+  r.cluster.listener!.remoteRoomLine(
     "general",
     messageLine({ room: "general", seq: 2, from: "Zed", text: "theirs", ts: 1 }),
     2,
@@ -671,7 +589,7 @@ Deno.test("cluster: a line past a gap makes the hub fill the gap from the store,
   await settle();
   r.flush();
   assert.deepEqual(a.socket.of("message").map((m) => m.seq), [1, 2]);
-  r.hub.remoteRoomLine(
+  r.cluster.listener!.remoteRoomLine(
     "general",
     messageLine({ room: "general", seq: 1, from: "Zed", text: "x", ts: 1 }),
     1,
@@ -703,9 +621,62 @@ Deno.test("cluster: a DM to a user on another instance goes over the bus; one to
   a.client.receive(JSON.stringify({ type: "dm", to: "nobody", text: "hi" }));
   await settle();
   assert.deepEqual(a.socket.of("error").map((e) => e.code), ["unknown_user"]);
-  r.hub.remoteDirect("alice", '{"type":"dm","from":"Zed","to":"alice","text":"yo","ts":1}');
+  r.cluster.listener!.remoteDirect(
+    "alice",
+    '{"type":"dm","from":"Zed","to":"alice","text":"yo","ts":1}',
+  );
   assert.equal(a.socket.of("dm").length, 2);
   await r.hub.shutdown();
+});
+
+Deno.test("cluster: a DM from a name this instance lost is not handed on, and its sender is closed 4009", async () => {
+  const r = clusterRig();
+  const a = await r.connect("alice");
+  r.cluster.holdsSender = false; // another instance gave "alice" away while this one was frozen
+  a.client.receive(JSON.stringify({ type: "dm", to: "zed", text: "stale" }));
+  await settle();
+  assert.deepEqual(r.cluster.direct, []);
+  assert.equal(a.socket.of("dm").length, 0, "no acknowledgement for what was not sent");
+  assert.equal(a.socket.closeCode, 4009);
+  await r.hub.shutdown();
+});
+
+Deno.test("cluster: a failed cluster call is logged as cluster_failed, a failed store read as store_failed", async () => {
+  const events: { event: string; error: string }[] = [];
+  const cluster = new FakeCluster();
+  cluster.rooms = () => Promise.reject(new Error("redis gone"));
+  let storeDown = false;
+  const store = wrapStore(new MemoryStore(), {
+    bounds: (room) =>
+      storeDown ? Promise.reject(new Error("disk gone")) : new MemoryStore().bounds(room),
+  });
+  const hub = new Hub({
+    store,
+    maxRoomsPerClient: 3,
+    welcomeLimits: {},
+    version: "test",
+    cluster,
+    observers: {
+      event: (_level, event, fields) => events.push({ event, error: `${fields.error}` }),
+    },
+  });
+  const socket = new FakeSocket();
+  const client = new Client(socket, hub, fakeClientOptions());
+  hub.add(client);
+  client.receive(JSON.stringify({ type: "hello", name: "alice" }));
+  await settle();
+  client.receive(JSON.stringify({ type: "rooms" }));
+  await settle();
+  storeDown = true;
+  join(client, "other");
+  await settle();
+  assert.deepEqual(socket.of("error").map((e) => e.code), ["unavailable", "unavailable"]);
+  const failures = events.filter((e) => e.event.endsWith("_failed"));
+  assert.deepEqual(failures, [
+    { event: "cluster_failed", error: "Error: redis gone" },
+    { event: "store_failed", error: "Error: disk gone" },
+  ]);
+  await hub.shutdown();
 });
 
 Deno.test("commands sent right after a join wait for it, so a reconnect may resend its outbox at once", async () => {
@@ -781,4 +752,32 @@ Deno.test("cluster: a sender whose own message a resync delivered first gets it 
   ]]);
   await r.hub.shutdown();
   a.client.close(1000, "test over", "client");
+});
+
+Deno.test("a say the store refuses for a lost name closes its sender 4009; one for a name being restored is answered unavailable", async () => {
+  const inner = new MemoryStore();
+  let refuse: "elsewhere" | "unheld" | null = null;
+  const r = rig(wrapStore(inner, {
+    append: (batch) =>
+      refuse === null ? inner.append(batch) : batch.map(() => ({ refused: refuse! })),
+  }));
+  const a = r.connect("alice"), b = r.connect("bob");
+  join(a.client);
+  join(b.client);
+  await settle();
+  refuse = "unheld";
+  say(a.client, "while restoring", "c1");
+  r.flush();
+  assert.deepEqual(a.socket.of("error").map((e) => [e.code, e.cid]), [["unavailable", "c1"]]);
+  refuse = null;
+  say(a.client, "while restoring", "c1"); // the resend is taken: the guard did not keep the cid
+  r.flush();
+  assert.deepEqual(b.socket.of("message").map((m) => m.text), ["while restoring"]);
+  refuse = "elsewhere";
+  say(b.client, "from a name taken elsewhere");
+  r.flush();
+  assert.equal(b.socket.closeCode, 4009);
+  assert.deepEqual(a.socket.of("leave"), [], "the user is present elsewhere: no leave");
+  assert.equal(a.socket.of("message").length, 1);
+  await r.done();
 });

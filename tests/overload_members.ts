@@ -8,7 +8,7 @@
  *
  * Usage: deno run --allow-net tests/overload_members.ts PORT ROOM EXPECTED WAIT_MS [EXTRA_NEVER]
  */
-import { STALL_TIMEOUT_MS } from "../client.ts";
+import { STALL_TIMEOUT_MS } from "../ops/limits.ts";
 import { RawSocket } from "./server_fixture.ts";
 
 /** What the reader at about 100 KB/s reads per second, in bytes. */

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { type SpawnedServer, spawnServer } from "./helpers.ts";
 import { startRedis, type TestRedis } from "./redis_server.ts";
 import type { MemberReport } from "./overload_members.ts";
-import { STALL_TIMEOUT_MS } from "../client.ts";
+import { STALL_TIMEOUT_MS } from "../ops/limits.ts";
 
 /** The server's peak resident memory must stay under this, in bytes, whatever the flood. */
 const PEAK_RSS_BOUND_BYTES = 400 * 1024 * 1024;

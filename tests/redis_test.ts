@@ -12,7 +12,7 @@ import { RedisStore } from "../redis/redis_store.ts";
 import { type ClusterEvents, RedisBus } from "../redis/redis_bus.ts";
 import { type ExpiredMember, RedisPresence } from "../redis/redis_presence.ts";
 import { startRedis, type TestRedis } from "./redis_server.ts";
-import { many, msg, seqs, storeSpec, withStore } from "./store_spec.ts";
+import { asStored, many, msg, seqs, storeSpec, withStore } from "./store_spec.ts";
 
 // One redis-server shared by the store spec and the RedisStore cases like it, each case on keys
 // of its own, so they need not start a server each. Started here, outside every test, and stopped
@@ -134,6 +134,37 @@ Deno.test({
 // RedisStore: what sharing one Redis between instances adds.
 
 redisTest(
+  "A fenced RedisStore stores a message only while its sender's name is held by its instance",
+  async (redis) => {
+    const store = await RedisStore.connect({ url: redis.url, fence: "me" });
+    const raw = await connectRedis(redis.url);
+    try {
+      // The presence records, as redis_presence.ts writes them: `{instance}\n{name}`.
+      await raw.set("chat:name:alice", "me\nalice");
+      await raw.set("chat:name:bob", "other\nbob");
+      const from = (name: string, text: string) => ({ ...msg("general", text, 1), from: name });
+      const result = await store.append([
+        from("alice", "mine"),
+        from("bob", "frozen instance's"),
+        from("carol", "nobody holds it"),
+        from("Alice", "mine again, any case"),
+      ]);
+      assert.deepEqual(result.map((m) => "refused" in m ? m.refused : m.seq), [
+        1,
+        "elsewhere",
+        "unheld",
+        2,
+      ]);
+      assert.deepEqual(await seqs(store, "general"), [1, 2], "nothing refused was stored");
+      assert.deepEqual(await store.bounds("general"), { oldest: 1, latest: 2 });
+    } finally {
+      await closeRedis(raw);
+      await store.close();
+    }
+  },
+);
+
+redisTest(
   "Two RedisStores appending concurrently to one room get one gap-free seq sequence",
   async (redis) => {
     const [s1, s2] = await Promise.all([
@@ -151,7 +182,7 @@ redisTest(
             ),
           )));
       const [a, b] = await Promise.all([work(s1, "one"), work(s2, "two")]);
-      const all = [...a.flat(), ...b.flat()];
+      const all = asStored([...a.flat(), ...b.flat()]);
       const issued = all.map((m) => m.seq).sort((x, y) => x - y);
       const total = 2 * rounds * batch;
       assert.deepEqual(
@@ -160,7 +191,7 @@ redisTest(
         "every seq once, none missing",
       );
       for (const batchResult of [...a, ...b]) {
-        const s = batchResult.map((m) => m.seq);
+        const s = asStored(batchResult).map((m) => m.seq);
         assert.deepEqual(
           s,
           s.map((_, i) => s[0] + i),
@@ -193,7 +224,7 @@ redisTest(
       await store.append(many("a", 3));
       assert.equal(await store.prune(1000), 3);
       assert.deepEqual(await store.bounds("a"), { oldest: 4, latest: 3 });
-      assert.deepEqual((await store.append([msg("a", "t4", 2000)])).map((m) => m.seq), [4]);
+      assert.deepEqual(asStored(await store.append([msg("a", "t4", 2000)])).map((m) => m.seq), [4]);
       // Eviction or an operator could drop the seq key; the stream's last id still rules, even
       // when retention has emptied the stream.
       await raw.del("chat:room:a:seq");
@@ -201,11 +232,11 @@ redisTest(
       assert.equal(await store.prune(5000), 1);
       await raw.del("chat:room:a:seq");
       assert.deepEqual(await store.bounds("a"), { oldest: 5, latest: 4 });
-      assert.deepEqual((await store.append([msg("a", "t5", 5001)])).map((m) => m.seq), [5]);
+      assert.deepEqual(asStored(await store.append([msg("a", "t5", 5001)])).map((m) => m.seq), [5]);
       // And the other way round: the stream gone, the seq key remembers.
       await raw.del("chat:room:a:stream");
       assert.deepEqual(await store.bounds("a"), { oldest: 6, latest: 5 });
-      assert.deepEqual((await store.append([msg("a", "t6", 5002)])).map((m) => m.seq), [6]);
+      assert.deepEqual(asStored(await store.append([msg("a", "t6", 5002)])).map((m) => m.seq), [6]);
     } finally {
       await closeRedis(raw);
       await store.close();
@@ -242,7 +273,7 @@ redisTest(
         }
       });
       assert.deepEqual(await store.read("a", { limit: 5 }), []);
-      assert.deepEqual((await store.append([msg("a", "after", 4)])).map((m) => m.seq), [1]);
+      assert.deepEqual(asStored(await store.append([msg("a", "after", 4)])).map((m) => m.seq), [1]);
     } finally {
       await store.close();
     }
@@ -263,7 +294,7 @@ redisTest(
       assert.deepEqual(await store.bounds("a"), { oldest: 1, latest: 2 });
       assert.deepEqual(await store.bounds("b"), { oldest: 1, latest: 0 });
       assert.deepEqual(
-        (await store.append([msg("a", "t3", 3)])).map((m) => m.seq),
+        asStored(await store.append([msg("a", "t3", 3)])).map((m) => m.seq),
         [3],
         "no seq used up",
       );
@@ -412,7 +443,7 @@ redisTest(
         () => store.bounds("general").then(() => true, () => false),
       );
       assert.deepEqual(
-        (await store.append([msg("general", "stored again", 2)])).map((m) => m.seq),
+        asStored(await store.append([msg("general", "stored again", 2)])).map((m) => m.seq),
         [1],
       );
     } finally {
@@ -500,6 +531,30 @@ redisTest(
       assert.deepEqual(await a.members("general"), ["ann"]);
       assert.deepEqual(await a.rooms(), [{ room: "general", members: 1 }]);
     } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  },
+);
+
+redisTest(
+  "Presence: publishAs publishes only while this instance holds the sender's name",
+  async (redis) => {
+    const a = await RedisPresence.connect({ url: redis.url, id: "inst-a", ...FAST });
+    const b = await RedisPresence.connect({ url: redis.url, id: "inst-b", ...FAST });
+    const sub = await connectRedis(redis.url);
+    const heard: string[] = [];
+    try {
+      sub.on("message", (_channel: string, message: string) => heard.push(message));
+      await sub.subscribe("test:direct");
+      assert.equal(await a.claimName("ann", "ann"), true);
+      assert.equal(await a.publishAs("ann", "test:direct", "from ann on a"), true);
+      assert.equal(await b.publishAs("ann", "test:direct", "ann is not b's"), false);
+      assert.equal(await a.publishAs("zed", "test:direct", "nobody holds zed"), false);
+      await eventually("the published message arrives", () => heard.length > 0);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(heard, ["from ann on a"]);
+    } finally {
+      await closeRedis(sub);
       await Promise.all([a.close(), b.close()]);
     }
   },

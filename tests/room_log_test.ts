@@ -1,6 +1,7 @@
 /** A room's shared outbound log (hub/room_log.ts), specified with fake sockets and a fake clock. */
 import assert from "node:assert/strict";
-import { Client, STALL_TIMEOUT_MS } from "../client.ts";
+import { Client } from "../client.ts";
+import { STALL_TIMEOUT_MS } from "../ops/limits.ts";
 import { type Eviction, RoomLog } from "../hub/room_log.ts";
 import { fakeClientOptions, FakeSocket } from "./fakes.ts";
 
@@ -75,4 +76,21 @@ Deno.test("a member that drains nothing is given up after STALL_TIMEOUT_MS, not 
   }
   log.serve([fast.client, stuck.client], STALL_TIMEOUT_MS + 100, evict);
   assert.deepEqual(evict.map((e) => [e.client === stuck.client, e.kind]), [[true, "stalled"]]);
+});
+
+Deno.test("a member that enters while lines wait is owed none of them, only what comes after", () => {
+  const log = new RoomLog({ maxFrameBytes: 64 * 1024, windowBytes: 1 << 20 });
+  using before = member(), joiner = member();
+  log.append(line(1));
+  log.append(line(2));
+  log.enter(joiner.client);
+  log.append(line(3));
+  log.serve([before.client, joiner.client], 0, []);
+  assert.deepEqual(before.socket.messages.map((m) => m.seq), [1, 2, 3]);
+  assert.deepEqual(joiner.socket.messages.map((m) => m.seq), [3]);
+  assert.equal(log.lagging, false, "the joiner is with the others again");
+  log.append(line(4));
+  log.serve([before.client, joiner.client], 1, []);
+  assert.equal(before.socket.frames.at(-1), joiner.socket.frames.at(-1), "one shared frame again");
+  assert.equal(log.heldBytes, 0);
 });

@@ -49,7 +49,9 @@ class NameCluster implements Cluster {
   }
   publishRoom(): void {}
   publishPresence(): void {}
-  publishDirect(): void {}
+  publishDirect(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
   close(): Promise<void> {
     return Promise.resolve();
   }

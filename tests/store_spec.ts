@@ -6,7 +6,18 @@
  * store.
  */
 import assert from "node:assert/strict";
-import type { NewMessage, ReadRange, RetentionPolicy, Store } from "../store/store.ts";
+import type { ChatMessage } from "../protocol/protocol.ts";
+import type { Appended, NewMessage, ReadRange, RetentionPolicy, Store } from "../store/store.ts";
+
+/** An append's results as stored messages: a store that checks no sender refuses none. */
+export function asStored(appended: Appended[]): ChatMessage[] {
+  return appended.map((m) => "seq" in m ? m : assert.fail(`refused: ${m.refused}`));
+}
+
+/** The seqs of an append's results. */
+function seqsOf(appended: Appended[]): number[] {
+  return asStored(appended).map((m) => m.seq);
+}
 
 /**
  * Makes a fresh, empty store, now or later; `dir` is a temporary directory it may put files in.
@@ -99,7 +110,7 @@ export function storeSpec(
         { room: "a", seq: 2, from: "bob", text: "second", ts: 1002 },
       ]);
       assert.equal("cid" in stored[1], false, "a message without cid has no cid key");
-      assert.deepEqual((await store.append([msg("a", "third", 1003)])).map((m) => m.seq), [3]);
+      assert.deepEqual(seqsOf(await store.append([msg("a", "third", 1003)])), [3]);
       assert.deepEqual(await store.append([]), []);
     },
   );
@@ -172,7 +183,7 @@ export function storeSpec(
     maxMessagesPerRoom: 3,
   }, async (store) => {
     const stored = await store.append([...many("a", 5), msg("b", "b1", 1)]);
-    assert.deepEqual(stored.map((m) => m.seq), [1, 2, 3, 4, 5, 1], "all are returned");
+    assert.deepEqual(seqsOf(stored), [1, 2, 3, 4, 5, 1], "all are returned");
     assert.deepEqual(await seqs(store, "a"), [3, 4, 5]);
     assert.deepEqual(await store.bounds("a"), { oldest: 3, latest: 5 });
     await store.append([msg("a", "t6", 6)]);
@@ -194,7 +205,7 @@ export function storeSpec(
       "empty: oldest = latest + 1",
     );
     assert.equal(await store.prune(3600), 0);
-    assert.deepEqual((await store.append([msg("b", "again", 3700)])).map((m) => m.seq), [2]);
+    assert.deepEqual(seqsOf(await store.append([msg("b", "again", 3700)])), [2]);
   });
 
   test("prune without a retention policy removes nothing", {}, async (store) => {

@@ -1,0 +1,79 @@
+/**
+ * The hello: a new connection's credentials are checked (synchronously or not), its name is taken
+ * through `Sessions`, and the welcome lets its commands in. A refused hello is closed with the
+ * reason it failed (never the secret), so a client knows what to ask for.
+ */
+import type { Client } from "../client.ts";
+import { CloseCode, type Hello, welcomeLine } from "../protocol/protocol.ts";
+import type { Authenticator, AuthResult } from "../auth/auth.ts";
+import type { HubObservers } from "./options.ts";
+import type { Replies } from "./replies.ts";
+import type { Session, Sessions } from "./sessions.ts";
+
+/** What {@linkcode Greeting} works with; all of it owned by the hub. */
+export interface GreetingParts {
+  /** @default every valid name is let in */
+  auth?: Authenticator;
+  sessions: Sessions;
+  replies: Replies;
+  observers: HubObservers;
+  /** Extra limits reported in the welcome. */
+  welcomeLimits: Record<string, unknown>;
+  version: string;
+  /** True once shutdown began: new connections are closed with 1001. */
+  draining: () => boolean;
+}
+
+/** Answers hellos. */
+export class Greeting {
+  #p: GreetingParts;
+
+  constructor(parts: GreetingParts) {
+    this.#p = parts;
+  }
+
+  hello(client: Client, hello: Hello): void {
+    if (this.#p.draining()) {
+      return client.close(CloseCode.shutdown, "server shutting down", "shutdown");
+    }
+    const checked: AuthResult | Promise<AuthResult> = this.#p.auth?.(hello) ??
+      (hello.name === undefined
+        ? { ok: false, reason: "hello needs a name" }
+        : { ok: true, name: hello.name, verified: false });
+    if (checked instanceof Promise) {
+      checked.then((result) => this.#admit(client, hello, result), () => {
+        this.#admit(client, hello, { ok: false, reason: "credentials could not be checked" });
+      });
+    } else this.#admit(client, hello, checked);
+  }
+
+  /** Registers the client under its name once its credentials are known. */
+  #admit(client: Client, hello: Hello, auth: AuthResult): void {
+    if (client.closed) return;
+    if (this.#p.draining()) {
+      return client.close(CloseCode.shutdown, "server shutting down", "shutdown");
+    }
+    if (!auth.ok) {
+      this.#p.observers.event?.("warn", "unauthorized", {
+        address: client.address,
+        reason: auth.reason,
+      });
+      return client.close(CloseCode.unauthorized, auth.reason, "unauthorized");
+    }
+    this.#p.sessions.take(
+      client,
+      auth.name,
+      { resume: hello.resume, verified: auth.verified },
+      (session) => this.#welcome(client, session, auth.expiresAt),
+    );
+  }
+
+  /** Sends the welcome to a client that has its name, and lets its commands in. */
+  #welcome(client: Client, session: Session, expiresAt?: number): void {
+    const { welcomeLimits, version, replies, observers } = this.#p;
+    replies.send(client, welcomeLine(session.name, session.token, welcomeLimits, version));
+    if (expiresAt !== undefined) client.expireAt(expiresAt);
+    observers.event?.("info", "hello", { name: session.name, address: client.address });
+    client.ready();
+  }
+}
