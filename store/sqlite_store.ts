@@ -16,6 +16,9 @@
  * history was truncated below the seq it resumes from. The `rooms` table remembers each room's
  * latest seq, so seqs never go backwards even after retention removed every message of a room.
  *
+ * Accounts: `accounts()` opens the account tables (store/sqlite_accounts.ts) in this same file, on
+ * this connection and under this lock, so one file and one backup hold everything.
+ *
  * Every method is synchronous and bounded: `append` is one transaction, `prune` deletes at most
  * `pruneChunkRows` rows per call. Deno permissions: `--allow-read=<file>` and
  * `--allow-write=<file>` for the data file alone; SQLite creates `<file>-wal` and `<file>-shm`
