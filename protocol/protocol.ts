@@ -104,7 +104,15 @@ export interface ParseLimits {
   maxTextChars: number;
 }
 
-const NAME_PATTERN = /^[\p{L}\p{N}_.\-]+$/u;
+/**
+ * Letters, digits, `_ - .`, and combining marks after the first character: Devanagari, Thai and
+ * many other scripts write names with vowel signs and viramas, and a decomposed "Zoë" is Zoe plus
+ * a mark (NFKC in the name key makes it one name with the composed one).
+ */
+const NAME_PATTERN = /^[\p{L}\p{N}_.\-][\p{L}\p{M}\p{N}_.\-]*$/u;
+/** Most combining marks in a row a name may hold: real scripts stack two or three, "Zalgo" dozens. */
+export const MAX_MARKS_IN_A_ROW = 3;
+const MARK_STACK = new RegExp(`\\p{M}{${MAX_MARKS_IN_A_ROW + 1},}`, "u");
 const ROOM_PATTERN = /^[a-z0-9_-]+$/;
 /**
  * Characters that show as nothing or as blank space, so a name holding one looks like another name
@@ -143,6 +151,9 @@ export function nameProblem(name: string): string | null {
     return `name may not hold invisible characters (U+${hex})`;
   }
   if (!NAME_PATTERN.test(name)) return "name may hold only letters, digits, _ - and .";
+  if (MARK_STACK.test(name)) {
+    return `name may not stack more than ${MAX_MARKS_IN_A_ROW} combining marks`;
+  }
   return null;
 }
 
