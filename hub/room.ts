@@ -7,9 +7,8 @@ import type { Client } from "../client.ts";
 import type { ChatMessage } from "../protocol/protocol.ts";
 import { RoomLog, type RoomLogOptions } from "./room_log.ts";
 import { Roster } from "./roster.ts";
+import { ROOM_CACHE_BYTES, ROOM_CACHE_MESSAGES } from "../ops/limits.ts";
 
-/** Committed messages kept in memory per active room, so joins and resumes rarely read the store. */
-export const ROOM_CACHE_MESSAGES = 1000;
 /** Largest outbound room frame, in UTF-8 bytes; more lines than that go out as several frames. */
 export const MAX_FRAME_OUT_BYTES = 256 * 1024;
 /**
@@ -36,6 +35,8 @@ export class Room {
   /** Recent committed messages and their serialised lines, oldest first, contiguous by seq. */
   #cache: ChatMessage[] = [];
   #cacheLines: string[] = [];
+  /** What the cache holds, counted as `cachedBytes` does. */
+  #cacheBytes = 0;
   #joinsInFlight = 0;
   #ready = false;
   #resyncing = false;
@@ -103,14 +104,31 @@ export class Room {
     if (this.#cache.length > 0 && m.seq !== this.#cache[this.#cache.length - 1].seq + 1) {
       this.#cache = [];
       this.#cacheLines = [];
+      this.#cacheBytes = 0;
     }
     this.#cache.push(m);
     this.#cacheLines.push(line);
-    if (this.#cache.length > ROOM_CACHE_MESSAGES * 2) {
-      this.#cache = this.#cache.slice(-ROOM_CACHE_MESSAGES);
-      this.#cacheLines = this.#cacheLines.slice(-ROOM_CACHE_MESSAGES);
+    this.#cacheBytes += cachedBytes(m, line);
+    if (this.#cache.length > ROOM_CACHE_MESSAGES * 2 || this.#cacheBytes > ROOM_CACHE_BYTES * 2) {
+      let keep = Math.min(this.#cache.length, ROOM_CACHE_MESSAGES), bytes = 0;
+      for (let i = this.#cache.length - 1; i >= this.#cache.length - keep; i--) {
+        const b = cachedBytes(this.#cache[i], this.#cacheLines[i]);
+        if (bytes + b > ROOM_CACHE_BYTES) {
+          keep = this.#cache.length - 1 - i;
+          break;
+        }
+        bytes += b;
+      }
+      this.#cache = this.#cache.slice(this.#cache.length - keep);
+      this.#cacheLines = this.#cacheLines.slice(this.#cacheLines.length - keep);
+      this.#cacheBytes = bytes;
     }
     if (m.seq > this.#latest) this.#latest = m.seq;
+  }
+
+  /** What the cache holds now, in bytes (as ROOM_CACHE_BYTES counts them). */
+  get cacheBytes(): number {
+    return this.#cacheBytes;
   }
 
   /** Drops cached messages below `oldest`: retention removed them from the store. */
@@ -118,6 +136,9 @@ export class Room {
     const first = this.#cache[0]?.seq;
     if (first === undefined || first >= oldest) return;
     const drop = Math.min(this.#cache.length, oldest - first);
+    for (let i = 0; i < drop; i++) {
+      this.#cacheBytes -= cachedBytes(this.#cache[i], this.#cacheLines[i]);
+    }
     this.#cache = this.#cache.slice(drop);
     this.#cacheLines = this.#cacheLines.slice(drop);
   }
@@ -137,4 +158,9 @@ export class Room {
     const lo = lowest - first;
     return this.#cacheLines.slice(lo, Math.min(highest - first + 1, lo + limit));
   }
+}
+
+/** What one cached message costs at most, in bytes: its line and its text at two bytes a unit. */
+function cachedBytes(m: ChatMessage, line: string): number {
+  return 2 * (line.length + m.text.length);
 }
