@@ -22,11 +22,11 @@ export function frameBytesForBudget(sendQueueBytes: number): number {
 
 /**
  * One room with members: who is in it, what was said recently, what is owed to its members. The
- * hub adds and removes members; everything else changes only through the methods here.
+ * hub adds and removes members through its methods, like everything else here.
  */
 export class Room {
   readonly name: string;
-  readonly members = new Set<Client>();
+  #members = new Set<Client>();
   /** Lines owed to the members, shared, with cursors for the members behind. */
   readonly log: RoomLog;
   /** Every member's name, here or (in a cluster) on any instance; presence.ts keeps it. */
@@ -45,6 +45,23 @@ export class Room {
   constructor(name: string, log: RoomLogOptions) {
     this.name = name;
     this.log = new RoomLog(log);
+  }
+
+  /** This instance's members of the room. */
+  get members(): ReadonlySet<Client> {
+    return this.#members;
+  }
+
+  /** `client` becomes a member: it is owed what the room sends from now on, nothing before. */
+  addMember(client: Client): void {
+    this.log.enter(client);
+    this.#members.add(client);
+  }
+
+  /** `client` is a member no more: it is owed nothing. */
+  removeMember(client: Client): void {
+    this.#members.delete(client);
+    this.log.forget(client);
   }
 
   /** Highest committed seq known. */
@@ -96,7 +113,7 @@ export class Room {
 
   /** No member here and no join on its way: nothing on this instance needs the room. */
   get unused(): boolean {
-    return this.members.size === 0 && this.#joinsInFlight === 0;
+    return this.#members.size === 0 && this.#joinsInFlight === 0;
   }
 
   remember(m: ChatMessage, line: string): void {
