@@ -15,13 +15,19 @@
  * Usage: deno run -A bench/crowd.ts [max-lifetime-seconds] [epoll|deno]
  */
 
-import type { CrowdReply, CrowdRequest, CrowdStats } from "./crowd_protocol.ts";
+import {
+  type CrowdReply,
+  type CrowdRequest,
+  type CrowdStats,
+  emptyCrowdStats,
+} from "./crowd_protocol.ts";
 import { EpollSocket } from "./epoll_client.ts";
 import { addVerdict, emptyTally, SeqLedger } from "./exactly_once.ts";
 import { type BenchSocket, wallNow } from "./frames.ts";
 import { Histogram } from "./histogram.ts";
 import { scanStamps, stampText } from "./stamp.ts";
 import { RawWebSocket } from "./ws_client.ts";
+import { serveLines } from "./line_server.ts";
 
 /** The process exits by itself after this long even if the orchestrator vanished, in seconds. */
 const DEFAULT_MAX_LIFETIME_S = 30 * 60;
@@ -61,17 +67,7 @@ interface Member {
 const members = new Map<string, Member>();
 /** The latest `open`'s names, for `joins`. */
 let latest: string[] = [];
-const stats: CrowdStats = {
-  opened: 0,
-  joined: 0,
-  failed: 0,
-  closes: {},
-  lastConnectAt: NaN,
-  lastSeq: NaN,
-  left: 0,
-  rejoined: 0,
-  errors: 0,
-};
+const stats: CrowdStats = emptyCrowdStats();
 const histogram = new Histogram();
 let measureFrom = Infinity;
 let measureTo = -Infinity;
@@ -351,37 +347,10 @@ async function handle(req: CrowdRequest & { id: number }): Promise<CrowdReply> {
   }
 }
 
-let writing = Promise.resolve();
-function reply(r: unknown): void {
-  const bytes = encoder.encode(JSON.stringify(r) + "\n");
-  writing = writing.then(async () => {
-    let off = 0;
-    while (off < bytes.length) off += await Deno.stdout.write(bytes.subarray(off));
-  });
+if (import.meta.main) {
+  void serveLines<CrowdRequest & { id: number }>(
+    "crowd",
+    Number(Deno.args[0] ?? DEFAULT_MAX_LIFETIME_S),
+    handle,
+  );
 }
-
-async function main(): Promise<void> {
-  const lifetime = Number(Deno.args[0] ?? DEFAULT_MAX_LIFETIME_S);
-  setTimeout(() => {
-    console.error("crowd: max lifetime reached, exiting");
-    Deno.exit(2);
-  }, lifetime * 1000);
-  let pending = "";
-  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
-    pending += chunk;
-    let nl: number;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      if (!line) continue;
-      const req = JSON.parse(line) as CrowdRequest & { id: number }; // written by large_room.ts
-      handle(req).then(
-        reply,
-        (e) => reply({ id: req.id, ok: false, error: e instanceof Error ? e.message : String(e) }),
-      );
-    }
-  }
-  Deno.exit(0);
-}
-
-if (import.meta.main) main();

@@ -75,6 +75,21 @@ export interface CrowdStats {
   errors: number;
 }
 
+/** Counts at zero: a fresh crowd, and the start of a sum over crowds. */
+export function emptyCrowdStats(): CrowdStats {
+  return {
+    opened: 0,
+    joined: 0,
+    failed: 0,
+    closes: {},
+    lastConnectAt: NaN,
+    lastSeq: NaN,
+    left: 0,
+    rejoined: 0,
+    errors: 0,
+  };
+}
+
 /** A successful reply; the fields beyond `stats` come with the request that asks for them. */
 export interface CrowdReply {
   id: number;

@@ -10,7 +10,12 @@
  * reported as such (how many got in by then), not waited out.
  */
 
-import type { CrowdReply, CrowdRequest, CrowdStats } from "./crowd_protocol.ts";
+import {
+  type CrowdReply,
+  type CrowdRequest,
+  type CrowdStats,
+  emptyCrowdStats,
+} from "./crowd_protocol.ts";
 import { mergeTallies, type SeqTally } from "./exactly_once.ts";
 import { wallNow } from "./frames.ts";
 import { Histogram } from "./histogram.ts";
@@ -210,17 +215,7 @@ class Crowds {
   /** Counts summed over the processes (the latest connect and seq: the highest). */
   async stats(): Promise<CrowdStats> {
     const all = await this.#all({ cmd: "stats" });
-    const total: CrowdStats = {
-      opened: 0,
-      joined: 0,
-      failed: 0,
-      closes: {},
-      lastConnectAt: NaN,
-      lastSeq: NaN,
-      left: 0,
-      rejoined: 0,
-      errors: 0,
-    };
+    const total = emptyCrowdStats();
     for (const { stats: s } of all) {
       total.opened += s.opened;
       total.joined += s.joined;
