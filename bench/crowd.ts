@@ -298,7 +298,8 @@ function churn(req: Extract<CrowdRequest, { cmd: "churn" }>): void {
 function verify(through: number) {
   const tally = emptyTally();
   for (const m of members.values()) {
-    if (m.ledger === null) continue;
+    // A client not back in the room (a storm past its bound) is counted as not back, not checked.
+    if (m.ledger === null || m.state !== "in") continue;
     addVerdict(tally, m.name, m.ledger.verdict(through));
   }
   return tally;

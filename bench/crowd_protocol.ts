@@ -49,7 +49,7 @@ export type CrowdRequest =
   | { cmd: "churn"; names: string[]; perS: number; awayMs: number; stopAt: number }
   /** The latency samples so far (then cleared). */
   | { cmd: "latency" }
-  /** The exactly-once verdict of every tracked client against the room's last seq `through`. */
+  /** The exactly-once verdict of every tracked client in the room against its last seq `through`. */
   | { cmd: "verify"; through: number }
   /** Closes every client and exits. */
   | { cmd: "exit" };

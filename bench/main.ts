@@ -26,6 +26,7 @@ import {
   DEFAULT_CHURN_PER_MIN,
   DEFAULT_OPEN_RATE,
   RECONNECT_MEMBERS,
+  SETUP_LIMIT_S,
   STORM_CLIENTS,
   STORM_LIMIT_S,
 } from "./large_room.ts";
@@ -80,7 +81,8 @@ Options:
                       every missed message exactly once), churn (${CHURN_MEMBERS} members, 100 msg/s,
                       p99 without vs with --churn), idle-room (${STORM_CLIENTS} idle connections in one
                       room: server RSS per connection). --clients sets their size, --duration
-                      their wait bound (storms, default ${STORM_LIMIT_S} s) or window (churn)
+                      their wait bound (storms: default ${STORM_LIMIT_S} s; idle-room: ${SETUP_LIMIT_S} s)
+                      or window (churn)
   --mode MODE         server, naive or both (default both: every figure also as server ÷ naive)
   --bun PATH          also measure Bun's pub/sub (bench/bun_server.ts run by the Bun executable
                       PATH, e.g. from \`npm install bun\` in a scratch directory), same scenarios

@@ -184,7 +184,7 @@ Deno.test("bench reconnect-storm: after a restart every member is back with each
   const p99 = value(r, "reconnect → joined p99");
   assert.ok(Number.isFinite(p50) && p50 <= p99, `p50 ${p50}, p99 ${p99}`);
   assert.ok(value(r, "storm start → all back") >= p99 * 0.5);
-  assert.match(r.notes.join("\n"), /exactly-once over seqs up to 20: 201 of 201 clients/);
+  assert.match(r.notes.join("\n"), /exactly-once over seqs up to 20: 201 of 201 clients back/);
 });
 
 Deno.test("bench churn: p99 without and with churn in one run, and every seq once across rejoins", async () => {
