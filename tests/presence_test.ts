@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { MAX_PRESENCE_NAMES, PRESENCE_BATCH_MEMBERS, PRESENCE_INTERVAL_MS } from "../ops/limits.ts";
-import { MAX_JOINED_MEMBERS, MAX_MEMBERS_PAGE, nameKey } from "../protocol/protocol.ts";
+import { MAX_JOINED_MEMBERS, MAX_MEMBERS_PAGE, nameFold } from "../protocol/protocol.ts";
 import { join, type Rig, rig, settle, wrapStore } from "./hub_rig.ts";
 import { MemoryStore } from "../store/store.ts";
 import type { FakeSocket } from "./fakes.ts";
@@ -125,15 +125,16 @@ Deno.test("a large room that shrinks to the threshold sends its pending frame be
   await r.done();
 });
 
-Deno.test("joined carries the first MAX_JOINED_MEMBERS names by key and the count; members pages through the rest once", async () => {
+Deno.test("joined carries the first MAX_JOINED_MEMBERS names in reading order and the count; members pages through the rest once", async () => {
   const r = rig();
   const crowd = await fill(r, 250);
   const bob = r.connect("Bob");
   join(bob.client);
   await settle();
   const [joined] = bob.socket.of("joined");
+  // In reading order: folded spelling (NFKC, lower case), not the lookalike key.
   const everyone = [...crowd.map((m) => m.name), "Bob"].sort((a, b) =>
-    nameKey(a) < nameKey(b) ? -1 : 1
+    nameFold(a) < nameFold(b) ? -1 : 1
   );
   assert.equal(joined.count, 251);
   assert.deepEqual(joined.members, everyone.slice(0, MAX_JOINED_MEMBERS));
