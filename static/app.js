@@ -10,9 +10,9 @@ import { MessageLog } from "./log.js";
 import { Notifier, setTitleCount } from "./notify.js";
 import { Outbox } from "./outbox.js";
 import { layoutRows, pendingRows } from "./render.js";
-import { renderSidebar } from "./sidebar.js";
+import { MemberList, renderSidebar } from "./sidebar.js";
 import { fetchMode, ready, refusal, Secrets, showLogin } from "./signin.js";
-import { ChatState, TYPING_SHOWN_MS } from "./state.js";
+import { ChatState, MEMBERS_PAGE, MEMBERS_PAGE_MAX, TYPING_SHOWN_MS } from "./state.js";
 import { load, save } from "./storage.js";
 import * as wire from "./wire.js";
 
@@ -71,6 +71,10 @@ const composer = new Composer(
   () => state.view?.kind === "room" && conn.send({ type: "typing", room: state.view.id }),
 );
 const log = new MessageLog(el("log"), el("messages"), pending, el("new-pill"), loadOlder);
+const memberList = new MemberList(el("members-scroll"), el("members"), (first, end) => {
+  const room = state.currentRoom;
+  if (room) askMembers(room, first, end);
+});
 const conn = new Connection({
   url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
   hello() {
@@ -177,8 +181,11 @@ const handlers = {
     }
     const rejoin = room.everJoined;
     room.joined = room.everJoined = true;
-    room.members = new Map(
-      (Array.isArray(m.members) ? m.members : []).filter(isStr).map((n) => [nameKey(n), n]),
+    // A big room's list comes a page at a time: this is the first, `count` says how many in all.
+    room.members.reset(
+      (Array.isArray(m.members) ? m.members : []).filter(isStr),
+      isNum(m.count) ? m.count : undefined,
+      state.me,
     );
     // What a rejoin fetches was missed while away, so it counts as unread.
     for (const msg of wire.asMessages(m.history)) if (room.add(msg)) arrived(room, msg, rejoin);
@@ -210,8 +217,34 @@ const handlers = {
     room.reachedStart ||= msgs.length < OLDER_PAGE;
   },
 
-  join: presence,
-  leave: presence,
+  join: joinOrLeave,
+  leave: joinOrLeave,
+
+  members(m) {
+    const room = state.rooms.get(m.room), after = room?.members.asked.shift();
+    if (!room || after === undefined) return;
+    const names = (Array.isArray(m.members) ? m.members : []).filter(isStr);
+    const count = isNum(m.count) ? m.count : room.members.count;
+    // A page asked for before a refetch dropped its place is dropped too; the draw asks again.
+    room.members.page(after, names, count, isStr(m.next) ? m.next : undefined);
+  },
+
+  /** A big room's joins and leaves since its last frame, in one (at most one a second). */
+  presence(m) {
+    const room = state.rooms.get(m.room), r = room?.members;
+    if (!room?.joined || !r) return;
+    const names = (/** @type {unknown} */ list) =>
+      (Array.isArray(list) ? list : []).filter((n) => isStr(n) && nameKey(n) !== state.meKey);
+    for (const name of names(m.left)) {
+      r.leave(name, true);
+      room.typing.delete(nameKey(name));
+    }
+    for (const name of names(m.joined)) r.join(name, true);
+    if (isNum(m.count)) r.count = m.count;
+    // More changed than the frame names: what is on screen is fetched again (in a room not on
+    // screen, when it is shown).
+    if (m.more === true) r.stale();
+  },
 
   typing(m) {
     const room = state.rooms.get(m.room);
@@ -250,6 +283,8 @@ const handlers = {
       openSidebar(true);
     } else if (kind === "history") {
       if (room?.historyQueue.shift() === "before") room.loadingOlder = false;
+    } else if (kind === "members") {
+      room?.members.asked.shift(); // the draw asks again while the list still lacks rows
     } else if (m.code !== "not_in_room") {
       // not_in_room without a cid answers a typing notice that raced a leave.
       composer.showError(`Something went wrong: ${words}`);
@@ -257,15 +292,32 @@ const handlers = {
   },
 };
 
-/** A member joined or left a room. @param {wire.ServerMsg} m */
-function presence(m) {
+/** A member joined or left a small room: one line each. @param {wire.ServerMsg} m */
+function joinOrLeave(m) {
   const room = state.rooms.get(m.room), key = isStr(m.user) ? nameKey(m.user) : state.meKey;
+  if (!room || key === state.meKey) return;
   // After an outage a join may come for someone listed already: nothing changed, nothing to say.
-  if (!room || key === state.meKey || (m.type === "join") === room.members.has(key)) return;
-  if (m.type === "join") room.members.set(key, m.user);
-  else room.members.delete(key);
+  // A leave of someone past the names held is still news while the list is not all here.
+  const r = room.members;
+  if (m.type === "join" ? !r.join(m.user) : !r.leave(m.user) && r.complete) return;
   room.typing.delete(key);
   room.addSystem(`${m.user} ${m.type === "join" ? "joined" : "left"}`, m.ts || Date.now());
+}
+
+/**
+ * Asks for the page of `room`'s members that rows `first` to `end` (exclusive) lack, if any.
+ * @param {import("./state.js").Room} room @param {number} first @param {number} end
+ */
+function askMembers(room, first, end) {
+  const r = room.members, page = room.joined && r.want(first, end, MEMBERS_PAGE, MEMBERS_PAGE_MAX);
+  if (!page) return;
+  const ask = {
+    type: "members",
+    room: room.name,
+    after: page.after || undefined,
+    limit: page.limit,
+  };
+  if (conn.send({ ...ask, cid: `members:${room.name}` })) r.asked.push(page.after);
 }
 
 /**
@@ -370,7 +422,7 @@ function render() {
 
 function draw() {
   queued = false;
-  const room = state.currentRoom, conv = state.currentDm, n = room?.members.size;
+  const room = state.currentRoom, conv = state.currentDm, n = room?.members.count ?? 0;
   if (!room && !conv) state.view = null;
   if (!document.hidden && room) room.unread = room.mentions = 0;
   if (!document.hidden && conv) conv.unread = 0;
@@ -394,7 +446,7 @@ function draw() {
     conv
       ? "Direct message"
       : room?.joined
-      ? `${n} online`
+      ? `${n.toLocaleString()} online`
       : room?.everJoined
       ? "Not connected"
       : room
@@ -412,7 +464,7 @@ function draw() {
   );
   const t = room?.typists() ?? [];
   setText(el("typing"), t.length ? `${t.join(", ")} ${t[1] ? "are" : "is"} typing…` : "");
-  renderSidebar(state);
+  renderSidebar(state, memberList);
   setText(el("me-name"), state.me);
   notifyBtn.hidden = !notifier.supported;
   notifyBtn.setAttribute("aria-pressed", String(notifier.on));

@@ -1,6 +1,14 @@
 // @ts-check
 /// <reference lib="dom" />
-/** Sidebar lists: rooms with badges, the room's members with online dots, conversations. */
+/**
+ * Sidebar lists: rooms with badges, the room's members with online dots, conversations.
+ *
+ * The member list is virtualized, because a room may hold 10,000 people: it has a row for every
+ * member (its height is the count's), but only the rows in and near its scrolled view are in the
+ * DOM, each with its position in the whole list for screen readers. Rows whose page has not come
+ * yet, or whose names may have changed, ask for their page (`onNeed`). A scroll redraws this list
+ * alone.
+ */
 
 import { byId, h, setText, syncList } from "./dom.js";
 import { avatar } from "./render.js";
@@ -26,8 +34,90 @@ const button = (attrs, ...kids) => h("button", { class: "entry", ...attrs }, ...
 /** @param {string} id */
 const el = (id) => byId(id, HTMLElement);
 
-/** Redraws the lists from `state`. @param {import("./state.js").ChatState} state */
-export function renderSidebar(state) {
+/** Every member row's height in px; style.css gives `#members > li` the same. */
+export const MEMBER_ROW_PX = 36;
+/** Rows kept in the DOM beyond each edge of the member list's view. */
+export const MEMBER_OVERSCAN_ROWS = 5;
+
+/** MemberList draws one room's roster into a scrolling box, a window of rows at a time. */
+export class MemberList {
+  /** @type {import("./state.js").Roster | undefined} */
+  #roster;
+  #room = "";
+  #meKey = "";
+
+  /**
+   * `scroller` scrolls `list`; `onNeed(first, end)` asks for rows `first` to `end` (exclusive)
+   * to be held and current.
+   * @param {HTMLElement} scroller @param {HTMLElement} list
+   * @param {(first: number, end: number) => void} onNeed
+   */
+  constructor(scroller, list, onNeed) {
+    this.scroller = scroller;
+    this.list = list;
+    this.onNeed = onNeed;
+    // Scroll events come at most once a frame, so drawing here costs one window per frame.
+    scroller.addEventListener("scroll", () => this.draw(), { passive: true });
+  }
+
+  /**
+   * Shows `room`'s roster; another room starts at the top.
+   * @param {string} room @param {import("./state.js").Roster | undefined} roster @param {string} meKey
+   */
+  show(room, roster, meKey) {
+    if (room !== this.#room) this.scroller.scrollTop = 0;
+    this.#room = room;
+    this.#roster = roster;
+    this.#meKey = meKey;
+    this.draw();
+  }
+
+  draw() {
+    const r = this.#roster;
+    if (!r) return;
+    const rows = r.rows, top = this.scroller.scrollTop;
+    // Hidden (a conversation is open) it has no height: draw as if a window tall, then stop.
+    const height = this.scroller.clientHeight || innerHeight;
+    const first = Math.max(0, Math.floor(top / MEMBER_ROW_PX) - MEMBER_OVERSCAN_ROWS);
+    const end = Math.min(rows, Math.ceil((top + height) / MEMBER_ROW_PX) + MEMBER_OVERSCAN_ROWS);
+    const total = `${rows * MEMBER_ROW_PX}px`, pad = `${first * MEMBER_ROW_PX}px`;
+    if (this.list.style.height !== total) this.list.style.height = total;
+    if (this.list.style.paddingTop !== pad) this.list.style.paddingTop = pad;
+    /** @type {{ row: number, name: string | undefined }[]} */
+    const shown = [];
+    for (let row = first; row < end; row++) shown.push({ row, name: r.at(row) });
+    const size = String(rows);
+    syncList(
+      this.list,
+      shown,
+      (x) => x.name === undefined ? `…${x.row}` : nameKey(x.name),
+      (x) => [x.name === undefined ? span("entry placeholder", "Loading…") : this.#entry(x.name)],
+      (li, x) => {
+        if (li.getAttribute("aria-setsize") !== size) li.setAttribute("aria-setsize", size);
+        const pos = String(x.row + 1);
+        if (li.getAttribute("aria-posinset") !== pos) li.setAttribute("aria-posinset", pos);
+      },
+    );
+    this.list.setAttribute("aria-busy", String(end > r.held && !r.complete));
+    this.onNeed(first, end);
+  }
+
+  /** @param {string} name */
+  #entry(name) {
+    const me = nameKey(name) === this.#meKey;
+    const inner = [avatar(name), span("dot on"), span("name", name)];
+    if (me) inner.push(span("you", "you"));
+    return me
+      ? h("span", { class: "entry" }, ...inner)
+      : button({ "data-dm": name, "aria-label": `${name}, online: message directly` }, ...inner);
+  }
+}
+
+/**
+ * Redraws the lists from `state`.
+ * @param {import("./state.js").ChatState} state @param {MemberList} memberList
+ */
+export function renderSidebar(state, memberList) {
   syncList(el("rooms"), [...state.rooms.values()], (r) => r.name, (r) => [
     button(
       { "data-room": r.name },
@@ -47,26 +137,14 @@ export function renderSidebar(state) {
     li.classList.toggle("joining", !r.everJoined);
   });
 
-  const room = state.currentRoom, me = (/** @type {string} */ n) => nameKey(n) === state.meKey;
+  const room = state.currentRoom;
   // Members are a room's; a conversation has none to list, so no empty heading either.
-  el("members-title").hidden = el("members").hidden = !room;
-  setText(el("members-title"), room ? `Members · ${room.members.size}` : "Members");
-  const members = [...room?.members.values() ?? []].sort((a, b) =>
-    +me(b) - +me(a) || a.localeCompare(b)
+  el("members-title").hidden = el("members-scroll").hidden = el("members").hidden = !room;
+  setText(
+    el("members-title"),
+    room ? `Members · ${room.members.count.toLocaleString()}` : "Members",
   );
-  syncList(el("members"), members, nameKey, (name) => {
-    const inner = [
-      avatar(name),
-      span("dot on"),
-      span("name", name),
-      span("you", me(name) ? "you" : ""),
-    ];
-    return [
-      me(name)
-        ? h("span", { class: "entry" }, ...inner)
-        : button({ "data-dm": name, "aria-label": `${name}, online: message directly` }, ...inner),
-    ];
-  });
+  memberList.show(room?.name ?? "", room?.members, state.meKey);
 
   el("dms-empty").hidden = state.dms.size > 0;
   syncList(el("dms"), [...state.dms.values()], (c) => nameKey(c.peer), (c) => [
