@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { HAVE_CHROMIUM, LAUNCH, openChat } from "./browser_harness.ts";
 import { type MemberStub, startMemberStub, STUB_JOINED_MEMBERS } from "./members_stub.ts";
+import { DEFAULT_MEMBERS_PAGE, MAX_MEMBERS_PAGE } from "../protocol/protocol.ts";
 
 /** What the functions run inside the page touch; Deno checks this file without the DOM library. */
 interface El {
@@ -29,6 +30,18 @@ const FRAME_BUDGET_MS = 16;
 const ROW_PX = 36;
 /** Rows in the DOM at most: the box shows up to 12, plus 5 of overscan each side, with slack. */
 const MAX_ROWS_IN_DOM = 30;
+
+const staticModule = (file: string) => import(new URL(`../static/${file}`, import.meta.url).href);
+
+Deno.test("The page's member-list constants agree with the server's and with style.css", async () => {
+  const state: { MEMBERS_PAGE: number; MEMBERS_PAGE_MAX: number } = await staticModule("state.js");
+  const sidebar: { MEMBER_ROW_PX: number } = await staticModule("sidebar.js");
+  assert.equal(state.MEMBERS_PAGE, DEFAULT_MEMBERS_PAGE);
+  assert.equal(state.MEMBERS_PAGE_MAX, MAX_MEMBERS_PAGE);
+  assert.equal(sidebar.MEMBER_ROW_PX, ROW_PX);
+  const css = await Deno.readTextFile(new URL("../static/style.css", import.meta.url));
+  assert.match(css, new RegExp(`#members > li \\{\\s*height: ${ROW_PX}px;`));
+});
 
 /** `n` member names that sort in number order: m00000, m00001, … */
 const crowd = (n: number, prefix = "m") =>

@@ -7,13 +7,18 @@
  */
 import { assets } from "../http/assets.ts";
 import { CONTENT_SECURITY_POLICY } from "../http/server.ts";
-import { nameKey } from "../protocol/protocol.ts";
+import {
+  DEFAULT_MEMBERS_PAGE,
+  MAX_JOINED_MEMBERS,
+  MAX_MEMBERS_PAGE,
+  nameKey,
+} from "../protocol/protocol.ts";
 
-/** Names in a `joined`, as the real server bounds it (MAX_JOINED_MEMBERS there). */
-export const STUB_JOINED_MEMBERS = 100;
+/** Names in a `joined`, as the real server bounds it. */
+export const STUB_JOINED_MEMBERS = MAX_JOINED_MEMBERS;
 /** A `members` page's size when the request names none, and its largest. */
-export const STUB_PAGE_DEFAULT = 100;
-export const STUB_PAGE_MAX = 500;
+export const STUB_PAGE_DEFAULT = DEFAULT_MEMBERS_PAGE;
+export const STUB_PAGE_MAX = MAX_MEMBERS_PAGE;
 
 /** One command the page sent. */
 // deno-lint-ignore no-explicit-any
