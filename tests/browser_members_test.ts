@@ -5,6 +5,7 @@
  * after a frame with `more`, and the time each scroll step and each redraw costs at 10,000 members.
  */
 import assert from "node:assert/strict";
+import AxeBuilder from "@axe-core/playwright";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { HAVE_CHROMIUM, LAUNCH, openChat } from "./browser_harness.ts";
 import { type MemberStub, startMemberStub, STUB_JOINED_MEMBERS } from "./members_stub.ts";
@@ -304,5 +305,45 @@ stubTest(
     );
     assert.ok(pages(stub).every((c) => (c.limit ?? 100) <= 500), "pages within the limit");
     assert.deepEqual(alice.problems, []);
+  },
+);
+
+stubTest(
+  "axe finds nothing serious in a 2000-member list, at the top and mid-way with rows loading",
+  crowd(1999),
+  async (stub, browser) => {
+    // axe-core is injected as a string, which the page's CSP refuses (see tests/a11y_test.ts).
+    const context = await browser.newContext({ bypassCSP: true, locale: "en-US" });
+    const page = await context.newPage();
+    await page.goto(stub.url);
+    await page.getByLabel("Name").fill("alice");
+    await page.getByRole("button", { name: "Join chat" }).click();
+    await page.locator("#members-title", { hasText: "Members · 2,000" }).waitFor();
+    const failing: string[] = [];
+    const audit = async (where: string) => {
+      const result = await new AxeBuilder({ page }).include("#sidebar").analyze();
+      for (const v of result.violations) {
+        const line = `${where}: ${v.id} (${v.impact}) at ${
+          v.nodes.map((n) => n.target).join(", ")
+        }`;
+        if (v.impact === "serious" || v.impact === "critical") failing.push(line);
+        else console.log(`axe, not failing: ${line}`);
+      }
+    };
+    await audit("top");
+    // Mid-way, with the rows' page held back by the stub: placeholders, the list busy.
+    stub.hold = true;
+    await scrollTo(page, 1000 * ROW_PX);
+    await page.locator("#members .placeholder").first().waitFor();
+    assert.equal(await page.locator("#members").getAttribute("aria-busy"), "true");
+    await audit("mid-way, loading");
+    stub.hold = false;
+    stub.release();
+    await page.locator("#members[aria-busy=false]").waitFor();
+    assert.equal(await page.locator("#members .placeholder").count(), 0);
+    await audit("mid-way");
+    assert.equal(await page.locator("#members > li").first().getAttribute("aria-setsize"), "2000");
+    assert.deepEqual(failing, []);
+    await context.close();
   },
 );

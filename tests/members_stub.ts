@@ -37,6 +37,10 @@ export interface MemberStub extends AsyncDisposable {
   commands: Command[];
   /** Adds and removes names; the roster stays sorted. */
   change(joined: string[], left: string[]): void;
+  /** While true, `members` requests wait for `release()` instead of being answered. */
+  hold: boolean;
+  /** Answers every held `members` request, in order. */
+  release(): void;
   /** Sends `frame` (an object, one line) to every page connected. */
   push(frame: Command): void;
   close(): Promise<void>;
@@ -45,6 +49,7 @@ export interface MemberStub extends AsyncDisposable {
 /** Starts the stub on a free loopback port with `roster` in room "general". */
 export function startMemberStub(roster: string[]): MemberStub {
   const sockets = new Set<WebSocket>();
+  const held: (() => void)[] = [];
   const stub: MemberStub = {
     url: "",
     roster: [...roster].sort(byKey),
@@ -53,6 +58,10 @@ export function startMemberStub(roster: string[]): MemberStub {
       const gone = new Set(left.map(key));
       const next = stub.roster.filter((n) => !gone.has(key(n))).concat(joined);
       stub.roster = next.sort(byKey);
+    },
+    hold: false,
+    release() {
+      for (const answerHeld of held.splice(0)) answerHeld();
     },
     push(frame) {
       for (const s of sockets) if (s.readyState === WebSocket.OPEN) s.send(JSON.stringify(frame));
@@ -105,7 +114,8 @@ export function startMemberStub(roster: string[]): MemberStub {
         if (c.type === "hello") name = c.name;
         // The join names its user in the roster, as the server's membership does.
         stub.commands.push(c);
-        answer(socket, c.type === "join" ? { ...c, name } : c);
+        if (c.type === "members" && stub.hold) held.push(() => answer(socket, c));
+        else answer(socket, c.type === "join" ? { ...c, name } : c);
       };
       socket.onopen = () => sockets.add(socket);
       socket.onclose = () => sockets.delete(socket);
