@@ -285,8 +285,7 @@ export class Hub implements ClientHandler {
     for (const name of member.rooms) {
       const room = this.#rooms.get(name);
       if (room === undefined) continue;
-      room.members.delete(client);
-      room.log.forget(client);
+      room.removeMember(client);
       const line = presenceLine("leave", name, client.name, ts);
       if (!quiet) this.#presence.departed(room, client.name, line);
       gone.push({ room: name, line: quiet ? null : line });
@@ -317,8 +316,7 @@ export class Hub implements ClientHandler {
     if (room === undefined || !member.rooms.has(roomName)) {
       return this.#replies.refuse(client, "not_in_room", "Cannot leave: not in that room", cid);
     }
-    room.members.delete(client);
-    room.log.forget(client);
+    room.removeMember(client);
     member.rooms.delete(roomName);
     member.joinedAt.delete(roomName);
     member.lastTyping?.delete(roomName);

@@ -115,8 +115,7 @@ export class Joins {
       if (!already) {
         // Events queued before this instant belong to the members who were there: the joiner is
         // owed only what comes after, so it never sees, say, a join its `members` list includes.
-        room.log.enter(client);
-        room.members.add(client);
+        room.addMember(client);
         member.rooms.add(roomName);
         member.joinedAt.set(roomName, room.latest);
         const line = presenceLine("join", roomName, client.name!, p.now());

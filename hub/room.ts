@@ -7,9 +7,8 @@ import type { Client } from "../client.ts";
 import type { ChatMessage } from "../protocol/protocol.ts";
 import { RoomLog, type RoomLogOptions } from "./room_log.ts";
 import { Roster } from "./roster.ts";
+import { ROOM_CACHE_BYTES, ROOM_CACHE_MESSAGES } from "../ops/limits.ts";
 
-/** Committed messages kept in memory per active room, so joins and resumes rarely read the store. */
-export const ROOM_CACHE_MESSAGES = 1000;
 /** Largest outbound room frame, in UTF-8 bytes; more lines than that go out as several frames. */
 export const MAX_FRAME_OUT_BYTES = 256 * 1024;
 /**
@@ -23,11 +22,11 @@ export function frameBytesForBudget(sendQueueBytes: number): number {
 
 /**
  * One room with members: who is in it, what was said recently, what is owed to its members. The
- * hub adds and removes members; everything else changes only through the methods here.
+ * hub adds and removes members through its methods, like everything else here.
  */
 export class Room {
   readonly name: string;
-  readonly members = new Set<Client>();
+  #members = new Set<Client>();
   /** Lines owed to the members, shared, with cursors for the members behind. */
   readonly log: RoomLog;
   /** Every member's name, here or (in a cluster) on any instance; presence.ts keeps it. */
@@ -36,6 +35,8 @@ export class Room {
   /** Recent committed messages and their serialised lines, oldest first, contiguous by seq. */
   #cache: ChatMessage[] = [];
   #cacheLines: string[] = [];
+  /** What the cache holds, counted as `cachedBytes` does. */
+  #cacheBytes = 0;
   #joinsInFlight = 0;
   #ready = false;
   #resyncing = false;
@@ -44,6 +45,23 @@ export class Room {
   constructor(name: string, log: RoomLogOptions) {
     this.name = name;
     this.log = new RoomLog(log);
+  }
+
+  /** This instance's members of the room. */
+  get members(): ReadonlySet<Client> {
+    return this.#members;
+  }
+
+  /** `client` becomes a member: it is owed what the room sends from now on, nothing before. */
+  addMember(client: Client): void {
+    this.log.enter(client);
+    this.#members.add(client);
+  }
+
+  /** `client` is a member no more: it is owed nothing. */
+  removeMember(client: Client): void {
+    this.#members.delete(client);
+    this.log.forget(client);
   }
 
   /** Highest committed seq known. */
@@ -95,7 +113,7 @@ export class Room {
 
   /** No member here and no join on its way: nothing on this instance needs the room. */
   get unused(): boolean {
-    return this.members.size === 0 && this.#joinsInFlight === 0;
+    return this.#members.size === 0 && this.#joinsInFlight === 0;
   }
 
   remember(m: ChatMessage, line: string): void {
@@ -103,14 +121,31 @@ export class Room {
     if (this.#cache.length > 0 && m.seq !== this.#cache[this.#cache.length - 1].seq + 1) {
       this.#cache = [];
       this.#cacheLines = [];
+      this.#cacheBytes = 0;
     }
     this.#cache.push(m);
     this.#cacheLines.push(line);
-    if (this.#cache.length > ROOM_CACHE_MESSAGES * 2) {
-      this.#cache = this.#cache.slice(-ROOM_CACHE_MESSAGES);
-      this.#cacheLines = this.#cacheLines.slice(-ROOM_CACHE_MESSAGES);
+    this.#cacheBytes += cachedBytes(m, line);
+    if (this.#cache.length > ROOM_CACHE_MESSAGES * 2 || this.#cacheBytes > ROOM_CACHE_BYTES * 2) {
+      let keep = Math.min(this.#cache.length, ROOM_CACHE_MESSAGES), bytes = 0;
+      for (let i = this.#cache.length - 1; i >= this.#cache.length - keep; i--) {
+        const b = cachedBytes(this.#cache[i], this.#cacheLines[i]);
+        if (bytes + b > ROOM_CACHE_BYTES) {
+          keep = this.#cache.length - 1 - i;
+          break;
+        }
+        bytes += b;
+      }
+      this.#cache = this.#cache.slice(this.#cache.length - keep);
+      this.#cacheLines = this.#cacheLines.slice(this.#cacheLines.length - keep);
+      this.#cacheBytes = bytes;
     }
     if (m.seq > this.#latest) this.#latest = m.seq;
+  }
+
+  /** What the cache holds now, in bytes (as ROOM_CACHE_BYTES counts them). */
+  get cacheBytes(): number {
+    return this.#cacheBytes;
   }
 
   /** Drops cached messages below `oldest`: retention removed them from the store. */
@@ -118,6 +153,9 @@ export class Room {
     const first = this.#cache[0]?.seq;
     if (first === undefined || first >= oldest) return;
     const drop = Math.min(this.#cache.length, oldest - first);
+    for (let i = 0; i < drop; i++) {
+      this.#cacheBytes -= cachedBytes(this.#cache[i], this.#cacheLines[i]);
+    }
     this.#cache = this.#cache.slice(drop);
     this.#cacheLines = this.#cacheLines.slice(drop);
   }
@@ -137,4 +175,9 @@ export class Room {
     const lo = lowest - first;
     return this.#cacheLines.slice(lo, Math.min(highest - first + 1, lo + limit));
   }
+}
+
+/** What one cached message costs at most, in bytes: its line and its text at two bytes a unit. */
+function cachedBytes(m: ChatMessage, line: string): number {
+  return 2 * (line.length + m.text.length);
 }

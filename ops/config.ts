@@ -16,6 +16,8 @@ import {
   MAX_WAITING_UPGRADES,
   PRESENCE_BATCH_MEMBERS,
   PRESENCE_INTERVAL_MS,
+  ROOM_CACHE_BYTES,
+  ROOM_CACHE_MESSAGES,
   ROOM_WINDOW_BYTES,
   STALL_TIMEOUT_MS,
 } from "./limits.ts";
@@ -607,6 +609,7 @@ export function helpText(): string {
     `  rooms past ${PRESENCE_BATCH_MEMBERS} members hear presence batched: one frame per`,
     `  ${PRESENCE_INTERVAL_MS} ms naming at most ${MAX_PRESENCE_NAMES} people`,
     `  at most ${MAX_WAITING_UPGRADES} upgrades wait for a pending slot, ${MAX_WAITING_PER_ADDRESS} per address`,
+    `  a room keeps its last ${ROOM_CACHE_MESSAGES} messages in memory, at most ${ROOM_CACHE_BYTES} bytes of them`,
     "",
   ].join("\n");
 }

@@ -39,3 +39,11 @@ export const MAX_PRESENCE_NAMES = 100;
 export const MAX_WAITING_UPGRADES = 4096;
 /** Of those, from one client address. */
 export const MAX_WAITING_PER_ADDRESS = 256;
+/** Committed messages kept in memory per active room, so joins and resumes rarely read the store. */
+export const ROOM_CACHE_MESSAGES = 1000;
+/**
+ * The most memory those messages may take, in bytes (each counted as two bytes per UTF-16 unit of
+ * its line and of its text, V8's worst case): long messages keep fewer. The cache holds up to twice
+ * either bound before it is cut back to it, so trimming is amortised.
+ */
+export const ROOM_CACHE_BYTES = 4 * 1024 * 1024;

@@ -104,7 +104,15 @@ export interface ParseLimits {
   maxTextChars: number;
 }
 
-const NAME_PATTERN = /^[\p{L}\p{N}_.\-]+$/u;
+/**
+ * Letters, digits, `_ - .`, and combining marks after the first character: Devanagari, Thai and
+ * many other scripts write names with vowel signs and viramas, and a decomposed "Zoë" is Zoe plus
+ * a mark (NFKC in the name key makes it one name with the composed one).
+ */
+const NAME_PATTERN = /^[\p{L}\p{N}_.\-][\p{L}\p{M}\p{N}_.\-]*$/u;
+/** Most combining marks in a row a name may hold: real scripts stack two or three, "Zalgo" dozens. */
+export const MAX_MARKS_IN_A_ROW = 3;
+const MARK_STACK = new RegExp(`\\p{M}{${MAX_MARKS_IN_A_ROW + 1},}`, "u");
 const ROOM_PATTERN = /^[a-z0-9_-]+$/;
 /**
  * Characters that show as nothing or as blank space, so a name holding one looks like another name
@@ -143,6 +151,9 @@ export function nameProblem(name: string): string | null {
     return `name may not hold invisible characters (U+${hex})`;
   }
   if (!NAME_PATTERN.test(name)) return "name may hold only letters, digits, _ - and .";
+  if (MARK_STACK.test(name)) {
+    return `name may not stack more than ${MAX_MARKS_IN_A_ROW} combining marks`;
+  }
   return null;
 }
 
@@ -337,18 +348,15 @@ export function parseCommand(text: string, limits: ParseLimits): Parsed<Command>
         if (before !== undefined && after !== undefined) {
           return fail("bad_request", "Cannot read history: give before or after, not both", cid);
         }
-        const rawLimit = obj.limit ?? DEFAULT_HISTORY_LIMIT;
-        if (
-          typeof rawLimit !== "number" || !Number.isSafeInteger(rawLimit) || rawLimit < 1 ||
-          rawLimit > MAX_HISTORY_LIMIT
-        ) {
+        const limit = pageLimit(obj.limit, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT);
+        if (limit === null) {
           return fail(
             "bad_request",
             `Cannot read history: limit must be 1-${MAX_HISTORY_LIMIT}`,
             cid,
           );
         }
-        const value: Command = { type, room: r, limit: rawLimit };
+        const value: Command = { type, room: r, limit };
         if (before !== undefined) value.before = before;
         if (after !== undefined) value.after = after;
         return { ok: true, value };
@@ -360,11 +368,8 @@ export function parseCommand(text: string, limits: ParseLimits): Parsed<Command>
         if (after !== undefined && (typeof after !== "string" || nameProblem(after) !== null)) {
           return fail("bad_request", "Cannot list members: after must be a member's name", cid);
         }
-        const limit = obj.limit ?? DEFAULT_MEMBERS_PAGE;
-        if (
-          typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 1 ||
-          limit > MAX_MEMBERS_PAGE
-        ) {
+        const limit = pageLimit(obj.limit, DEFAULT_MEMBERS_PAGE, MAX_MEMBERS_PAGE);
+        if (limit === null) {
           return fail(
             "bad_request",
             `Cannot list members: limit must be 1-${MAX_MEMBERS_PAGE}`,
@@ -396,6 +401,14 @@ export function parseCommand(text: string, limits: ParseLimits): Parsed<Command>
   })();
   if (parsed.ok && cid !== undefined) parsed.value.cid = cid;
   return parsed;
+}
+
+/** A page size as given (`fallback` when left out): a whole number from 1 to `max`, else null. */
+function pageLimit(given: unknown, fallback: number, max: number): number | null {
+  const limit = given ?? fallback;
+  return typeof limit === "number" && Number.isSafeInteger(limit) && limit >= 1 && limit <= max
+    ? limit
+    : null;
 }
 
 /** Serialises a stored message for the wire, once, so every recipient gets the same string. */

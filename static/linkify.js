@@ -6,7 +6,8 @@
 
 // A URL runs to a space, quote or angle bracket. A mention is @name not glued to a word before
 // it, so user@example.com is not one.
-const TOKEN = /\bhttps?:\/\/[^\s<>"']+|(?<![\p{L}\p{N}_.@-])@[\p{L}\p{N}_.-]+/giu;
+const TOKEN =
+  /\bhttps?:\/\/[^\s<>"']+|(?<![\p{L}\p{M}\p{N}_.@-])@[\p{L}\p{N}_.-][\p{L}\p{M}\p{N}_.-]*/giu;
 
 /**
  * Drops sentence punctuation, and a ")" the URL did not open, from the end.

@@ -59,9 +59,11 @@ export const nameProblem = (name) => {
     ? "Names are at most 32 characters."
     : invisible
     ? `Names may not hold invisible characters (${hex(invisible[0])}).`
-    : /^[\p{L}\p{N}_.-]+$/u.test(name)
-    ? ""
-    : "Names may use only letters, digits, _ - and .";
+    : !/^[\p{L}\p{N}_.-][\p{L}\p{M}\p{N}_.-]*$/u.test(name)
+    ? "Names may use only letters, digits, _ - and ."
+    : /\p{M}{4,}/u.test(name)
+    ? "Names may not stack more than 3 combining marks."
+    : "";
 };
 
 /** The room the server would make of `input`, or "" if it would refuse it. @param {string} input */

@@ -16,6 +16,9 @@
  * history was truncated below the seq it resumes from. The `rooms` table remembers each room's
  * latest seq, so seqs never go backwards even after retention removed every message of a room.
  *
+ * Accounts: `accounts()` opens the account tables (store/sqlite_accounts.ts) in this same file, on
+ * this connection and under this lock, so one file and one backup hold everything.
+ *
  * Every method is synchronous and bounded: `append` is one transaction, `prune` deletes at most
  * `pruneChunkRows` rows per call. Deno permissions: `--allow-read=<file>` and
  * `--allow-write=<file>` for the data file alone; SQLite creates `<file>-wal` and `<file>-shm`
@@ -33,6 +36,7 @@
 import { backup, DatabaseSync, type SQLOutputValue, type StatementSync } from "node:sqlite";
 import { type ChatMessage, nameKey } from "../protocol/protocol.ts";
 import type { NewMessage, ReadRange, RetentionPolicy, RoomBounds, Store } from "./store.ts";
+import { SqliteAccountStore } from "./sqlite_accounts.ts";
 
 /**
  * Default most rows one `prune` call deletes, so one call never stalls the event loop for long:
@@ -161,6 +165,8 @@ export class SqliteStore implements Store {
   #latest = new Map<string, number>();
   /** Rooms found on open holding more than `maxMessagesPerRoom` (written under a larger limit). */
   #overLimit: string[] = [];
+  /** The account tables on this connection, once asked for. */
+  #accounts: SqliteAccountStore | null = null;
 
   #begin: StatementSync;
   #commit: StatementSync;
@@ -470,12 +476,23 @@ export class SqliteStore implements Store {
   }
 
   /**
+   * The account store (store/sqlite_accounts.ts) in this file, on this store's connection and
+   * under its lock; its tables are created the first time this is called on a file. Made once;
+   * closing this store closes it too.
+   */
+  accounts(): SqliteAccountStore {
+    this.#assertOpen("open account store");
+    return this.#accounts ??= new SqliteAccountStore(this.#db, this.#path);
+  }
+
+  /**
    * Runs `PRAGMA optimize` and closes the database; the last connection to close checkpoints the
    * WAL into the main file and removes `-wal` and `-shm`. Safe to call twice.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#accounts?.close();
     try {
       this.#db.exec("PRAGMA optimize");
     } catch (e) {

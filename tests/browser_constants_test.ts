@@ -91,6 +91,26 @@ Deno.test("the page takes the server's held-name reason for what it is, and wait
   );
 });
 
+Deno.test("the browser accepts and refuses the same names as the server", () => {
+  const names = [
+    "alice",
+    "Zoë_2.0-x",
+    "अनिल",
+    "สมชาย",
+    "Zoe\u0308",
+    "\u0301abc",
+    "Z\u0301\u0302\u0303\u0304algo",
+    "a b",
+    "<b>",
+    "a@b",
+    "emoji😀",
+    "alice\u3164",
+  ];
+  for (const name of names) {
+    assert.equal(wire.nameProblem(name) === "", nameProblem(name) === null, JSON.stringify(name));
+  }
+});
+
 Deno.test("the browser's name length is the server's: MAX_NAME_CHARS passes, one more does not", () => {
   for (const name of ["x".repeat(MAX_NAME_CHARS), "й".repeat(MAX_NAME_CHARS)]) {
     assert.equal(nameProblem(name), null);
@@ -122,7 +142,9 @@ Deno.test("the browser makes the same room of a name as the server, and refuses 
 
 Deno.test("an @mention takes in every character a name may hold", () => {
   // A name that ends in "." loses it in a mention ("thanks @bob." is bob): linkify's choice.
-  for (const name of ["alice", "Иван", "李雷", "Zoë_2.0-x", "a.b", "x".repeat(MAX_NAME_CHARS)]) {
+  for (
+    const name of ["alice", "Иван", "李雷", "Zoë_2.0-x", "a.b", "अनिल", "x".repeat(MAX_NAME_CHARS)]
+  ) {
     assert.equal(nameProblem(name), null, name);
     const found = linkify.segments(`hi @${name}, see`).filter((s) => s.mention !== undefined);
     assert.deepEqual(found.map((s) => s.mention), [name]);

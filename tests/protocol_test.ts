@@ -52,6 +52,16 @@ Deno.test("names allow Unicode letters, digits and _ - . up to 32 characters", (
   }
 });
 
+Deno.test("names may hold combining marks after a letter, as Devanagari, Thai and decomposed Latin need, but not a stack of them", () => {
+  for (const name of ["अनिल", "सुरेश", "สมชาย", "Zoe\u0308", "Nguye\u0302\u0303n", "क्षत्रिय"]) {
+    assert.equal(nameProblem(name), null, name);
+  }
+  assert.match(nameProblem("\u0301abc")!, /only letters/, "a mark cannot start a name");
+  assert.match(nameProblem("Z\u0301\u0302\u0303\u0304algo")!, /combining marks/);
+  // Composed and decomposed spellings are one name.
+  assert.equal(nameKey("Zoe\u0308"), nameKey("Zoë"));
+});
+
 Deno.test("names collide case-insensitively after NFKC normalisation", () => {
   assert.equal(nameKey("Alice"), nameKey("alice"));
   assert.equal(nameKey("ａｌｉｃｅ"), nameKey("alice")); // fullwidth letters
