@@ -12,7 +12,7 @@ import { Outbox } from "./outbox.js";
 import { layoutRows, pendingRows } from "./render.js";
 import { MemberList, renderSidebar } from "./sidebar.js";
 import { fetchMode, ready, refusal, Secrets, showLogin } from "./signin.js";
-import { ChatState, MEMBERS_PAGE, MEMBERS_PAGE_MAX, TYPING_SHOWN_MS } from "./state.js";
+import { ChatState, TYPING_SHOWN_MS } from "./state.js";
 import { load, save } from "./storage.js";
 import * as wire from "./wire.js";
 
@@ -71,9 +71,14 @@ const composer = new Composer(
   () => state.view?.kind === "room" && conn.send({ type: "typing", room: state.view.id }),
 );
 const log = new MessageLog(el("log"), el("messages"), pending, el("new-pill"), loadOlder);
+/** Asks for the page of the room's members that rows `first` to `end` lack, if any. */
 const memberList = new MemberList(el("members-scroll"), el("members"), (first, end) => {
-  const room = state.currentRoom;
-  if (room) askMembers(room, first, end);
+  const room = state.currentRoom, page = room?.joined && room.members.want(first, end);
+  if (!room || !page) return;
+  const ask = { type: "members", room: room.name, after: page.after || undefined };
+  if (conn.send({ ...ask, limit: page.limit, cid: `members:${room.name}` })) {
+    room.members.asked.push(page.after);
+  }
 });
 const conn = new Connection({
   url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
@@ -115,7 +120,7 @@ function closed(code, reason) {
   for (const r of state.rooms.values()) {
     r.joined = false;
     r.typing.clear();
-    r.members.clear();
+    r.members.reset([], 0, "");
   }
   for (const e of outbox.where((e) => e.state === "sent")) e.state = "queued";
   // Reconnecting after 4010 would start a tug of war with the tab that took over.
@@ -182,11 +187,7 @@ const handlers = {
     const rejoin = room.everJoined;
     room.joined = room.everJoined = true;
     // A big room's list comes a page at a time: this is the first, `count` says how many in all.
-    room.members.reset(
-      (Array.isArray(m.members) ? m.members : []).filter(isStr),
-      isNum(m.count) ? m.count : undefined,
-      state.me,
-    );
+    room.members.reset(wire.asNames(m.members), isNum(m.count) ? m.count : undefined, state.me);
     // What a rejoin fetches was missed while away, so it counts as unread.
     for (const msg of wire.asMessages(m.history)) if (room.add(msg)) arrived(room, msg, rejoin);
     if (m.more === true) history(room, "after");
@@ -223,23 +224,20 @@ const handlers = {
   members(m) {
     const room = state.rooms.get(m.room), after = room?.members.asked.shift();
     if (!room || after === undefined) return;
-    const names = (Array.isArray(m.members) ? m.members : []).filter(isStr);
     const count = isNum(m.count) ? m.count : room.members.count;
-    // A page asked for before a refetch dropped its place is dropped too; the draw asks again.
-    room.members.page(after, names, count, isStr(m.next) ? m.next : undefined);
+    // A page whose `after` left meanwhile is dropped; the draw asks again.
+    room.members.page(after, wire.asNames(m.members), count, isStr(m.next) ? m.next : undefined);
   },
 
   /** A big room's joins and leaves since its last frame, in one (at most one a second). */
   presence(m) {
     const room = state.rooms.get(m.room), r = room?.members;
     if (!room?.joined || !r) return;
-    const names = (/** @type {unknown} */ list) =>
-      (Array.isArray(list) ? list : []).filter((n) => isStr(n) && nameKey(n) !== state.meKey);
-    for (const name of names(m.left)) {
+    for (const name of wire.asNames(m.left)) {
       r.leave(name, true);
       room.typing.delete(nameKey(name));
     }
-    for (const name of names(m.joined)) r.join(name, true);
+    for (const name of wire.asNames(m.joined)) r.join(name, true);
     if (isNum(m.count)) r.count = m.count;
     // More changed than the frame names: what is on screen is fetched again (in a room not on
     // screen, when it is shown).
@@ -284,7 +282,8 @@ const handlers = {
     } else if (kind === "history") {
       if (room?.historyQueue.shift() === "before") room.loadingOlder = false;
     } else if (kind === "members") {
-      room?.members.asked.shift(); // the draw asks again while the list still lacks rows
+      // The draw asks again while the list still lacks rows.
+      room?.members.asked.shift();
     } else if (m.code !== "not_in_room") {
       // not_in_room without a cid answers a typing notice that raced a leave.
       composer.showError(`Something went wrong: ${words}`);
@@ -302,22 +301,6 @@ function joinOrLeave(m) {
   if (m.type === "join" ? !r.join(m.user) : !r.leave(m.user) && r.complete) return;
   room.typing.delete(key);
   room.addSystem(`${m.user} ${m.type === "join" ? "joined" : "left"}`, m.ts || Date.now());
-}
-
-/**
- * Asks for the page of `room`'s members that rows `first` to `end` (exclusive) lack, if any.
- * @param {import("./state.js").Room} room @param {number} first @param {number} end
- */
-function askMembers(room, first, end) {
-  const r = room.members, page = room.joined && r.want(first, end, MEMBERS_PAGE, MEMBERS_PAGE_MAX);
-  if (!page) return;
-  const ask = {
-    type: "members",
-    room: room.name,
-    after: page.after || undefined,
-    limit: page.limit,
-  };
-  if (conn.send({ ...ask, cid: `members:${room.name}` })) r.asked.push(page.after);
 }
 
 /**

@@ -39,12 +39,19 @@ export const MEMBER_ROW_PX = 36;
 /** Rows kept in the DOM beyond each edge of the member list's view. */
 export const MEMBER_OVERSCAN_ROWS = 5;
 
+/** A member's row: the reader's is not a button. @param {string} name @param {string} me */
+function entry(name, me) {
+  const inner = [avatar(name), span("dot on"), span("name", name)];
+  if (name === me) inner.push(span("you", "you"));
+  return name === me
+    ? h("span", { class: "entry" }, ...inner)
+    : button({ "data-dm": name, "aria-label": `${name}, online: message directly` }, ...inner);
+}
+
 /** MemberList draws one room's roster into a scrolling box, a window of rows at a time. */
 export class MemberList {
-  /** @type {import("./state.js").Roster | undefined} */
-  #roster;
-  #room = "";
-  #meKey = "";
+  /** @type {import("./state.js").Room | undefined} */
+  #room;
 
   /**
    * `scroller` scrolls `list`; `onNeed(first, end)` asks for rows `first` to `end` (exclusive)
@@ -60,56 +67,41 @@ export class MemberList {
     scroller.addEventListener("scroll", () => this.draw(), { passive: true });
   }
 
-  /**
-   * Shows `room`'s roster; another room starts at the top.
-   * @param {string} room @param {import("./state.js").Roster | undefined} roster @param {string} meKey
-   */
-  show(room, roster, meKey) {
+  /** Shows `room`'s members; another room starts at the top. @param {import("./state.js").Room | undefined} room */
+  show(room) {
     if (room !== this.#room) this.scroller.scrollTop = 0;
     this.#room = room;
-    this.#roster = roster;
-    this.#meKey = meKey;
     this.draw();
   }
 
   draw() {
-    const r = this.#roster;
+    const r = this.#room?.members;
     if (!r) return;
-    const rows = r.rows, top = this.scroller.scrollTop;
+    const rows = r.rows,
+      top = this.scroller.scrollTop,
+      px = MEMBER_ROW_PX,
+      more = MEMBER_OVERSCAN_ROWS;
     // Hidden (a conversation is open) it has no height: draw as if a window tall, then stop.
-    const height = this.scroller.clientHeight || innerHeight;
-    const first = Math.max(0, Math.floor(top / MEMBER_ROW_PX) - MEMBER_OVERSCAN_ROWS);
-    const end = Math.min(rows, Math.ceil((top + height) / MEMBER_ROW_PX) + MEMBER_OVERSCAN_ROWS);
-    const total = `${rows * MEMBER_ROW_PX}px`, pad = `${first * MEMBER_ROW_PX}px`;
-    if (this.list.style.height !== total) this.list.style.height = total;
-    if (this.list.style.paddingTop !== pad) this.list.style.paddingTop = pad;
-    /** @type {{ row: number, name: string | undefined }[]} */
+    const height = this.scroller.clientHeight || innerHeight, list = this.list;
+    const first = Math.max(0, Math.floor(top / px) - more);
+    const end = Math.min(rows, Math.ceil((top + height) / px) + more);
+    list.style.height = `${rows * px}px`;
+    list.style.paddingTop = `${first * px}px`;
+    /** @type {number[]} */
     const shown = [];
-    for (let row = first; row < end; row++) shown.push({ row, name: r.at(row) });
-    const size = String(rows);
-    syncList(
-      this.list,
-      shown,
-      (x) => x.name === undefined ? `…${x.row}` : nameKey(x.name),
-      (x) => [x.name === undefined ? span("entry placeholder", "Loading…") : this.#entry(x.name)],
-      (li, x) => {
-        if (li.getAttribute("aria-setsize") !== size) li.setAttribute("aria-setsize", size);
-        const pos = String(x.row + 1);
-        if (li.getAttribute("aria-posinset") !== pos) li.setAttribute("aria-posinset", pos);
-      },
-    );
-    this.list.setAttribute("aria-busy", String(end > r.held && !r.complete));
+    for (let row = first; row < end; row++) shown.push(row);
+    syncList(list, shown, (row) => {
+      const name = r.at(row);
+      return name === undefined ? `…${row}` : nameKey(name);
+    }, (row) => {
+      const name = r.at(row);
+      return [name === undefined ? span("entry placeholder", "Loading…") : entry(name, r.me)];
+    }, (li, row) => {
+      li.ariaSetSize = String(rows);
+      li.ariaPosInSet = String(row + 1);
+    });
+    list.ariaBusy = String(end > r.held && !r.complete);
     this.onNeed(first, end);
-  }
-
-  /** @param {string} name */
-  #entry(name) {
-    const me = nameKey(name) === this.#meKey;
-    const inner = [avatar(name), span("dot on"), span("name", name)];
-    if (me) inner.push(span("you", "you"));
-    return me
-      ? h("span", { class: "entry" }, ...inner)
-      : button({ "data-dm": name, "aria-label": `${name}, online: message directly` }, ...inner);
   }
 }
 
@@ -144,7 +136,7 @@ export function renderSidebar(state, memberList) {
     el("members-title"),
     room ? `Members · ${room.members.count.toLocaleString()}` : "Members",
   );
-  memberList.show(room?.name ?? "", room?.members, state.meKey);
+  memberList.show(room);
 
   el("dms-empty").hidden = state.dms.size > 0;
   syncList(el("dms"), [...state.dms.values()], (c) => nameKey(c.peer), (c) => [

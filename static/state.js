@@ -41,11 +41,13 @@ export class Roster {
   names = [];
   /** @type {string[]} the name key of each of `names` */
   #keys = [];
-  /** @type {Map<string, { name: string, gen: number }>} by name key: everyone held, the reader included, with the generation last confirmed */
-  #known = new Map();
+  /** @type {Map<string, number>} by name key, everyone held (the reader too): the generation it was last confirmed in */
+  #gens = new Map();
   /** Bumped by `stale()`: names confirmed before are shown but fetched again. */
   #gen = 0;
   #me = "";
+  /** The reader's name, when they are in the room. */
+  me = "";
   /** The last name of the prefix held ("" before any): the next page's `after`. */
   tail = "";
   /** The prefix is the whole list: no page is left to ask for. */
@@ -55,21 +57,12 @@ export class Roster {
 
   /** @param {string} key */
   has(key) {
-    return this.#known.has(key);
-  }
-
-  get #hasMe() {
-    return this.#me !== "" && this.#known.has(this.#me);
-  }
-
-  /** The reader's name, when they are in the room. */
-  get me() {
-    return this.#known.get(this.#me)?.name ?? "";
+    return this.#gens.has(key);
   }
 
   /** Rows held: the reader's and the prefix of the others. */
   get held() {
-    return this.names.length + +this.#hasMe;
+    return this.names.length + +!!this.me;
   }
 
   /** Rows to show: the reader first (when listed), then everyone else the count says is here. */
@@ -80,29 +73,25 @@ export class Roster {
   /** The name on `row` (the reader's row first), or undefined while its page is not here. */
   /** @param {number} row */
   at(row) {
-    return row === 0 && this.#hasMe ? this.me : this.names[row - +this.#hasMe];
+    return this.me && !row ? this.me : this.names[row - +!!this.me];
   }
 
   /**
    * Starts over from a `joined`: its first page and count (a server without counts sends
    * everyone, so the page is then the whole list). The reader is in the room, wherever their
-   * name falls in the list.
+   * name falls in the list; "" forgets everyone (the connection dropped).
    * @param {string[]} names @param {number | undefined} count @param {string} me
    */
   reset(names, count, me) {
     this.#me = nameKey(me);
-    this.#known = new Map(me ? [[this.#me, { name: me, gen: this.#gen }]] : []);
+    this.me = me;
+    this.#gens = new Map(me ? [[this.#me, 0]] : []);
     this.names = [];
     this.#keys = [];
     this.asked = [];
     this.tail = "";
     this.page("", names, count ?? names.length, undefined);
     this.complete = count === undefined || count <= names.length;
-  }
-
-  /** Forgets everyone (the connection dropped: nobody is known to be here). */
-  clear() {
-    this.reset([], 0, "");
   }
 
   /**
@@ -113,30 +102,28 @@ export class Roster {
    * @param {string} after @param {string[]} names @param {number} count @param {string | undefined} next
    */
   page(after, names, count, next) {
+    const keys = this.#keys, gens = this.#gens, a = after && nameKey(after);
     this.count = count;
-    const a = after ? nameKey(after) : "";
-    let from = 0;
-    if (a && a !== nameKey(this.tail)) {
-      from = this.#keys.indexOf(a) + 1;
-      if (from === 0) return;
-    } else if (a) from = this.#keys.length;
+    // After the tail (or the reader, who is not in `keys`): an append.
+    let from = !a ? 0 : a === nameKey(this.tail) ? keys.length : keys.indexOf(a) + 1;
+    if (!from && a) return;
     const listed = new Set(names.map(nameKey));
-    let to = next === undefined ? this.#keys.length : from;
-    for (let i = from; i < this.#keys.length && next !== undefined; i++) {
-      if (listed.has(this.#keys[i])) to = i + 1;
+    let to = next === undefined ? keys.length : from;
+    for (let i = from; i < keys.length && next !== undefined; i++) {
+      if (listed.has(keys[i])) to = i + 1;
     }
-    const reachesEnd = to === this.#keys.length;
-    for (const key of this.#keys.slice(from, to)) this.#known.delete(key);
+    const reachesEnd = to === keys.length;
+    for (const key of keys.splice(from, to - from)) gens.delete(key);
     /** @type {string[]} */
-    const fresh = [], keys = [];
+    const fresh = [];
     for (const name of names) {
       const key = nameKey(name);
-      if (key !== this.#me && this.#known.has(key)) continue; // held elsewhere: keep one
-      this.#known.set(key, { name, gen: this.#gen });
-      if (key !== this.#me) fresh.push(name), keys.push(key);
+      // Held elsewhere already: keep one.
+      if (key !== this.#me && gens.has(key)) continue;
+      gens.set(key, this.#gen);
+      if (key !== this.#me) fresh.push(name), keys.splice(from + fresh.length - 1, 0, key);
     }
     this.names.splice(from, to - from, ...fresh);
-    this.#keys.splice(from, to - from, ...keys);
     // A page that reaches the end of the prefix moves the end.
     if (reachesEnd || !this.tail) {
       this.tail = next ?? names.at(-1) ?? this.tail;
@@ -151,28 +138,25 @@ export class Roster {
    * @param {string} name
    */
   join(name, counted = false) {
-    const key = nameKey(name);
-    if (this.#known.has(key)) return false;
+    const key = nameKey(name), keys = this.#keys;
+    if (this.#gens.has(key)) return false;
     if (!counted) this.count++;
     if (this.complete || key < nameKey(this.tail)) {
-      this.#known.set(key, { name, gen: this.#gen });
-      let i = this.#keys.findIndex((k) => k > key);
-      if (i < 0) i = this.#keys.length;
-      this.names.splice(i, 0, name);
-      this.#keys.splice(i, 0, key);
+      this.#gens.set(key, this.#gen);
+      const i = keys.findIndex((k) => k > key), at = i < 0 ? keys.length : i;
+      this.names.splice(at, 0, name);
+      keys.splice(at, 0, key);
     }
     return true;
   }
 
   /** Someone left; returns whether they were held here. @param {string} name */
   leave(name, counted = false) {
-    const key = nameKey(name), was = this.#known.delete(key);
+    const key = nameKey(name), i = this.#keys.indexOf(key);
+    // The reader stays, whatever a frame says, for as long as this page is in the room.
+    const was = key !== this.#me && this.#gens.delete(key);
     if (!counted && (was || !this.complete)) this.count = Math.max(0, this.count - 1);
-    const i = this.#keys.indexOf(key);
-    if (i >= 0) {
-      this.names.splice(i, 1);
-      this.#keys.splice(i, 1);
-    }
+    if (i >= 0) this.names.splice(i, 1), this.#keys.splice(i, 1);
     return was;
   }
 
@@ -184,21 +168,23 @@ export class Roster {
   /**
    * The page to ask for so that rows `first` to `end` (exclusive) are here and current, or null:
    * a stale row in that stretch first, then the rows past the prefix. One request per `after`.
-   * @param {number} first @param {number} end @param {number} min @param {number} max
+   * @param {number} first @param {number} end
    * @returns {{ after: string, limit: number } | null}
    */
-  want(first, end, min, max) {
-    const me = +this.#hasMe, held = this.held;
-    let ask = null;
-    for (let row = Math.max(first, me); row < Math.min(end, held); row++) {
-      if (this.#known.get(this.#keys[row - me])?.gen !== this.#gen) {
-        ask = { after: this.names[row - me - 1] ?? "", rows: end - row };
-        break;
-      }
-    }
-    if (!ask && !this.complete && end > held) ask = { after: this.tail, rows: end - held };
+  want(first, end) {
+    const me = +!!this.me, held = this.held;
+    let row = Math.max(first, me);
+    while (row < Math.min(end, held) && this.#gens.get(this.#keys[row - me]) === this.#gen) row++;
+    const ask = row < Math.min(end, held)
+      ? { after: this.names[row - me - 1] ?? "", rows: end - row }
+      : !this.complete && end > held
+      ? { after: this.tail, rows: end - held }
+      : null;
     if (!ask || this.asked.includes(ask.after)) return null;
-    return { after: ask.after, limit: Math.min(max, Math.max(min, ask.rows)) };
+    return {
+      after: ask.after,
+      limit: Math.min(MEMBERS_PAGE_MAX, Math.max(MEMBERS_PAGE, ask.rows)),
+    };
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { nameKey } from "../protocol/protocol.ts";
-import { DEFAULT_MEMBERS_PAGE, MAX_MEMBERS_PAGE } from "../protocol/protocol.ts";
+import { MAX_MEMBERS_PAGE } from "../protocol/protocol.ts";
 
 interface Roster {
   count: number;
@@ -21,12 +21,7 @@ interface Roster {
   join(name: string, counted?: boolean): boolean;
   leave(name: string, counted?: boolean): boolean;
   stale(): void;
-  want(
-    first: number,
-    end: number,
-    min: number,
-    max: number,
-  ): { after: string; limit: number } | null;
+  want(first: number, end: number): { after: string; limit: number } | null;
 }
 const { Roster: RosterClass }: { Roster: new () => Roster } = await import(
   new URL("../static/state.js", import.meta.url).href
@@ -63,7 +58,7 @@ function joined(server: FakeServer): Roster {
 /** Answers what `r` wants for rows `first` to `end` until it wants nothing; returns the asks. */
 function serve(r: Roster, server: FakeServer, first: number, end: number) {
   const asks: { after: string; limit: number }[] = [];
-  for (let w; (w = r.want(first, end, DEFAULT_MEMBERS_PAGE, MAX_MEMBERS_PAGE));) {
+  for (let w; (w = r.want(first, end));) {
     assert.ok(asks.length < 100, "it never stops asking");
     asks.push(w);
     const { names, next } = server.page(w.after, w.limit);
@@ -82,7 +77,7 @@ Deno.test("A roster holds joined's page and the count, and asks for nothing the 
   assert.equal(r.rows, 2000);
   assert.equal(r.at(0), "alice");
   assert.equal(r.complete, false);
-  assert.equal(r.want(0, 30, 100, 500), null);
+  assert.equal(r.want(0, 30), null);
   assert.equal(r.at(150), undefined, "a row past the pages held is not known yet");
 });
 
@@ -146,7 +141,7 @@ Deno.test("A page whose after is no longer held is dropped, and the roster asks 
   const server = new FakeServer(["alice", ...crowd(1999)]);
   const r = joined(server);
   r.stale();
-  const w = r.want(10, 40, 100, 500)!;
+  const w = r.want(10, 40)!;
   r.asked.push(w.after);
   const answer = server.page(w.after, w.limit);
   r.leave(w.after);
