@@ -408,6 +408,7 @@ export class Hub implements ClientHandler {
   sweep(): void {
     const now = this.#now();
     this.#sessions.sweep();
+    this.#greeting.sweep();
     this.#messages.expire(now);
     this.#retention.run(now);
   }

@@ -26,6 +26,9 @@ export interface AuthOptions {
   jwt: JwtVerifier | null;
 }
 
+/** The close reason of a hello whose shared password is missing or wrong. */
+export const PASSWORD_REFUSED = "password required or wrong";
+
 /** Compares two strings in time that depends only on their lengths, not on where they differ. */
 export function timingSafeEqual(a: string, b: string): boolean {
   const x = new TextEncoder().encode(a);
@@ -47,11 +50,10 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
     password === null ||
     (hello.password !== undefined && timingSafeEqual(hello.password, password));
   if (jwt === null) {
-    return (hello) =>
-      passwordOk(hello) ? open(hello) : { ok: false, reason: "password required or wrong" };
+    return (hello) => passwordOk(hello) ? open(hello) : { ok: false, reason: PASSWORD_REFUSED };
   }
   return async (hello) => {
-    if (!passwordOk(hello)) return { ok: false, reason: "password required or wrong" };
+    if (!passwordOk(hello)) return { ok: false, reason: PASSWORD_REFUSED };
     if (hello.token === undefined) return { ok: false, reason: "token required" };
     const result = await jwt(hello.token);
     if (!result.ok) return { ok: false, reason: "token invalid or expired" };

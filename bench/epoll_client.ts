@@ -198,8 +198,8 @@ export class EpollSocket implements BenchSocket {
     this.#reader.onCloseFrame = (code) => this.#finish(code);
   }
 
-  /** Opens `ws://127.0.0.1:port/path` and completes the upgrade. */
-  static connect(url: URL): Promise<EpollSocket> {
+  /** Opens `ws://127.0.0.1:port/path` and completes the upgrade within `timeoutMs`. */
+  static connect(url: URL, timeoutMs = HANDSHAKE_TIMEOUT_MS): Promise<EpollSocket> {
     const loop = EpollLoop.get();
     const { libc } = loop;
     const addr = sockaddr(url.hostname, Number(url.port || 80));
@@ -215,8 +215,8 @@ export class EpollSocket implements BenchSocket {
     const { promise, resolve, reject } = Promise.withResolvers<EpollSocket>();
     const socket = new EpollSocket(loop, fd, { resolve, reject });
     const timer = setTimeout(
-      () => socket.#fail(`no upgrade within ${HANDSHAKE_TIMEOUT_MS} ms`),
-      HANDSHAKE_TIMEOUT_MS,
+      () => socket.#fail(`no upgrade within ${timeoutMs} ms`),
+      timeoutMs,
     );
     promise.then(() => clearTimeout(timer), () => clearTimeout(timer));
     socket.#request = upgradeRequest(url);

@@ -21,6 +21,7 @@ import { SeqCheck } from "./seq_check.ts";
 import { countRefusals } from "./refusals.ts";
 import { joinAs } from "./session.ts";
 import { RawWebSocket } from "./ws_client.ts";
+import { serveLines } from "./line_server.ts";
 
 /** The process exits by itself after this long even if the orchestrator vanished, in seconds. */
 const DEFAULT_MAX_LIFETIME_S = 30 * 60;
@@ -247,39 +248,6 @@ async function handle(req: Request): Promise<Reply> {
   }
 }
 
-const encoder = new TextEncoder();
-let writing = Promise.resolve();
-function reply(r: Reply): void {
-  const bytes = encoder.encode(JSON.stringify(r) + "\n");
-  writing = writing.then(async () => {
-    let off = 0;
-    while (off < bytes.length) off += await Deno.stdout.write(bytes.subarray(off));
-  });
+if (import.meta.main) {
+  void serveLines<Request>("loadgen", Number(Deno.args[0] ?? DEFAULT_MAX_LIFETIME_S), handle);
 }
-
-async function main(): Promise<void> {
-  const lifetime = Number(Deno.args[0] ?? DEFAULT_MAX_LIFETIME_S);
-  setTimeout(() => {
-    console.error("loadgen: max lifetime reached, exiting");
-    Deno.exit(2);
-  }, lifetime * 1000);
-  let pending = "";
-  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
-    pending += chunk;
-    let nl: number;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      if (!line) continue;
-      const req = JSON.parse(line) as Request; // trusted: written by bench/main.ts
-      handle(req).then(
-        reply,
-        (e) => reply({ id: req.id, ok: false, error: e instanceof Error ? e.message : String(e) }),
-      );
-    }
-  }
-  // The orchestrator went away: stop everything.
-  Deno.exit(0);
-}
-
-if (import.meta.main) main();

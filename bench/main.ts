@@ -15,7 +15,21 @@ import { serverCommand } from "./processes.ts";
 import { redisServerVersion } from "../scripts/redis_process.ts";
 import { type Placement, Target, type TargetSpec } from "./run.ts";
 import { combineRepeats, DEFAULT_TEXT_BYTES, SLOW_TEXT_BYTES } from "./scenarios.ts";
-import { type ScenarioName, type ScenarioResult, SCENARIOS } from "./scenario_types.ts";
+import {
+  LARGE_ROOM_SCENARIOS,
+  type ScenarioName,
+  type ScenarioResult,
+  SCENARIOS,
+} from "./scenario_types.ts";
+import {
+  CHURN_MEMBERS,
+  DEFAULT_CHURN_PER_MIN,
+  DEFAULT_OPEN_RATE,
+  RECONNECT_MEMBERS,
+  SETUP_LIMIT_S,
+  STORM_CLIENTS,
+  STORM_LIMIT_S,
+} from "./large_room.ts";
 import { runScenario } from "./scenario_runner.ts";
 import { sleep } from "./run.ts";
 import { OVERLOAD_CLIENTS, OVERLOAD_FACTOR, SLOW_MEMBERS, STALLED_MEMBERS } from "./overload.ts";
@@ -58,7 +72,17 @@ Options:
                       several with commas. overload probes the capacity, then offers
                       ${OVERLOAD_FACTOR}× it to one room of fast readers, ${STALLED_MEMBERS} stalled members (never read)
                       and ${SLOW_MEMBERS} slow ones (~100 KB/s): delivery per kind, evictions by kind,
-                      rate_limited refusals, peak RSS
+                      rate_limited refusals, peak RSS.
+                      Large rooms (not in all; the real server only; --scenario large-room
+                      runs the four): join-storm (${STORM_CLIENTS} clients join one room, opened at
+                      --open-rate; time from the last connect until all are in, server CPU per
+                      join first vs last decile), reconnect-storm (${RECONNECT_MEMBERS} members, a restart
+                      on the same data file, all back at once with since: time to joined,
+                      every missed message exactly once), churn (${CHURN_MEMBERS} members, 100 msg/s,
+                      p99 without vs with --churn), idle-room (${STORM_CLIENTS} idle connections in one
+                      room: server RSS per connection). --clients sets their size, --duration
+                      their wait bound (storms: default ${STORM_LIMIT_S} s; idle-room: ${SETUP_LIMIT_S} s)
+                      or window (churn)
   --mode MODE         server, naive or both (default both: every figure also as server ÷ naive)
   --bun PATH          also measure Bun's pub/sub (bench/bun_server.ts run by the Bun executable
                       PATH, e.g. from \`npm install bun\` in a scratch directory), same scenarios
@@ -78,6 +102,9 @@ Options:
   --rate R[,R…]       messages/s into the server (capacity: the rates to climb; others: first;
                       overload: the offered rate, instead of ${OVERLOAD_FACTOR}× the probed capacity)
   --duration S        measured seconds per step (default 5-10 by scenario)
+  --open-rate R       large rooms: clients opened per second (default ${DEFAULT_OPEN_RATE})
+  --churn P           churn: percent of the room's members that leave and rejoin per minute
+                      (default ${DEFAULT_CHURN_PER_MIN * 100})
   --url URL           measure a running server (ws://host:port/ws) instead of starting one
   --pid PID           with --url: that server's pid, for CPU and memory figures
   --workers N         load-generator processes (default ${DEFAULT_WORKERS})
@@ -117,6 +144,8 @@ interface Options {
   clients?: number;
   rates?: number[];
   durationS?: number;
+  openRate?: number;
+  churnPerMin?: number;
   workers: number;
   textBytes?: number;
   /** Flags for the real server, without the history store (`--data` or `--redis`). */
@@ -152,6 +181,8 @@ function parseOptions(args: string[]): Options | "help" {
       clients: { type: "string" },
       rate: { type: "string" },
       duration: { type: "string" },
+      "open-rate": { type: "string" },
+      churn: { type: "string" },
       url: { type: "string" },
       pid: { type: "string" },
       workers: { type: "string" },
@@ -176,15 +207,17 @@ function parseOptions(args: string[]): Options | "help" {
   }
   const multi = instances > 1;
   const scenarioText = values.scenario ?? (multi ? INSTANCE_SCENARIOS.join(",") : "all");
+  const known: readonly string[] = [...SCENARIOS, ...LARGE_ROOM_SCENARIOS];
   const scenarios = scenarioText === "all"
     ? [...(multi ? INSTANCE_SCENARIOS : SCENARIOS)]
-    : scenarioText.split(",").map((s) => {
-      if (!(SCENARIOS as readonly string[]).includes(s)) {
+    : scenarioText.split(",").flatMap((s): ScenarioName[] => {
+      if (s === "large-room") return [...LARGE_ROOM_SCENARIOS];
+      if (!known.includes(s)) {
         throw new Error(
-          `Cannot read --scenario: expected ${SCENARIOS.join(", ")} or all, got "${s}"`,
+          `Cannot read --scenario: expected ${known.join(", ")}, large-room or all, got "${s}"`,
         );
       }
-      return s as ScenarioName;
+      return [s as ScenarioName];
     });
   if (multi) {
     const other = scenarios.find((s) => !INSTANCE_SCENARIOS.includes(s));
@@ -216,6 +249,10 @@ function parseOptions(args: string[]): Options | "help" {
   }
   const rates = values.rate?.split(",").map((r) => positiveInt("rate", r)!);
   const duration = values.duration === undefined ? undefined : Number(values.duration);
+  const churnPct = values.churn === undefined ? undefined : Number(values.churn);
+  if (churnPct !== undefined && !(churnPct > 0)) {
+    throw new Error(`Cannot read --churn: expected a percentage > 0, got "${values.churn}"`);
+  }
   if (duration !== undefined && !(duration > 0)) {
     throw new Error(`Cannot read --duration: expected seconds > 0, got "${values.duration}"`);
   }
@@ -283,6 +320,8 @@ function parseOptions(args: string[]): Options | "help" {
     clients: positiveInt("clients", values.clients),
     rates,
     durationS: duration,
+    openRate: positiveInt("open-rate", values["open-rate"]),
+    churnPerMin: churnPct === undefined ? undefined : churnPct / 100,
     workers: positiveInt("workers", values.workers) ?? DEFAULT_WORKERS,
     textBytes: positiveInt("text-bytes", values["text-bytes"]),
     serverArgs,
@@ -430,6 +469,16 @@ export function withKnownFlags(args: readonly string[], known: ReadonlySet<strin
   return kept;
 }
 
+/** `spec` with its `--data` pointed at `file` (the real server only). */
+function onDisk(spec: TargetSpec, file: string): TargetSpec {
+  if (spec.kind === "url") return spec;
+  const args = [...spec.args];
+  const at = args.lastIndexOf("--data");
+  if (at >= 0) args[at + 1] = file;
+  else args.push("--data", file);
+  return { ...spec, args };
+}
+
 /** "1 load-generator process", "2 load-generator processes". */
 function generators(n: number): string {
   return `${n} load-generator process${n === 1 ? "" : "es"}`;
@@ -567,7 +616,15 @@ async function main(): Promise<number> {
     // Repeats alternate the targets, so slow drifts in background load hit both alike.
     const runs = Array.from({ length: opts.repeat }, (_, r) => specs.map((spec) => ({ spec, r })))
       .flat();
-    for (const { spec, r } of runs) {
+    for (const { spec: given, r } of runs) {
+      const largeRoom = (LARGE_ROOM_SCENARIOS as readonly string[]).includes(scenario);
+      // The large rooms measure the real server: the baselines have no since, history or store.
+      if (largeRoom && given.kind !== "server" && given.kind !== "url") continue;
+      const dataFile = scenario === "reconnect-storm" && given.kind === "server"
+        ? await Deno.makeTempFile({ prefix: "chat-bench-", suffix: ".db" })
+        : undefined;
+      // The restart must find the room's history again: the same data, on disk.
+      const spec = dataFile ? onDisk(given, dataFile) : given;
       const name = spec.kind === "url" ? spec.kind : spec.label ?? spec.kind;
       const label = `${scenario} · ${name}${opts.repeat > 1 ? ` #${r + 1}` : ""}`;
       let target: Target | undefined;
@@ -582,6 +639,8 @@ async function main(): Promise<number> {
           clients: opts.clients,
           rates: opts.rates,
           durationS: opts.durationS,
+          openRate: opts.openRate,
+          churnPerMin: opts.churnPerMin,
           textBytes: opts.textBytes,
           tag: `${tag}${all.length + results.length}`,
         }, (line) => progress(`${label} · ${line}`));
@@ -608,6 +667,11 @@ async function main(): Promise<number> {
         if (target) {
           await target.close();
           open.delete(target);
+        }
+        if (dataFile) {
+          for (const suffix of ["", "-wal", "-shm", "-journal"]) {
+            await Deno.remove(dataFile + suffix).catch(() => {});
+          }
         }
       }
     }

@@ -118,6 +118,8 @@ export class ServerProcess {
   #child: Deno.ChildProcess;
   #output: { text: string };
   #slowConsumers: SlowConsumerEvent[];
+  /** How it was started, so `restart` starts it the same way (same flags, same data file). */
+  #launch: { args: string[]; core?: number; source: ServerSource };
 
   private constructor(
     kind: ServerKind,
@@ -125,8 +127,10 @@ export class ServerProcess {
     httpUrl: string,
     output: { text: string },
     slowConsumers: SlowConsumerEvent[],
+    launch: { args: string[]; core?: number; source: ServerSource },
   ) {
     this.#slowConsumers = slowConsumers;
+    this.#launch = launch;
     this.kind = kind;
     this.#child = child;
     this.pid = child.pid;
@@ -174,7 +178,11 @@ export class ServerProcess {
           );
         }),
       ]);
-      return new ServerProcess(kind, child, httpUrl, output, slowConsumers);
+      return new ServerProcess(kind, child, httpUrl, output, slowConsumers, {
+        args,
+        core,
+        source,
+      });
     } catch (e) {
       try {
         child.kill("SIGKILL");
@@ -232,31 +240,49 @@ export class ServerProcess {
   async stop(): Promise<void> {
     await terminate(this.#child);
   }
+
+  /**
+   * Stops this server and starts a new one the same way (same flags, so the same data file) on a
+   * new port: a restart as an operator does it. This object is stopped afterwards.
+   */
+  async restart(): Promise<ServerProcess> {
+    await this.stop();
+    const { args, core, source } = this.#launch;
+    return await ServerProcess.start(this.kind, args, core, source);
+  }
 }
 
-/** One load-generator process (bench/loadgen.ts), driven by request/reply lines. */
-export class LoadGenerator {
+/** A reply on a child's stdout: `ok` with the request's `id`, or an error. */
+type LineReply = { id: number; ok: true } | { id: number; ok: false; error: string };
+
+/**
+ * A bench child process driven by request/reply lines: one JSON request per line on its stdin
+ * (numbered with `id` here), one reply per request on its stdout with the same `id`. Its stderr
+ * is copied to ours. `Body` is a request before numbering; `Ok` its successful reply.
+ */
+export class LineChild<Body extends { cmd: string }, Ok extends { id: number; ok: true }> {
   readonly pid: number;
   #child: Deno.ChildProcess;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #nextId = 1;
-  #waiting = new Map<number, (reply: Reply) => void>();
+  #waiting = new Map<number, (reply: Ok | Extract<LineReply, { ok: false }>) => void>();
   #output = { text: "" };
   #exited = false;
 
-  constructor(core: number | undefined, maxLifetimeS: number, io: "epoll" | "deno") {
-    const entry = new URL("loadgen.ts", BENCH_DIR).pathname;
+  /** Starts `deno run -A <flags> bench/<entry> <args…>`, pinned to `core` when set. */
+  constructor(entry: string, args: string[], core: number | undefined) {
+    const path = new URL(entry, BENCH_DIR).pathname;
     const flags = extraFlags("BENCH_LOADGEN_FLAGS");
     this.#child = pinnedCommand(
       core,
-      [Deno.execPath(), "run", "-A", ...flags, entry, String(maxLifetimeS), io],
+      [Deno.execPath(), "run", "-A", ...flags, path, ...args],
       "piped",
     )
       .spawn();
     this.pid = this.#child.pid;
     this.#writer = this.#child.stdin.getWriter();
     drain(this.#child.stdout, { text: "" }, (line) => {
-      const reply = JSON.parse(line) as Reply; // written by bench/loadgen.ts
+      const reply = JSON.parse(line) as Ok | Extract<LineReply, { ok: false }>; // our own child
       this.#waiting.get(reply.id)?.(reply);
       this.#waiting.delete(reply.id);
     }).catch(() => {});
@@ -264,20 +290,19 @@ export class LoadGenerator {
     this.#child.status.then(() => {
       this.#exited = true;
       for (const [id, resolve] of this.#waiting) {
-        resolve({ id, ok: false, error: `load generator exited\n${this.#output.text}` });
+        resolve({ id, ok: false, error: `${entry} exited\n${this.#output.text}` });
       }
       this.#waiting.clear();
     });
   }
 
   /** Sends one request and waits for its reply; throws on an error reply or timeout. */
-  async request(
-    body: RequestBody,
-    timeoutMs = 10_000,
-  ): Promise<Extract<Reply, { ok: true }>> {
-    if (this.#exited) throw new Error("Cannot send request: load generator exited");
+  async request(body: Body, timeoutMs = 10_000): Promise<Ok> {
+    if (this.#exited) throw new Error(`Cannot send ${body.cmd}: the child process exited`);
     const id = this.#nextId++;
-    const reply = new Promise<Reply>((resolve) => this.#waiting.set(id, resolve));
+    const reply = new Promise<Ok | Extract<LineReply, { ok: false }>>((resolve) =>
+      this.#waiting.set(id, resolve)
+    );
     await this.#writer.write(new TextEncoder().encode(JSON.stringify({ ...body, id }) + "\n"));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -296,10 +321,10 @@ export class LoadGenerator {
     }
   }
 
-  /** Asks the process to exit, then kills it if it lingers; safe to call twice. */
-  async stop(): Promise<void> {
+  /** Sends `exit`, then kills the process if it lingers; safe to call twice. */
+  async stop(exit: Body): Promise<void> {
     if (!this.#exited) {
-      await this.request({ cmd: "exit" }, 2_000).catch(() => {});
+      await this.request(exit, 2_000).catch(() => {});
     }
     const timer = setTimeout(() => {
       try {
@@ -311,6 +336,29 @@ export class LoadGenerator {
     try {
       this.#writer.releaseLock();
     } catch { /* already released */ }
+  }
+}
+
+/** One load-generator process (bench/loadgen.ts), driven by request/reply lines. */
+export class LoadGenerator {
+  #child: LineChild<RequestBody, Extract<Reply, { ok: true }>>;
+
+  constructor(core: number | undefined, maxLifetimeS: number, io: "epoll" | "deno") {
+    this.#child = new LineChild("loadgen.ts", [String(maxLifetimeS), io], core);
+  }
+
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Sends one request and waits for its reply; throws on an error reply or timeout. */
+  request(body: RequestBody, timeoutMs = 10_000): Promise<Extract<Reply, { ok: true }>> {
+    return this.#child.request(body, timeoutMs);
+  }
+
+  /** Asks the process to exit, then kills it if it lingers; safe to call twice. */
+  stop(): Promise<void> {
+    return this.#child.stop({ cmd: "exit" });
   }
 }
 

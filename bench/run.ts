@@ -133,15 +133,17 @@ export interface StepOptions {
 export class Target {
   readonly label: string;
   /** The first instance's address (the only one unless there are several instances). */
-  readonly wsUrl: string;
+  wsUrl: string;
   /** Every instance's address, in start order. */
-  readonly wsUrls: string[];
+  wsUrls: string[];
   /** The servers this target started, in start order (empty for a URL target). */
-  readonly servers: ServerProcess[];
+  servers: ServerProcess[];
   /** The private Redis the instances share, if any. */
   readonly redis: RedisProcess | undefined;
   /** Pids of the servers (a URL target's pid when given). */
-  readonly serverPids: number[];
+  serverPids: number[];
+  /** Where this target's processes run (scenarios that start their own clients use it too). */
+  readonly place: Placement;
   readonly loadgens: LoadGenerator[];
   #owner = new Map<string, LoadGenerator>();
   /** Index into `wsUrls` of each client's server. */
@@ -157,7 +159,9 @@ export class Target {
     pids: number[],
     loadgens: LoadGenerator[],
     redis: RedisProcess | undefined,
+    place: Placement,
   ) {
+    this.place = place;
     this.label = label;
     this.wsUrl = wsUrls[0];
     this.wsUrls = wsUrls;
@@ -204,7 +208,7 @@ export class Target {
     }
     if (spec.kind === "url") {
       const pids = spec.pid === undefined ? [] : [spec.pid];
-      return new Target("url", [spec.url], [], pids, loadgens, undefined);
+      return new Target("url", [spec.url], [], pids, loadgens, undefined, place);
     }
     return new Target(
       spec.label ?? spec.kind,
@@ -213,7 +217,25 @@ export class Target {
       servers.map((s) => s.pid),
       loadgens,
       redis,
+      place,
     );
+  }
+
+  /**
+   * Restarts the one server this target started (same flags and data file, a new port); its
+   * clients must connect again to the new `wsUrl`.
+   */
+  async restartServer(): Promise<void> {
+    if (this.servers.length !== 1) {
+      throw new Error(
+        `Cannot restart the server: this target has ${this.servers.length} servers it started`,
+      );
+    }
+    const server = await this.servers[0].restart();
+    this.servers = [server];
+    this.wsUrl = server.wsUrl;
+    this.wsUrls = [server.wsUrl];
+    this.serverPids = [server.pid];
   }
 
   /** Current server RSS in bytes, summed over instances (NaN when the pid is unknown). */

@@ -7,6 +7,7 @@ import type { Target } from "./run.ts";
 import type { ScenarioName, ScenarioOptions, ScenarioResult } from "./scenario_types.ts";
 import { capacity, idle, latency, type Progress, rooms, slow } from "./scenarios.ts";
 import { overload } from "./overload.ts";
+import { runLargeRoom } from "./large_room.ts";
 
 /** Runs scenario `name` against `target`. */
 export function runScenario(
@@ -28,5 +29,10 @@ export function runScenario(
       return latency(target, opts, progress);
     case "overload":
       return overload(target, opts, progress);
+    case "join-storm":
+    case "reconnect-storm":
+    case "churn":
+    case "idle-room":
+      return runLargeRoom(name, target, opts, progress);
   }
 }

@@ -8,8 +8,21 @@ import type { StepResult } from "./run.ts";
 
 /** Scenario names, in the order `--scenario all` runs them. */
 export const SCENARIOS = ["latency", "capacity", "rooms", "slow", "idle", "overload"] as const;
+/**
+ * The large-room scenarios (issue 16), in the order `--scenario large-room` runs them; not part of
+ * `all`, since at full size each fills one room with thousands of members (minutes on a server
+ * whose joins cost the room's size).
+ */
+export const LARGE_ROOM_SCENARIOS = [
+  "join-storm",
+  "reconnect-storm",
+  "churn",
+  "idle-room",
+] as const;
+/** One large-room scenario name. */
+export type LargeRoomScenario = typeof LARGE_ROOM_SCENARIOS[number];
 /** One scenario name. */
-export type ScenarioName = typeof SCENARIOS[number];
+export type ScenarioName = typeof SCENARIOS[number] | LargeRoomScenario;
 
 /** Knobs shared by every scenario; undefined means the scenario's own default. */
 export interface ScenarioOptions {
@@ -19,6 +32,10 @@ export interface ScenarioOptions {
   durationS?: number;
   /** Size of each text; undefined means the scenario's own (64 bytes; slow: 1024). */
   textBytes?: number;
+  /** Clients opened per second (the large-room scenarios); undefined: the scenario's own. */
+  openRate?: number;
+  /** Share of a room's members that leave and rejoin per minute (churn); undefined: 10%. */
+  churnPerMin?: number;
   /** Short unique tag for names and rooms, so runs against one URL never collide. */
   tag: string;
 }

@@ -44,8 +44,11 @@ export class RawWebSocket implements BenchSocket {
     this.#reader.onCloseFrame = (code) => this.#finish(code);
   }
 
-  /** Opens `ws://host:port/path` and completes the upgrade; call `start()` to read frames. */
-  static async connect(url: URL): Promise<RawWebSocket> {
+  /**
+   * Opens `ws://host:port/path` and completes the upgrade within `timeoutMs`; call `start()` to
+   * read frames.
+   */
+  static async connect(url: URL, timeoutMs = HANDSHAKE_TIMEOUT_MS): Promise<RawWebSocket> {
     const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port || 80) });
     // Each say is one small write; Nagle's algorithm would hold it for the previous ACK.
     conn.setNoDelay(true);
@@ -53,7 +56,7 @@ export class RawWebSocket implements BenchSocket {
     const timer = setTimeout(() => {
       timedOut = true;
       conn.close();
-    }, HANDSHAKE_TIMEOUT_MS);
+    }, timeoutMs);
     try {
       const request = upgradeRequest(url);
       for (let off = 0; off < request.length;) off += await conn.write(request.subarray(off));
@@ -76,7 +79,7 @@ export class RawWebSocket implements BenchSocket {
     } catch (e) {
       clearTimeout(timer);
       if (timedOut) {
-        throw new Error(`Cannot open WebSocket: no upgrade within ${HANDSHAKE_TIMEOUT_MS} ms`);
+        throw new Error(`Cannot open WebSocket: no upgrade within ${timeoutMs} ms`);
       }
       try {
         conn.close();

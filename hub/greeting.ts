@@ -2,10 +2,17 @@
  * The hello: a new connection's credentials are checked (synchronously or not), its name is taken
  * through `Sessions`, and the welcome lets its commands in. A refused hello is closed with the
  * reason it failed (never the secret), so a client knows what to ask for.
+ *
+ * Guessing the shared password (`--password`) is bounded per client address: after
+ * MAX_FAILURES_PER_ACCOUNT wrong or missing passwords within SIGN_IN_WINDOW_MS (auth/sign_in_limit.ts),
+ * the address's hellos are closed unchecked, with 4001 and how long to wait, until its oldest
+ * failure ages out. The shared password is one secret for everyone, so it is counted by address
+ * only: one person mistyping it never locks out the others.
  */
 import type { Client } from "../client.ts";
 import { CloseCode, type Hello, welcomeLine } from "../protocol/protocol.ts";
-import type { Authenticator, AuthResult } from "../auth/auth.ts";
+import { type Authenticator, type AuthResult, PASSWORD_REFUSED } from "../auth/auth.ts";
+import { addressKey, SignInLimiter } from "../auth/sign_in_limit.ts";
 import type { HubObservers } from "./options.ts";
 import type { Replies } from "./replies.ts";
 import type { Session, Sessions } from "./sessions.ts";
@@ -22,19 +29,36 @@ export interface GreetingParts {
   version: string;
   /** True once shutdown began: new connections are closed with 1001. */
   draining: () => boolean;
+  /** @default Date.now */
+  now?: () => number;
 }
 
 /** Answers hellos. */
 export class Greeting {
   #p: GreetingParts;
+  #signIns: SignInLimiter;
 
   constructor(parts: GreetingParts) {
     this.#p = parts;
+    this.#signIns = new SignInLimiter({ now: parts.now });
+  }
+
+  /** Forgets addresses whose failed sign-ins have all aged out. */
+  sweep(): void {
+    this.#signIns.sweep();
   }
 
   hello(client: Client, hello: Hello): void {
     if (this.#p.draining()) {
       return client.close(CloseCode.shutdown, "server shutting down", "shutdown");
+    }
+    const address = addressKey(client.address);
+    const verdict = this.#signIns.check(address, address);
+    if (!verdict.ok) {
+      const seconds = Math.ceil(verdict.retryAfterMs / 1000);
+      const reason = `too many failed sign-ins, try again in ${seconds} s`;
+      this.#p.observers.event?.("warn", "unauthorized", { address: client.address, reason });
+      return client.close(CloseCode.unauthorized, reason, "unauthorized");
     }
     const checked: AuthResult | Promise<AuthResult> = this.#p.auth?.(hello) ??
       (hello.name === undefined
@@ -54,6 +78,10 @@ export class Greeting {
       return client.close(CloseCode.shutdown, "server shutting down", "shutdown");
     }
     if (!auth.ok) {
+      if (auth.reason === PASSWORD_REFUSED) {
+        const address = addressKey(client.address);
+        this.#signIns.failed(address, address);
+      }
       this.#p.observers.event?.("warn", "unauthorized", {
         address: client.address,
         reason: auth.reason,

@@ -23,6 +23,7 @@ import {
 } from "./limits.ts";
 import type { RetentionPolicy } from "../store/store.ts";
 import { LOG_LEVELS } from "./log.ts";
+import { MAX_FAILURES_PER_ACCOUNT, SIGN_IN_WINDOW_MS } from "../auth/sign_in_limit.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 /** The server's version, from deno.json, so `deno compile` embeds it. */
@@ -610,6 +611,9 @@ export function helpText(): string {
     `  ${PRESENCE_INTERVAL_MS} ms naming at most ${MAX_PRESENCE_NAMES} people`,
     `  at most ${MAX_WAITING_UPGRADES} upgrades wait for a pending slot, ${MAX_WAITING_PER_ADDRESS} per address`,
     `  a room keeps its last ${ROOM_CACHE_MESSAGES} messages in memory, at most ${ROOM_CACHE_BYTES} bytes of them`,
+    `  after ${MAX_FAILURES_PER_ACCOUNT} wrong passwords from one address in ${
+      SIGN_IN_WINDOW_MS / 60_000
+    } minutes its hellos are refused`,
     "",
   ].join("\n");
 }

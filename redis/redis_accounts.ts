@@ -34,6 +34,7 @@ import { nameKey } from "../protocol/protocol.ts";
 import {
   type Account,
   type AccountInfo,
+  accountInfo,
   type AccountStore,
   checkDevice,
   checkInvite,
@@ -503,7 +504,7 @@ export class RedisAccountStore implements AccountStore {
     const n = Math.min(Math.trunc(limit), MAX_LISTED_ACCOUNTS);
     if (!(n > 0)) return [];
     const reply = await this.#run("list accounts", LIST_ACCOUNTS, [afterKey, n]);
-    return entries(reply).map((e) => toInfo(toAccount(String(e[0]), pairs(e[1]))));
+    return entries(reply).map((e) => accountInfo(toAccount(String(e[0]), pairs(e[1]))));
   }
 
   async setPassword(id: string, passwordHash: string | null): Promise<boolean> {
@@ -733,11 +734,6 @@ function toAccount(id: string, f: Record<string, string>): Account {
     role: f.role === "admin" ? "admin" : "member",
     disabled: f.disabled === "1",
   };
-}
-
-function toInfo(a: Account): AccountInfo {
-  const { passwordHash, ...rest } = a;
-  return { ...rest, hasPassword: passwordHash !== null };
 }
 
 function toSession(id: string, f: Record<string, string>): SessionInfo {

@@ -288,6 +288,12 @@ export function newToken(): string {
     .replace(/=+$/, "");
 }
 
+/** What may be shown of an account: everything but its password hash. */
+export function accountInfo(a: Account): AccountInfo {
+  const { passwordHash, ...rest } = a;
+  return { ...rest, hasPassword: passwordHash !== null };
+}
+
 /** SHA-256 of a token, hex: what the store keeps instead of the token (see the module header). */
 export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");

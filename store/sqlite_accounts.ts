@@ -21,6 +21,7 @@ import { nameKey } from "../protocol/protocol.ts";
 import {
   type Account,
   type AccountInfo,
+  accountInfo,
   type AccountStore,
   checkDevice,
   checkInvite,
@@ -239,7 +240,7 @@ export class SqliteAccountStore implements AccountStore {
     this.#open("list accounts");
     const n = Math.min(Math.trunc(limit), MAX_LISTED_ACCOUNTS);
     if (!(n > 0)) return [];
-    return this.#s.listAccounts.all(afterKey, n).map((row) => toInfo(toAccount(row)));
+    return this.#s.listAccounts.all(afterKey, n).map((row) => accountInfo(toAccount(row)));
   }
 
   setPassword(id: string, passwordHash: string | null): boolean {
@@ -549,11 +550,6 @@ function toAccount(row: Row): Account {
 
 function toAccountOrNull(row: Row | undefined): Account | null {
   return row === undefined ? null : toAccount(row);
-}
-
-function toInfo(a: Account): AccountInfo {
-  const { passwordHash, ...rest } = a;
-  return { ...rest, hasPassword: passwordHash !== null };
 }
 
 function toSession(row: Row): SessionInfo {

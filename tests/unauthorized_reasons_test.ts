@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { signJwt } from "../auth/jwt.ts";
+import { MAX_FAILURES_PER_ACCOUNT, SIGN_IN_WINDOW_MS } from "../auth/sign_in_limit.ts";
 import { CLOSE_WAIT_MS, closedWithin, spawnServer, TestClient, within } from "./helpers.ts";
 
 const PASSWORD = "reasons-test-password";
@@ -93,5 +94,26 @@ Deno.test("a token that expires on an open connection closes it with 4001 token 
     assert.deepEqual([closed.code, closed.reason], [4001, "token invalid or expired"]);
   } finally {
     assert.equal(await server.stop(), 0);
+  }
+});
+
+Deno.test("guessing the shared password is bounded per address: past the limit even the right one is refused, saying how long to wait", async () => {
+  const server = await spawnServer(["--port", "0", "--password", PASSWORD]);
+  try {
+    for (let i = 0; i < MAX_FAILURES_PER_ACCOUNT; i++) {
+      assert.deepEqual(
+        await outcome(server.wsUrl, { name: `guess${i}`, password: `guess${i}` }),
+        [4001, "password required or wrong"],
+      );
+    }
+    const [code, reason] = await outcome(server.wsUrl, { name: "dana", password: PASSWORD });
+    assert.equal(code, 4001);
+    assert.match(String(reason), /^too many failed sign-ins, try again in \d+ s$/);
+    const seconds = Number(/in (\d+) s/.exec(String(reason))![1]);
+    assert.ok(seconds > 0 && seconds <= SIGN_IN_WINDOW_MS / 1000, `${seconds} s`);
+    assert.match(server.output(), /unauthorized address=127\.0\.0\.1 reason="too many failed/);
+    assert.doesNotMatch(server.output(), new RegExp(PASSWORD), "the password is never logged");
+  } finally {
+    await server.stop();
   }
 });
