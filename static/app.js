@@ -10,7 +10,7 @@ import { MessageLog } from "./log.js";
 import { Notifier, setTitleCount } from "./notify.js";
 import { Outbox } from "./outbox.js";
 import { layoutRows, pendingRows } from "./render.js";
-import { renderSidebar } from "./sidebar.js";
+import { MemberList, renderSidebar } from "./sidebar.js";
 import { fetchMode, ready, refusal, Secrets, showLogin } from "./signin.js";
 import { ChatState, TYPING_SHOWN_MS } from "./state.js";
 import { load, save } from "./storage.js";
@@ -71,6 +71,15 @@ const composer = new Composer(
   () => state.view?.kind === "room" && conn.send({ type: "typing", room: state.view.id }),
 );
 const log = new MessageLog(el("log"), el("messages"), pending, el("new-pill"), loadOlder);
+/** Asks for the page of the room's members that rows `first` to `end` lack, if any. */
+const memberList = new MemberList(el("members-scroll"), el("members"), (first, end) => {
+  const room = state.currentRoom, page = room?.joined && room.members.want(first, end);
+  if (!room || !page) return;
+  const ask = { type: "members", room: room.name, after: page.after || undefined };
+  if (conn.send({ ...ask, limit: page.limit, cid: `members:${room.name}` })) {
+    room.members.asked.push(page.after);
+  }
+});
 const conn = new Connection({
   url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
   hello() {
@@ -111,7 +120,7 @@ function closed(code, reason) {
   for (const r of state.rooms.values()) {
     r.joined = false;
     r.typing.clear();
-    r.members.clear();
+    r.members.reset([], 0, "");
   }
   for (const e of outbox.where((e) => e.state === "sent")) e.state = "queued";
   // Reconnecting after 4010 would start a tug of war with the tab that took over.
@@ -177,9 +186,8 @@ const handlers = {
     }
     const rejoin = room.everJoined;
     room.joined = room.everJoined = true;
-    room.members = new Map(
-      (Array.isArray(m.members) ? m.members : []).filter(isStr).map((n) => [nameKey(n), n]),
-    );
+    // A big room's list comes a page at a time: this is the first, `count` says how many in all.
+    room.members.reset(wire.asNames(m.members), isNum(m.count) ? m.count : undefined, state.me);
     // What a rejoin fetches was missed while away, so it counts as unread.
     for (const msg of wire.asMessages(m.history)) if (room.add(msg)) arrived(room, msg, rejoin);
     if (m.more === true) history(room, "after");
@@ -210,8 +218,31 @@ const handlers = {
     room.reachedStart ||= msgs.length < OLDER_PAGE;
   },
 
-  join: presence,
-  leave: presence,
+  join: joinOrLeave,
+  leave: joinOrLeave,
+
+  members(m) {
+    const room = state.rooms.get(m.room), after = room?.members.asked.shift();
+    if (!room || after === undefined) return;
+    const count = isNum(m.count) ? m.count : room.members.count;
+    // A page whose `after` left meanwhile is dropped; the draw asks again.
+    room.members.page(after, wire.asNames(m.members), count, isStr(m.next) ? m.next : undefined);
+  },
+
+  /** A big room's joins and leaves since its last frame, in one (at most one a second). */
+  presence(m) {
+    const room = state.rooms.get(m.room), r = room?.members;
+    if (!room?.joined || !r) return;
+    for (const name of wire.asNames(m.left)) {
+      r.leave(name, true);
+      room.typing.delete(nameKey(name));
+    }
+    for (const name of wire.asNames(m.joined)) r.join(name, true);
+    if (isNum(m.count)) r.count = m.count;
+    // More changed than the frame names: what is on screen is fetched again (in a room not on
+    // screen, when it is shown).
+    if (m.more === true) r.stale();
+  },
 
   typing(m) {
     const room = state.rooms.get(m.room);
@@ -250,6 +281,9 @@ const handlers = {
       openSidebar(true);
     } else if (kind === "history") {
       if (room?.historyQueue.shift() === "before") room.loadingOlder = false;
+    } else if (kind === "members") {
+      // The draw asks again while the list still lacks rows.
+      room?.members.asked.shift();
     } else if (m.code !== "not_in_room") {
       // not_in_room without a cid answers a typing notice that raced a leave.
       composer.showError(`Something went wrong: ${words}`);
@@ -257,13 +291,14 @@ const handlers = {
   },
 };
 
-/** A member joined or left a room. @param {wire.ServerMsg} m */
-function presence(m) {
+/** A member joined or left a small room: one line each. @param {wire.ServerMsg} m */
+function joinOrLeave(m) {
   const room = state.rooms.get(m.room), key = isStr(m.user) ? nameKey(m.user) : state.meKey;
+  if (!room || key === state.meKey) return;
   // After an outage a join may come for someone listed already: nothing changed, nothing to say.
-  if (!room || key === state.meKey || (m.type === "join") === room.members.has(key)) return;
-  if (m.type === "join") room.members.set(key, m.user);
-  else room.members.delete(key);
+  // A leave of someone past the names held is still news while the list is not all here.
+  const r = room.members;
+  if (m.type === "join" ? !r.join(m.user) : !r.leave(m.user) && r.complete) return;
   room.typing.delete(key);
   room.addSystem(`${m.user} ${m.type === "join" ? "joined" : "left"}`, m.ts || Date.now());
 }
@@ -370,7 +405,7 @@ function render() {
 
 function draw() {
   queued = false;
-  const room = state.currentRoom, conv = state.currentDm, n = room?.members.size;
+  const room = state.currentRoom, conv = state.currentDm, n = room?.members.count ?? 0;
   if (!room && !conv) state.view = null;
   if (!document.hidden && room) room.unread = room.mentions = 0;
   if (!document.hidden && conv) conv.unread = 0;
@@ -394,7 +429,7 @@ function draw() {
     conv
       ? "Direct message"
       : room?.joined
-      ? `${n} online`
+      ? `${n.toLocaleString()} online`
       : room?.everJoined
       ? "Not connected"
       : room
@@ -412,7 +447,7 @@ function draw() {
   );
   const t = room?.typists() ?? [];
   setText(el("typing"), t.length ? `${t.join(", ")} ${t[1] ? "are" : "is"} typing…` : "");
-  renderSidebar(state);
+  renderSidebar(state, memberList);
   setText(el("me-name"), state.me);
   notifyBtn.hidden = !notifier.supported;
   notifyBtn.setAttribute("aria-pressed", String(notifier.on));

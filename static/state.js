@@ -4,6 +4,11 @@
 
 import { nameKey } from "./wire.js";
 
+/** Names asked for per `members` page at least; the server's default page. */
+export const MEMBERS_PAGE = 100;
+/** The most names one `members` request may ask for (the server's limit). */
+export const MEMBERS_PAGE_MAX = 500;
+
 /** How long a typing notice shows without a new one, in ms. */
 export const TYPING_SHOWN_MS = 3000;
 
@@ -12,14 +17,184 @@ export const TYPING_SHOWN_MS = 3000;
 
 let lines = 0;
 
+/**
+ * Roster is a room's member list as far as the page has it. The server lists a room's members in
+ * the order of its own name key and sends them a page at a time (`joined` carries the first,
+ * `members` pages on from a name, `after`), so what is held is a prefix of its list, plus the
+ * exact `count`. The reader is held apart and shown first.
+ *
+ * The server's key also folds lookalikes (in its order `m00010` comes before `m00002`, since 1 and
+ * l look alike), which the page cannot compute; so the order of what is held is the order pages
+ * came in, and pages are placed by the names they start after, never by comparing keys. Only a
+ * name joining between pages is placed by the page's own key, near where the server has it; the
+ * next fetch of that stretch puts it right.
+ *
+ * A page is the server's truth for the names between its `after` and its last name, so it
+ * replaces what was held there. That is how a presence frame with `more` (more changed than it
+ * names) is handled: every name held turns stale, and the rows on screen are fetched again
+ * (`want`), each page replacing its stretch; stale rows scrolled to later are fetched then.
+ */
+export class Roster {
+  /** Members in the room, the reader included: the server's count. */
+  count = 0;
+  /** @type {string[]} the other members held, in the server's order */
+  names = [];
+  /** @type {string[]} the name key of each of `names` */
+  #keys = [];
+  /** @type {Map<string, number>} by name key, everyone held (the reader too): the generation it was last confirmed in */
+  #gens = new Map();
+  /** Bumped by `stale()`: names confirmed before are shown but fetched again. */
+  #gen = 0;
+  #me = "";
+  /** The reader's name, when they are in the room. */
+  me = "";
+  /** The last name of the prefix held ("" before any): the next page's `after`. */
+  tail = "";
+  /** The prefix is the whole list: no page is left to ask for. */
+  complete = true;
+  /** @type {string[]} the `after` of each `members` request awaiting its reply, oldest first */
+  asked = [];
+
+  /** @param {string} key */
+  has(key) {
+    return this.#gens.has(key);
+  }
+
+  /** Rows held: the reader's and the prefix of the others. */
+  get held() {
+    return this.names.length + +!!this.me;
+  }
+
+  /** Rows to show: the reader first (when listed), then everyone else the count says is here. */
+  get rows() {
+    return Math.max(this.count, this.held);
+  }
+
+  /** The name on `row` (the reader's row first), or undefined while its page is not here. */
+  /** @param {number} row */
+  at(row) {
+    return this.me && !row ? this.me : this.names[row - +!!this.me];
+  }
+
+  /**
+   * Starts over from a `joined`: its first page and count (a server without counts sends
+   * everyone, so the page is then the whole list). The reader is in the room, wherever their
+   * name falls in the list; "" forgets everyone (the connection dropped).
+   * @param {string[]} names @param {number | undefined} count @param {string} me
+   */
+  reset(names, count, me) {
+    this.#me = nameKey(me);
+    this.me = me;
+    this.#gens = new Map(me ? [[this.#me, 0]] : []);
+    this.names = [];
+    this.#keys = [];
+    this.asked = [];
+    this.tail = "";
+    this.page("", names, count ?? names.length, undefined);
+    this.complete = count === undefined || count <= names.length;
+  }
+
+  /**
+   * Takes the page of names that follows `after` ("": from the start), ending at `next` when more
+   * follow: it replaces what was held from `after` to its last name. Held names past the page's
+   * last one that it does not list may be in its stretch or past it; they stay, stale, until a
+   * later page decides. A page whose `after` is no longer held has no place and is dropped.
+   * @param {string} after @param {string[]} names @param {number} count @param {string | undefined} next
+   */
+  page(after, names, count, next) {
+    const keys = this.#keys, gens = this.#gens, a = after && nameKey(after);
+    this.count = count;
+    // After the tail (or the reader, who is not in `keys`): an append.
+    let from = !a ? 0 : a === nameKey(this.tail) ? keys.length : keys.indexOf(a) + 1;
+    if (!from && a) return;
+    const listed = new Set(names.map(nameKey));
+    let to = next === undefined ? keys.length : from;
+    for (let i = from; i < keys.length && next !== undefined; i++) {
+      if (listed.has(keys[i])) to = i + 1;
+    }
+    const reachesEnd = to === keys.length;
+    for (const key of keys.splice(from, to - from)) gens.delete(key);
+    /** @type {string[]} */
+    const fresh = [];
+    for (const name of names) {
+      const key = nameKey(name);
+      // Held elsewhere already: keep one.
+      if (key !== this.#me && gens.has(key)) continue;
+      gens.set(key, this.#gen);
+      if (key !== this.#me) fresh.push(name), keys.splice(from + fresh.length - 1, 0, key);
+    }
+    this.names.splice(from, to - from, ...fresh);
+    // A page that reaches the end of the prefix moves the end.
+    if (reachesEnd || !this.tail) {
+      this.tail = next ?? names.at(-1) ?? this.tail;
+      this.complete = next === undefined;
+    }
+  }
+
+  /**
+   * Someone joined; returns whether they were not known here before. They are placed only if
+   * their place is inside the prefix held (judged by the page's key). `counted`: the caller sets
+   * `count` itself.
+   * @param {string} name
+   */
+  join(name, counted = false) {
+    const key = nameKey(name), keys = this.#keys;
+    if (this.#gens.has(key)) return false;
+    if (!counted) this.count++;
+    if (this.complete || key < nameKey(this.tail)) {
+      this.#gens.set(key, this.#gen);
+      const i = keys.findIndex((k) => k > key), at = i < 0 ? keys.length : i;
+      this.names.splice(at, 0, name);
+      keys.splice(at, 0, key);
+    }
+    return true;
+  }
+
+  /** Someone left; returns whether they were held here. @param {string} name */
+  leave(name, counted = false) {
+    const key = nameKey(name), i = this.#keys.indexOf(key);
+    // The reader stays, whatever a frame says, for as long as this page is in the room.
+    const was = key !== this.#me && this.#gens.delete(key);
+    if (!counted && (was || !this.complete)) this.count = Math.max(0, this.count - 1);
+    if (i >= 0) this.names.splice(i, 1), this.#keys.splice(i, 1);
+    return was;
+  }
+
+  /** More changed than was said: every name held is shown still, but fetched again. */
+  stale() {
+    this.#gen++;
+  }
+
+  /**
+   * The page to ask for so that rows `first` to `end` (exclusive) are here and current, or null:
+   * a stale row in that stretch first, then the rows past the prefix. One request per `after`.
+   * @param {number} first @param {number} end
+   * @returns {{ after: string, limit: number } | null}
+   */
+  want(first, end) {
+    const me = +!!this.me, held = this.held;
+    let row = Math.max(first, me);
+    while (row < Math.min(end, held) && this.#gens.get(this.#keys[row - me]) === this.#gen) row++;
+    const ask = row < Math.min(end, held)
+      ? { after: this.names[row - me - 1] ?? "", rows: end - row }
+      : !this.complete && end > held
+      ? { after: this.tail, rows: end - held }
+      : null;
+    if (!ask || this.asked.includes(ask.after)) return null;
+    return {
+      after: ask.after,
+      limit: Math.min(MEMBERS_PAGE_MAX, Math.max(MEMBERS_PAGE, ask.rows)),
+    };
+  }
+}
+
 /** Room is one open room. */
 export class Room {
   /** @type {import("./wire.js").ChatMessage[]} sorted by seq, each seq once */
   messages = [];
   /** @type {(Item & { after: number })[]} join/leave lines, each after message seq `after` */
   system = [];
-  /** @type {Map<string, string>} name key → name */
-  members = new Map();
+  members = new Roster();
   /** A `joined` came on this connection; `everJoined`: on any, so a rejoin sends `since`. */
   joined = false;
   everJoined = false;

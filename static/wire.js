@@ -23,6 +23,9 @@ export const splitFrame = (data) =>
     }
   });
 
+/** The strings of a list of names (none if it is not a list). @param {unknown} list */
+export const asNames = (list) => Array.isArray(list) ? list.filter(isStr) : [];
+
 /** @param {any} m @returns {ChatMessage | null} */
 export const asMessage = (m) =>
   isStr(m?.room) && isNum(m.seq) && isStr(m.from) && isStr(m.text) && isNum(m.ts) ? m : null;
