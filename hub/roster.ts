@@ -10,8 +10,8 @@
  */
 import { nameFold, nameKey } from "../protocol/protocol.ts";
 
-/** Where a name sorts: its folded spelling, then its key. */
-function sortKey(name: string): string {
+/** Where a name sorts: its folded spelling, then its key (the order of every page). */
+export function sortKey(name: string): string {
   return `${nameFold(name)}\u0000${nameKey(name)}`;
 }
 

@@ -1,10 +1,11 @@
 /**
  * The page's member roster (static/state.js `Roster`) as pure logic, against a fake server list in
- * the server's own order (its `nameKey`, which folds lookalikes): what it asks for, where pages go,
+ * the server's own order (hub/roster.ts's `sortKey`; members are one by `nameKey`): what it asks for, where pages go,
  * and how presence and a refetch after `more` keep it equal to the server's list.
  */
 import assert from "node:assert/strict";
 import { nameKey } from "../protocol/protocol.ts";
+import { sortKey } from "../hub/roster.ts";
 import { MAX_MEMBERS_PAGE } from "../protocol/protocol.ts";
 
 interface Roster {
@@ -31,15 +32,15 @@ const { Roster: RosterClass }: { Roster: new () => Roster } = await import(
 class FakeServer {
   list: string[];
   constructor(names: string[]) {
-    this.list = [...names].sort((a, b) => nameKey(a) < nameKey(b) ? -1 : 1);
+    this.list = [...names].sort((a, b) => sortKey(a) < sortKey(b) ? -1 : 1);
   }
   change(joined: string[], left: string[]) {
     const gone = new Set(left.map(nameKey));
     this.list = this.list.filter((n) => !gone.has(nameKey(n))).concat(joined)
-      .sort((a, b) => nameKey(a) < nameKey(b) ? -1 : 1);
+      .sort((a, b) => sortKey(a) < sortKey(b) ? -1 : 1);
   }
   page(after: string, limit: number) {
-    const start = after ? this.list.findIndex((n) => nameKey(n) > nameKey(after)) : 0;
+    const start = after ? this.list.findIndex((n) => sortKey(n) > sortKey(after)) : 0;
     const names = start < 0 ? [] : this.list.slice(start, start + limit);
     const more = start >= 0 && start + limit < this.list.length;
     return { names, next: more ? names.at(-1) : undefined };

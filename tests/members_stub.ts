@@ -7,6 +7,7 @@
  */
 import { assets } from "../http/assets.ts";
 import { CONTENT_SECURITY_POLICY } from "../http/server.ts";
+import { sortKey } from "../hub/roster.ts";
 import {
   DEFAULT_MEMBERS_PAGE,
   MAX_JOINED_MEMBERS,
@@ -24,9 +25,10 @@ export const STUB_PAGE_MAX = MAX_MEMBERS_PAGE;
 // deno-lint-ignore no-explicit-any
 export type Command = Record<string, any>;
 
-/** The server's order: by its name key, which folds lookalikes too (so m00010 precedes m00002). */
+/** Members are one by their name key; pages come in the server's order (hub/roster.ts). */
 const key = nameKey;
-const byKey = (a: string, b: string) => key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
+const byKey = (a: string, b: string) =>
+  sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0;
 
 /** A running stub: its URL, the room's roster (the test edits it) and the page's commands. */
 export interface MemberStub extends AsyncDisposable {
