@@ -105,7 +105,7 @@ export class Roster {
     const keys = this.#keys, gens = this.#gens, a = after && nameKey(after);
     this.count = count;
     // After the tail (or the reader, who is not in `keys`): an append.
-    let from = !a ? 0 : a === nameKey(this.tail) ? keys.length : keys.indexOf(a) + 1;
+    const from = !a ? 0 : a === nameKey(this.tail) ? keys.length : keys.indexOf(a) + 1;
     if (!from && a) return;
     const listed = new Set(names.map(nameKey));
     let to = next === undefined ? keys.length : from;
