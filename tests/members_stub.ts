@@ -93,7 +93,7 @@ export function startMemberStub(roster: string[]): MemberStub {
       const limit = Math.min(STUB_PAGE_MAX, Number(c.limit ?? STUB_PAGE_DEFAULT));
       const from = c.after === undefined
         ? 0
-        : stub.roster.findIndex((n) => key(n) > key(String(c.after)));
+        : stub.roster.findIndex((n) => sortKey(n) > sortKey(String(c.after)));
       const page = from < 0 ? [] : stub.roster.slice(from, from + limit);
       const more = from >= 0 && from + limit < stub.roster.length;
       send({
