@@ -2,9 +2,11 @@
  * The hub keeps the connected clients and their membership, and answers their commands. It is the
  * one owner of membership (hub/member.ts); names belong to `Sessions` (hub/sessions.ts).
  *
- * Its parts, each in hub/: the commit and fan-out engine (fanout.ts) queues `say` for one group
- * commit and serves each room's log (room_log.ts) to its members within their send budgets; the
- * join flow (join.ts) gives a joiner exactly one copy of every message; history reads
+ * Its parts, each in hub/: the hello (greeting.ts); the message path with its resend guard
+ * (messages.ts); the commit and fan-out engine (fanout.ts), which queues `say` for one group commit
+ * and serves each room's log (room_log.ts) to its members within their send budgets; the join flow
+ * (join.ts), which gives a joiner exactly one copy of every message; presence, per person in small
+ * rooms and batched in large ones (presence.ts, over each room's roster.ts); history reads
  * (history.ts); direct messages (dm.ts); replies, refusals and slow-consumer evictions
  * (replies.ts); the rooms here (rooms.ts); and, with several instances, the cluster's side
  * (remote.ts), with gaps filled from the store (sequencer.ts), which stays the source of truth.
@@ -19,22 +21,18 @@ import {
   type Command,
   type ErrorCode,
   type Hello,
-  historyLine,
   leftLine,
-  membersLine,
   presenceLine,
-  roomsLine,
   typingLine,
 } from "./protocol/protocol.ts";
-import type { ReadRange, Store } from "./store/store.ts";
+import type { Store } from "./store/store.ts";
 import { MAX_FRAME_OUT_BYTES } from "./hub/room.ts";
 import { ROOM_WINDOW_BYTES } from "./ops/limits.ts";
 import { FanOut, nextTurnOrLater } from "./hub/fanout.ts";
 import { Presence } from "./hub/presence.ts";
-import { readLines } from "./hub/history.ts";
 import { Memberships } from "./hub/member.ts";
 import { Sequencer } from "./hub/sequencer.ts";
-import { type Cluster, fromCluster } from "./hub/cluster.ts";
+import type { Cluster } from "./hub/cluster.ts";
 import { Sessions } from "./hub/sessions.ts";
 import { type HubObservers, type HubOptions, type HubStats, newHubStats } from "./hub/options.ts";
 import { Replies } from "./hub/replies.ts";
@@ -42,12 +40,12 @@ import { Rooms } from "./hub/rooms.ts";
 import { Remote } from "./hub/remote.ts";
 import { Joins } from "./hub/join.ts";
 import { DirectMessages } from "./hub/dm.ts";
+import { Reads } from "./hub/reads.ts";
 import { Messages } from "./hub/messages.ts";
 import { Greeting } from "./hub/greeting.ts";
 import { Retention } from "./hub/retention.ts";
 
 export type { HubObservers, HubOptions, HubStats } from "./hub/options.ts";
-export { MAX_JOIN_SINCE_MESSAGES } from "./hub/join.ts";
 
 /** Commands a client may send into rooms whose join is still in flight. */
 export const MAX_HELD_COMMANDS = 256;
@@ -79,6 +77,7 @@ export class Hub implements ClientHandler {
   #joins: Joins;
   #presence: Presence;
   #dms: DirectMessages;
+  #reads: Reads;
   #retention: Retention;
   /** Set when shutdown begins: new messages are refused so the last commit can finish. */
   #draining = false;
@@ -157,6 +156,7 @@ export class Hub implements ClientHandler {
     const { auth, welcomeLimits, version } = options;
     this.#greeting = new Greeting({ ...parts, auth, welcomeLimits, version });
     this.#dms = new DirectMessages(parts);
+    this.#reads = new Reads(parts);
     this.#retention = new Retention(store, failed);
     // Last: what other instances sent meanwhile is told now, to a hub that is complete.
     if (remote !== null) cluster!.listen(remote);
@@ -245,11 +245,11 @@ export class Hub implements ClientHandler {
       case "leave":
         return this.#leave(client, command.room, command.cid);
       case "rooms":
-        return void this.#listRooms(client, command.cid);
+        return void this.#reads.rooms(client, command.cid);
       case "history":
-        return void this.#history(client, command);
+        return void this.#reads.history(client, command);
       case "members":
-        return this.#members(client, command.room, command.after, command.limit, command.cid);
+        return this.#reads.members(client, command);
       case "dm":
         return this.#dms.send(client, command.to, command.text, command.cid);
       case "typing":
@@ -328,61 +328,6 @@ export class Hub implements ClientHandler {
       const told = this.#remote.track(this.#remote.leave(roomName, client.name!, line));
       const earlier = this.#leaving.get(client);
       this.#leaving.set(client, earlier === undefined ? told : earlier.then(() => told));
-    }
-  }
-
-  async #history(
-    client: Client,
-    command: { room: string; before?: number; after?: number; limit: number; cid?: string },
-  ): Promise<void> {
-    const room = this.#rooms.get(command.room);
-    if (room === undefined || !this.#memberships.of(client).rooms.has(command.room)) {
-      const message = "Cannot read history: join the room first";
-      return this.#replies.refuse(client, "not_in_room", message, command.cid);
-    }
-    const range: ReadRange = { limit: command.limit };
-    if (command.after !== undefined) range.after = command.after;
-    else if (command.before !== undefined) range.before = command.before;
-    else range.newest = true;
-    try {
-      const page = await readLines(this.#store, room, range);
-      if (client.closed) return;
-      this.#replies.send(client, historyLine(command.room, page.lines, page.truncated));
-    } catch (e) {
-      const message = "Cannot read history: the store is unavailable, try again";
-      this.#replies.unavailable(client, e, message, command.cid);
-    }
-  }
-
-  /** Answers `members`: a page of the room's member list, in name-key order. */
-  #members(
-    client: Client,
-    roomName: string,
-    after: string | undefined,
-    limit: number,
-    cid: string | undefined,
-  ): void {
-    const room = this.#rooms.get(roomName);
-    if (room === undefined || !this.#memberships.of(client).rooms.has(roomName)) {
-      const message = "Cannot list members: join the room first";
-      return this.#replies.refuse(client, "not_in_room", message, cid);
-    }
-    const page = room.roster.page(after, limit);
-    this.#replies.send(
-      client,
-      membersLine(roomName, page.names, room.roster.count, page.next, cid),
-    );
-  }
-
-  /** Answers `rooms`: every room with members, here or, in a cluster, on any instance. */
-  async #listRooms(client: Client, cid: string | undefined): Promise<void> {
-    if (this.#cluster === null) return this.#replies.send(client, roomsLine(this.#rooms.list()));
-    try {
-      const rooms = await fromCluster(this.#cluster.rooms());
-      this.#replies.send(client, roomsLine(rooms.sort((a, b) => a.room < b.room ? -1 : 1)));
-    } catch (e) {
-      const message = "Cannot list rooms: the cluster is unavailable";
-      this.#replies.unavailable(client, e, message, cid);
     }
   }
 
