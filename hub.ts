@@ -34,6 +34,9 @@ import { Memberships } from "./hub/member.ts";
 import { Sequencer } from "./hub/sequencer.ts";
 import type { Cluster } from "./hub/cluster.ts";
 import { Sessions } from "./hub/sessions.ts";
+import type { AccountStore } from "./store/accounts.ts";
+import { SqliteAccountStore } from "./store/sqlite_accounts.ts";
+import { DatabaseSync } from "node:sqlite";
 import { type HubObservers, type HubOptions, type HubStats, newHubStats } from "./hub/options.ts";
 import { Replies } from "./hub/replies.ts";
 import { Rooms } from "./hub/rooms.ts";
@@ -67,6 +70,7 @@ export class Hub implements ClientHandler {
   #clients = new Set<Client>();
   #memberships = new Memberships();
   #sessions: Sessions;
+  #accounts: AccountStore;
   #rooms: Rooms;
   #fanout: FanOut;
   #sequencer: Sequencer;
@@ -116,10 +120,14 @@ export class Hub implements ClientHandler {
       windowBytes: options.roomWindowBytes ?? ROOM_WINDOW_BYTES,
     });
     const sequencer = this.#sequencer = new Sequencer({ store, fanout, failed });
+    const accounts = this.#accounts = options.accounts ??
+      new SqliteAccountStore(new DatabaseSync(":memory:"));
     const sessions = this.#sessions = new Sessions({
+      accounts,
       cluster,
       now,
-      makeToken: options.makeToken,
+      registration: options.registration,
+      accountTtlMs: options.accountTtlMs,
       failed,
     });
     const presence = this.#presence = new Presence({
@@ -132,6 +140,7 @@ export class Hub implements ClientHandler {
     const parts = {
       presence,
       store,
+      accounts,
       cluster,
       rooms,
       memberships: this.#memberships,
@@ -143,6 +152,9 @@ export class Hub implements ClientHandler {
       observers: this.#observers,
       now,
       draining: () => this.#draining,
+      alsoIn: (client: Client, room: string) => this.#alsoIn(client, room),
+      remember: (client: Client, write: (a: AccountStore, id: string) => unknown) =>
+        this.#remember(client, write),
     };
     const remote = this.#remote = cluster === null ? null : new Remote({ ...parts, cluster });
     this.#joins = new Joins({
@@ -286,6 +298,11 @@ export class Hub implements ClientHandler {
       const room = this.#rooms.get(name);
       if (room === undefined) continue;
       room.removeMember(client);
+      // The account is still here on another connection: for the room nobody left.
+      if (this.#alsoIn(client, name)) {
+        this.#rooms.dropIfUnused(room);
+        continue;
+      }
       const line = presenceLine("leave", name, client.name, ts);
       if (!quiet) this.#presence.departed(room, client.name, line);
       gone.push({ room: name, line: quiet ? null : line });
@@ -316,11 +333,17 @@ export class Hub implements ClientHandler {
     if (room === undefined || !member.rooms.has(roomName)) {
       return this.#replies.refuse(client, "not_in_room", "Cannot leave: not in that room", cid);
     }
-    room.removeMember(client);
-    member.rooms.delete(roomName);
-    member.joinedAt.delete(roomName);
-    member.lastTyping?.delete(roomName);
-    this.#replies.send(client, leftLine(roomName));
+    // Leaving is the account's: every connection of it in the room leaves with this one.
+    for (const c of this.#sessions.clientsOf(client.key)) {
+      const m = c === client ? member : this.#memberships.peek(c);
+      if (m === undefined || !m.rooms.has(roomName)) continue;
+      room.removeMember(c);
+      m.rooms.delete(roomName);
+      m.joinedAt.delete(roomName);
+      m.lastTyping?.delete(roomName);
+      this.#replies.send(c, leftLine(roomName));
+    }
+    this.#remember(client, (accounts, id) => accounts.leaveRoom(id, roomName));
     const line = presenceLine("leave", roomName, client.name!, this.#now());
     this.#presence.departed(room, client.name!, line);
     this.#rooms.dropIfUnused(room);
@@ -328,6 +351,29 @@ export class Hub implements ClientHandler {
       const told = this.#remote.track(this.#remote.leave(roomName, client.name!, line));
       const earlier = this.#leaving.get(client);
       this.#leaving.set(client, earlier === undefined ? told : earlier.then(() => told));
+    }
+  }
+
+  /** True when another connection of `client`'s account is a member of `roomName` here. */
+  #alsoIn(client: Client, roomName: string): boolean {
+    for (const c of this.#sessions.clientsOf(client.key)) {
+      if (c !== client && this.#memberships.peek(c)?.rooms.has(roomName)) return true;
+    }
+    return false;
+  }
+
+  /** Writes something about `client`'s account; a failure is logged, the command goes on. */
+  #remember(
+    client: Client,
+    write: (accounts: AccountStore, accountId: string) => unknown,
+  ): void {
+    const id = this.#sessions.accountOf(client);
+    if (id === undefined) return;
+    try {
+      const done = write(this.#accounts, id);
+      if (done instanceof Promise) done.catch((e) => this.#replies.failed(e));
+    } catch (e) {
+      this.#replies.failed(e);
     }
   }
 
@@ -377,7 +423,7 @@ export class Hub implements ClientHandler {
     // The other instances hear these clients leave only once their names are released; the links
     // to Redis close after that (bounded by the Redis command timeout), so no leave is lost.
     await this.#remote?.settled();
-    await Promise.all([this.#store.close(), this.#cluster?.close()]);
+    await Promise.all([this.#store.close(), this.#cluster?.close(), this.#accounts.close()]);
     // Give the close frames time to leave: the HTTP server's own shutdown would otherwise abort
     // the sockets first, with its own reason, and drop the last acknowledgements queued above.
     const deadline = performance.now() + SHUTDOWN_CLOSE_WAIT_MS;

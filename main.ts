@@ -11,6 +11,7 @@ import type { Cluster } from "./hub/cluster.ts";
 import { type ChatServer, startChat, StartError, storeRefusal } from "./http/chat_server.ts";
 import { DamagedStoreError, SqliteStore } from "./store/sqlite_store.ts";
 import { MemoryStore, type Store } from "./store/store.ts";
+import type { AccountStore } from "./store/accounts.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
 
 /** Longest a graceful shutdown may take before the process exits anyway, in ms. */
@@ -21,7 +22,9 @@ async function openBackends(
   config: Config,
   logger: Logger,
   damaged: (error: DamagedStoreError) => void,
-): Promise<{ store: Store; cluster?: Cluster } | { error: string; exitCode: number }> {
+): Promise<
+  { store: Store; cluster?: Cluster; accounts?: AccountStore } | { error: string; exitCode: number }
+> {
   if (config.redis === null) {
     try {
       // SQLite on disk by default; nothing kept with `--data :memory:`.
@@ -45,16 +48,19 @@ async function openBackends(
     };
   }
   // Loaded only here, so a single instance never loads any Redis code.
-  const [{ RedisStore }, { RedisCluster }] = await Promise.all([
+  const [{ RedisStore }, { RedisCluster }, { RedisAccountStore }] = await Promise.all([
     import("./redis/redis_store.ts"),
     import("./redis/redis_cluster.ts"),
+    import("./redis/redis_accounts.ts"),
   ]);
   let store: Store | undefined;
+  let accounts: AccountStore | undefined;
   try {
     // One id for both: the store stores a message only while this instance holds its sender's name.
     const id = crypto.randomUUID();
     store = await RedisStore.connect({ url: config.redis, retention: config.retention, fence: id });
     const url = config.redis;
+    accounts = await RedisAccountStore.connect({ url });
     let lostAt = 0;
     const cluster = await RedisCluster.connect(
       {
@@ -73,9 +79,9 @@ async function openBackends(
       },
       (e) => logger.warn("redis", { error: e }),
     );
-    return { store, cluster };
+    return { store, cluster, accounts };
   } catch (e) {
-    await store?.close();
+    await Promise.all([store?.close(), accounts?.close()]);
     return { error: `Cannot start: Redis is unreachable: ${(e as Error).message}`, exitCode: 1 };
   }
 }
@@ -132,7 +138,7 @@ async function main(): Promise<number> {
     console.error(backends.error);
     return backends.exitCode;
   }
-  const { store, cluster } = backends;
+  const { store, cluster, accounts } = backends;
   starting.store = store;
   let chat: ChatServer;
   try {
@@ -140,6 +146,7 @@ async function main(): Promise<number> {
       config,
       store,
       cluster,
+      accounts,
       logger,
       tls,
       onListen: ({ hostname, port, scheme }) => {

@@ -53,6 +53,8 @@ interface Member {
   name: string;
   room: string;
   ws: BenchSocket | null;
+  /** The session token from its latest welcome: its name is its account's, so it signs in with it. */
+  token: string;
   state: "connecting" | "hello" | "joining" | "in" | "leaving" | "away";
   track: boolean;
   /** Wall ms its latest connection began, and when its latest join was answered. */
@@ -133,7 +135,10 @@ function onJoined(m: Member, line: string, now: number): void {
 
 function onPayload(m: Member, bytes: Uint8Array, start: number, end: number, now: number): void {
   if (m.state === "hello") {
-    if (find(bytes, WELCOME, start, end) >= 0) sendJoin(m);
+    const at = find(bytes, WELCOME, start, end);
+    if (at < 0) return;
+    m.token = JSON.parse(decoder.decode(bytes.subarray(at, lineEnd(bytes, at, end)))).resume;
+    sendJoin(m);
     return;
   }
   let liveFrom = start;
@@ -186,7 +191,9 @@ async function connect(m: Member, url: URL): Promise<void> {
     stats.closes[key] = (stats.closes[key] ?? 0) + 1;
   };
   ws.start();
-  ws.sendText(JSON.stringify({ type: "hello", name: m.name }));
+  ws.sendText(
+    JSON.stringify({ type: "hello", name: m.name, ...(m.token ? { resume: m.token } : {}) }),
+  );
 }
 
 /** Runs `each(i)` for i in [0, count) at `perS` a second from now; resolves after the last. */
@@ -215,6 +222,7 @@ async function open(req: Extract<CrowdRequest, { cmd: "open" }>): Promise<void> 
         name,
         room: req.room,
         ws: null,
+        token: "",
         state: "connecting",
         track: req.track,
         connectAt: NaN,

@@ -10,8 +10,9 @@ import { Hub } from "../hub.ts";
 import { frameBytesForBudget } from "../hub/room.ts";
 import { createHandler } from "./server.ts";
 import { HostPolicy } from "./host_check.ts";
-import { DamagedStoreError, StoreInUseError } from "../store/sqlite_store.ts";
+import { DamagedStoreError, SqliteStore, StoreInUseError } from "../store/sqlite_store.ts";
 import type { Store } from "../store/store.ts";
+import type { AccountStore } from "../store/accounts.ts";
 import { Admission } from "./admission.ts";
 import { type Authenticator, createAuthenticator } from "../auth/auth.ts";
 import { createJwtVerifier } from "../auth/jwt.ts";
@@ -23,6 +24,11 @@ import { hubObservers, renderMetrics } from "../ops/observability.ts";
 export interface StartChatOptions {
   config: Config;
   store: Store;
+  /**
+   * Accounts. @default the SQLite store's own account tables (`--data`), or in memory with
+   * `--data :memory:`
+   */
+  accounts?: AccountStore;
   /** The other instances, with `--redis`. */
   cluster?: Cluster;
   logger: Logger;
@@ -69,8 +75,13 @@ export async function startChat(options: StartChatOptions): Promise<ChatServer> 
   const { config, store, cluster, logger } = options;
   const metrics = createChatMetrics();
   const jwt = config.jwtSecret === null ? null : await createJwtVerifier(config.jwtSecret);
+  const accounts = options.accounts ??
+    (store instanceof SqliteStore ? store.accounts() : undefined);
   const hub = new Hub({
     store,
+    ...(accounts ? { accounts } : {}),
+    registration: config.registration,
+    accountTtlMs: config.accountTtlMs,
     maxRoomsPerClient: config.maxRoomsPerClient,
     version: VERSION,
     welcomeLimits: welcomeLimits(config),

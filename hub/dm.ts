@@ -31,15 +31,17 @@ export class DirectMessages {
   send(client: Client, to: string, text: string, cid: string | undefined): void {
     const p = this.#p;
     const key = nameKey(to);
-    const target = p.sessions.clientOf(key);
-    if (target === null) {
+    const targets = p.sessions.clientsOf(key);
+    if (targets.length === 0) {
       if (p.cluster !== null) return void this.#elsewhere(p.cluster, client, key, to, text, cid);
       return p.replies.refuse(client, "unknown_user", `Cannot dm: ${to} is not online`, cid);
     }
     p.stats.messagesReceived++;
-    const line = dmLine(client.name!, target.name!, text, p.now(), cid);
-    p.replies.send(target, line);
-    if (target !== client) p.replies.send(client, line);
+    const line = dmLine(client.name!, targets[0].name!, text, p.now(), cid);
+    // Every connection of both accounts: the sender's other tabs show what it sent, too.
+    for (const c of new Set([...targets, ...p.sessions.clientsOf(client.key)])) {
+      p.replies.send(c, line);
+    }
   }
 
   /** A DM to a user on another instance: found through the cluster, carried by the bus. */
@@ -72,6 +74,6 @@ export class DirectMessages {
     }
     // This instance lost the sender's name while it was cut off: someone else holds it now.
     if (!sent) return client.close(CloseCode.nameTaken, "name taken", "name_taken");
-    p.replies.send(client, line);
+    for (const c of p.sessions.clientsOf(client.key)) p.replies.send(c, line);
   }
 }

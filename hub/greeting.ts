@@ -15,13 +15,15 @@ import { type Authenticator, type AuthResult, PASSWORD_REFUSED } from "../auth/a
 import { addressKey, SignInLimiter } from "../auth/sign_in_limit.ts";
 import type { HubObservers } from "./options.ts";
 import type { Replies } from "./replies.ts";
-import type { Session, Sessions } from "./sessions.ts";
+import type { Granted, Sessions } from "./sessions.ts";
+import type { AccountStore, JoinedRoom } from "../store/accounts.ts";
 
 /** What {@linkcode Greeting} works with; all of it owned by the hub. */
 export interface GreetingParts {
   /** @default every valid name is let in */
   auth?: Authenticator;
   sessions: Sessions;
+  accounts: AccountStore;
   replies: Replies;
   observers: HubObservers;
   /** Extra limits reported in the welcome. */
@@ -91,15 +93,33 @@ export class Greeting {
     this.#p.sessions.take(
       client,
       auth.name,
-      { resume: hello.resume, verified: auth.verified },
-      (session) => this.#welcome(client, session, auth.expiresAt),
+      { resume: hello.resume, verified: auth.verified, connection: hello.connection },
+      (granted) => this.#rooms(client, granted, auth.expiresAt),
     );
   }
 
+  /** Reads the account's rooms for the welcome; without them (the store failed) it goes anyway. */
+  #rooms(client: Client, granted: Granted, expiresAt?: number): void {
+    const welcome = (rooms: JoinedRoom[]) => {
+      if (!client.closed) this.#welcome(client, granted, rooms.map((r) => r.room), expiresAt);
+    };
+    const failed = (e: unknown) => {
+      this.#p.replies.failed(e);
+      welcome([]);
+    };
+    try {
+      const rooms = this.#p.accounts.listRooms(granted.accountId);
+      if (rooms instanceof Promise) rooms.then(welcome, failed);
+      else welcome(rooms);
+    } catch (e) {
+      failed(e);
+    }
+  }
+
   /** Sends the welcome to a client that has its name, and lets its commands in. */
-  #welcome(client: Client, session: Session, expiresAt?: number): void {
+  #welcome(client: Client, session: Granted, rooms: string[], expiresAt?: number): void {
     const { welcomeLimits, version, replies, observers } = this.#p;
-    replies.send(client, welcomeLine(session.name, session.token, welcomeLimits, version));
+    replies.send(client, welcomeLine(session.name, session.token, welcomeLimits, version, rooms));
     if (expiresAt !== undefined) client.expireAt(expiresAt);
     observers.event?.("info", "hello", { name: session.name, address: client.address });
     client.ready();

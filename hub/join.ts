@@ -22,6 +22,7 @@ import type { Replies } from "./replies.ts";
 import type { Rooms } from "./rooms.ts";
 import type { HubObservers } from "./options.ts";
 import type { Presence } from "./presence.ts";
+import type { AccountStore } from "../store/accounts.ts";
 
 /** Most messages one `joined` reply carries when the client asks with `since`. */
 export const MAX_JOIN_SINCE_MESSAGES = 1000;
@@ -44,6 +45,10 @@ export interface JoinParts {
   replayHeld(client: Client, room: string): void;
   /** Fills a room from the store when lines came that it could not take in order. */
   resync(room: string): void;
+  /** True when another connection of `client`'s account is a member of `room` here. */
+  alsoIn(client: Client, room: string): boolean;
+  /** Writes something about `client`'s account (its rooms); a failure is logged. */
+  remember(client: Client, write: (accounts: AccountStore, accountId: string) => unknown): void;
 }
 
 /** Joins clients to rooms. */
@@ -81,7 +86,8 @@ export class Joins {
     // In a cluster, subscribe before reading so no line falls between the history and the feed.
     let entered = false;
     try {
-      if (p.cluster !== null && !already) {
+      // The account's other connection in the room is the account's presence there already.
+      if (p.cluster !== null && !already && !p.alsoIn(client, roomName)) {
         // Marked first: a failed enter may have recorded part of itself, and must be undone.
         entered = true;
         await fromCluster(p.cluster.enterRoom(roomName, client.name!));
@@ -115,13 +121,18 @@ export class Joins {
       if (!already) {
         // Events queued before this instant belong to the members who were there: the joiner is
         // owed only what comes after, so it never sees, say, a join its `members` list includes.
+        const present = p.alsoIn(client, roomName);
         room.addMember(client);
         member.rooms.add(roomName);
         member.joinedAt.set(roomName, room.latest);
-        const line = presenceLine("join", roomName, client.name!, p.now());
-        p.presence.arrived(room, client.name!, line, client);
-        p.cluster?.publishPresence(roomName, line);
-        p.observers.event?.("info", "join", { name: client.name!, room: roomName });
+        if (!present) {
+          const line = presenceLine("join", roomName, client.name!, p.now());
+          p.presence.arrived(room, client.name!, line, client);
+          p.cluster?.publishPresence(roomName, line);
+          p.observers.event?.("info", "join", { name: client.name!, room: roomName });
+        }
+        // The room is the account's: its other devices join it when they next sign in.
+        p.remember(client, (accounts, id) => accounts.joinRoom(id, roomName, p.maxRoomsPerClient));
       }
       entered = false; // the membership is now the client's; leaving undoes it
       const members = {
@@ -143,7 +154,9 @@ export class Joins {
       if (joining.size === 0 && member.joining === joining) member.joining = null;
       room.joinEnded();
       p.replayHeld(client, roomName);
-      if (entered) p.remote!.track(p.cluster!.exitRoom(roomName, client.name!, room.unused));
+      if (entered && !p.alsoIn(client, roomName)) {
+        p.remote!.track(p.cluster!.exitRoom(roomName, client.name!, room.unused));
+      }
       p.rooms.dropIfUnused(room);
     }
   }

@@ -5,6 +5,8 @@ import type { SlowKind } from "./room_log.ts";
 import type { Store } from "../store/store.ts";
 import type { Authenticator } from "../auth/auth.ts";
 import type { Cluster } from "./cluster.ts";
+import type { AccountStore } from "../store/accounts.ts";
+import type { Registration } from "./sessions.ts";
 
 /** Counters the hub keeps; metrics read them at scrape time. Plain numbers: the hot path only adds. */
 export interface HubStats {
@@ -77,8 +79,15 @@ export interface HubOptions {
    * runs on demand. @default setTimeout
    */
   timer?: (fn: () => void, delayMs: number) => () => void;
-  /** Makes a resume token. @default 256 random bits, base64url */
-  makeToken?: () => string;
+  /**
+   * Accounts: who owns each name, their sessions and rooms.
+   * @default an in-memory SQLite account store (tests; the server passes its own)
+   */
+  accounts?: AccountStore;
+  /** Who may make an account (`--registration`). @default "open" */
+  registration?: Registration;
+  /** How long an account without a password outlives its last use, in ms. @default 30 days */
+  accountTtlMs?: number;
   observers?: HubObservers;
   /** Checks credentials in the hello. @default every valid name is let in */
   auth?: Authenticator;

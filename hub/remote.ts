@@ -60,8 +60,7 @@ export class Remote implements ClusterListener {
   }
 
   remoteDirect(key: string, line: string): void {
-    const client = this.#p.sessions.clientOf(key);
-    if (client !== null) this.#p.replies.send(client, line);
+    for (const client of this.#p.sessions.clientsOf(key)) this.#p.replies.send(client, line);
   }
 
   namesLost(keys: string[]): void {
@@ -110,10 +109,11 @@ export class Remote implements ClusterListener {
   async leave(roomName: string, name: string, line: string | null): Promise<void> {
     // The user may be back already on a new connection (a resume) that joined or is joining this
     // room: for the others nothing changed, and removing the record would remove the new one too.
-    const holder = this.#p.sessions.clientOf(nameKey(name));
-    const member = holder === null ? undefined : this.#p.memberships.peek(holder);
-    if (member !== undefined && (member.rooms.has(roomName) || member.joining?.has(roomName))) {
-      return;
+    for (const holder of this.#p.sessions.clientsOf(nameKey(name))) {
+      const member = this.#p.memberships.peek(holder);
+      if (member !== undefined && (member.rooms.has(roomName) || member.joining?.has(roomName))) {
+        return;
+      }
     }
     const room = this.#p.rooms.get(roomName);
     const last = room === undefined || room.unused;

@@ -1,228 +1,417 @@
 /**
- * Names on this instance: who holds each name, the resume token that takes it back, and the
- * reservation that keeps it for its holder after a disconnect. With a cluster, a name new to this
- * instance is first claimed on every instance, and the claim ends at the disconnect (another
- * instance cannot check this one's tokens); the reservation still holds here.
+ * Names on this server, each its account's (store/accounts.ts), and the connections signed in to
+ * each. It is the one owner of names: the hub asks with `take`, and this module grants the name
+ * (sets the client's name and key and calls back) or closes the client with the reason it cannot.
  *
- * The hub asks for a name with `take`; this module grants it (sets the client's name and key and
- * calls back) or closes the client with the reason it cannot have it. It is the one owner of names.
+ * - The first hello with a free name makes its account and a session; the welcome carries the
+ *   session's token. From then on the name is that account's: a disconnect frees nothing, and only
+ *   the token (or verified credentials for that very name, a JWT `sub`) signs in as it. An
+ *   account without a password is released after `--account-ttl` without use (`sweep`).
+ * - An account may have many connections at once: tabs and devices. Presence, delivery and the
+ *   join and leave lines are per account (the hub asks `clientsOf`); a hello with the `connection`
+ *   id of one of the account's open sockets is that tab coming back, and replaces it (4010).
+ * - A token is rotated at each sign-in that presents the current one; the presented token keeps
+ *   working until the new one is first used, so a lost welcome does not sign anyone out. A
+ *   presented previous token (another tab raced, or a welcome was lost) is accepted as it is.
+ * - With a cluster, the instance holding an account's connections claims its name cluster-wide
+ *   while it has any (the append fence, redis/redis_store.ts, checks that claim). An account's
+ *   connections are on one instance at a time for now: a hello on another is closed with 4009 and
+ *   NAME_HELD_ELSEWHERE, which a client holding a token retries.
+ *
+ * Hellos and releases for one name key run one after another, so a claim and a release never
+ * cross in Redis.
  */
 import type { Client } from "../client.ts";
 import type { Cluster } from "./cluster.ts";
 import { CloseCode, nameFold, nameKey } from "../protocol/protocol.ts";
-import { timingSafeEqual } from "../auth/auth.ts";
-
-/** How long a disconnected name stays reserved for its token holder, in ms. */
-export const NAME_RESERVATION_MS = 60_000;
+import {
+  type Account,
+  type AccountStore,
+  DEFAULT_ACCOUNT_TTL_MS,
+  MAX_RELEASED_PER_CALL,
+  TOUCH_INTERVAL_MS,
+} from "../store/accounts.ts";
+import type { MaybePromise } from "../store/store.ts";
 
 /** The close reason (with 4009) when another instance holds the name. */
 export const NAME_HELD_ELSEWHERE = "name taken on another instance";
+/** The close reason (with 4001) for a new name while registration is closed. */
+export const REGISTRATION_CLOSED = "registration is closed: ask an admin for an account";
+/** The close reason (with 4001) for an account an admin disabled. */
+export const ACCOUNT_DISABLED = "this account is disabled";
+/** How often the sweep releases accounts unused for the TTL, at most, in ms. */
+export const ACCOUNT_SWEEP_INTERVAL_MS = 60_000;
+/** The device label of sessions made by a hello (the store requires one). */
+export const HELLO_DEVICE = "web";
 
-/** A name and whoever holds it: a client now, or its token holder until `releaseAt`. */
-export interface Session {
+/** Who may make an account: anyone with a free name, or nobody (existing accounts only). */
+export type Registration = "open" | "closed";
+
+/** What the welcome tells a client that got its name. */
+export interface Granted {
+  /** The account's name, in its account's spelling. */
   name: string;
-  /**
-   * The resume token that takes the name back, over a half-open old socket or a reservation. A new
-   * one is made at every takeover, so a leaked token stops working once its holder comes back.
-   */
+  /** The session token to present next time. */
   token: string;
-  client: Client | null;
-  /** When a disconnected session frees its name, in ms. */
-  releaseAt: number;
+  accountId: string;
 }
 
-/** What a client offers to prove it may take a held name. */
+/** What a client offers to prove it may sign in as a name. */
 export interface NameProof {
-  /** The resume token from an earlier welcome. */
+  /** A session token from an earlier welcome. */
   resume?: string;
   /**
    * True when the credentials themselves prove the identity (a verified token): proof for the name
    * they name in any case or width, never for a lookalike that shares its key.
    */
   verified: boolean;
+  /** The client's id for this connection's lineage (one tab); its stale socket is replaced. */
+  connection?: string;
 }
 
 /** Options for {@linkcode Sessions}. */
 export interface SessionsOptions {
+  accounts: AccountStore;
   /** Other instances whose names must not collide with ours. @default none */
   cluster?: Cluster | null;
+  /** @default "open" */
+  registration?: Registration;
+  /** How long an account without a password outlives its last use, in ms. @default 30 days */
+  accountTtlMs?: number;
   /** @default Date.now */
   now?: () => number;
-  /** Makes a resume token. @default 256 random bits, base64url */
-  makeToken?: () => string;
-  /** The cluster could not be asked; the client was told to try again. */
+  /** The store or the cluster could not be asked; the client was told to try again. */
   failed?: (error: unknown) => void;
 }
 
-/** Grants names, keeps them for their token holders after a disconnect, and frees them. */
-export class Sessions {
-  #sessions = new Map<string, Session>();
-  /** Name keys being claimed from the cluster: a second local hello for one waits its turn. */
-  #claiming = new Set<string>();
-  #cluster: Cluster | null;
-  #now: () => number;
-  #makeToken: () => string;
-  #failed: (error: unknown) => void;
+/** One account's connections here. */
+interface Holder {
+  account: Account;
+  /** Each connection, with its session id and its `connection` id. */
+  clients: Map<Client, { session: string; connection?: string }>;
+}
 
-  constructor(options: SessionsOptions = {}) {
+/** Grants names by account, keeps each account's connections, and releases unused accounts. */
+export class Sessions {
+  #held = new Map<string, Holder>();
+  /** Per name key, the hello or release running now; the next waits for it. */
+  #turns = new Map<string, Promise<void>>();
+  /** When each session's last-seen time was last written, in ms. */
+  #touched = new Map<string, number>();
+  #accounts: AccountStore;
+  #cluster: Cluster | null;
+  #registration: Registration;
+  #ttlMs: number;
+  #now: () => number;
+  #failed: (error: unknown) => void;
+  #lastSweepAt = -Infinity;
+  #sweeping = false;
+
+  constructor(options: SessionsOptions) {
+    this.#accounts = options.accounts;
     this.#cluster = options.cluster ?? null;
+    this.#registration = options.registration ?? "open";
+    this.#ttlMs = options.accountTtlMs ?? DEFAULT_ACCOUNT_TTL_MS;
     this.#now = options.now ?? Date.now;
-    this.#makeToken = options.makeToken ?? randomToken;
     this.#failed = options.failed ?? (() => {});
   }
 
   /**
-   * Gives `client` the name and calls `granted` with its session (at once, or after the cluster
-   * agreed), or closes the client: `name_taken` without the proof for a held name, `unavailable`
-   * when the cluster cannot be asked. A proven holder replaces the name's current client.
+   * Signs `client` in as `name` and calls `granted` (at once when the store answers at once and
+   * there is no cluster to ask), or closes the client: `name_taken` without the proof for an
+   * account's name, `unauthorized` for a new name while registration is closed or for a disabled
+   * account, `unavailable` when the store or the cluster cannot be asked.
    */
-  take(
-    client: Client,
-    name: string,
-    proof: NameProof,
-    granted: (session: Session) => void,
-  ): void {
+  take(client: Client, name: string, proof: NameProof, granted: (g: Granted) => void): void {
     const key = nameKey(name);
-    const existing = this.#sessions.get(key);
-    // A verified token proves the identity as well as the resume token does, but only for the
-    // name it names: a token for a lookalike of a held name (Cyrillic "аdmin" for "admin") is
-    // someone else's, who shares the key and must not take the name over.
-    const proven = existing !== undefined &&
-      ((proof.verified && nameFold(name) === nameFold(existing.name)) ||
-        (proof.resume !== undefined && timingSafeEqual(proof.resume, existing.token)));
-    if (existing !== undefined && (existing.client !== null || this.#now() < existing.releaseAt)) {
-      if (!proven) return client.close(CloseCode.nameTaken, "name taken", "name_taken");
-      // The token holder takes the name over at once; the old socket may be half-open.
-      if (existing.client !== null) {
-        // Detached before it is closed: its disconnect must not free the name (cluster-wide
-        // too) that its successor takes at once.
-        const replaced = existing.client;
-        existing.client = null;
-        replaced.close(CloseCode.replaced, "replaced", "replaced");
-      } else if (this.#cluster !== null) {
-        // The cluster-wide claim ended with the disconnect; take it again before resuming.
-        return void this.#claim(client, name, key, granted, existing);
+    const unavailable = (e: unknown) => {
+      this.#failed(e);
+      if (!client.closed) {
+        client.close(CloseCode.tryAgain, "accounts unavailable, try again", "unavailable");
       }
-      existing.name = name;
-      existing.token = this.#makeToken();
-      return this.#attach(client, key, existing, granted);
-    }
-    if (this.#cluster !== null) return void this.#claim(client, name, key, granted);
-    const session = { name, token: this.#makeToken(), client: null, releaseAt: 0 };
-    this.#sessions.set(key, session);
-    this.#attach(client, key, session, granted);
+    };
+    void this.#turn(key, () => this.#take(client, name, key, proof, granted), unavailable);
   }
 
-  /** In a cluster, a name new to this instance must first be free on every instance. */
-  async #claim(
+  /**
+   * Runs `fn` after whatever runs for `key` now (at once when nothing does), handing what it
+   * throws or rejects with to `failed`.
+   */
+  #turn(
+    key: string,
+    fn: () => MaybePromise<void>,
+    failed: (e: unknown) => void,
+  ): MaybePromise<void> {
+    const before = this.#turns.get(key);
+    let result: MaybePromise<void>;
+    if (before === undefined) {
+      try {
+        result = fn();
+      } catch (e) {
+        return failed(e);
+      }
+      if (!(result instanceof Promise)) return;
+      result = result.catch(failed);
+    } else result = before.then(fn).catch(failed);
+    const mine = result;
+    this.#turns.set(key, mine);
+    return mine.finally(() => {
+      if (this.#turns.get(key) === mine) this.#turns.delete(key);
+    });
+  }
+
+  #take(
     client: Client,
     name: string,
     key: string,
-    granted: (session: Session) => void,
-    resumed?: Session,
-  ): Promise<void> {
-    if (this.#claiming.has(key)) {
-      return client.close(CloseCode.nameTaken, "name taken", "name_taken");
-    }
-    this.#claiming.add(key);
-    let ok = false;
-    try {
-      ok = await this.#cluster!.claimName(key, name);
-    } catch (e) {
-      this.#failed(e);
-      this.#claiming.delete(key);
-      return client.close(CloseCode.tryAgain, "cluster unavailable, try again", "unavailable");
-    }
-    this.#claiming.delete(key);
-    if (!ok) {
-      // Said apart from a local refusal: the holder may be this user's own old connection on an
-      // instance that has not noticed it is gone, so a client with a token may retry a while.
-      return client.close(CloseCode.nameTaken, NAME_HELD_ELSEWHERE, "name_taken");
-    }
-    const holder = this.#sessions.get(key)?.client ?? null;
-    if (client.closed || holder !== null) {
-      // Nobody here holds the name (a reservation does not: its claim ended at the disconnect),
-      // so the claim just made goes back.
-      if (holder === null) void this.#cluster!.releaseName(key);
-      if (!client.closed) client.close(CloseCode.nameTaken, "name taken", "name_taken");
-      return;
-    }
-    const session: Session = resumed ??
-      { name, token: this.#makeToken(), client: null, releaseAt: 0 };
-    session.name = name;
-    // A takeover of a reservation: the token that proved it is spent, as on one instance.
-    if (resumed !== undefined) session.token = this.#makeToken();
-    this.#sessions.set(key, session);
-    this.#attach(client, key, session, granted);
+    proof: NameProof,
+    granted: (g: Granted) => void,
+  ): MaybePromise<void> {
+    if (client.closed) return;
+    const store = this.#accounts;
+    const resume = proof.resume;
+    return step(resume === undefined ? null : store.findSession(resume), (found) => {
+      if (found !== null && found.account.key === key) {
+        // The current token is spent for a new one; a previous one is kept as it was presented.
+        return step(
+          found.previous ? null : store.rotateSession(resume!),
+          (rotated) =>
+            this.#signedIn(
+              client,
+              key,
+              {
+                account: found.account,
+                session: found.session.id,
+                token: rotated?.token ?? resume!,
+              },
+              proof,
+              granted,
+            ),
+        );
+      }
+      return step(store.accountByName(name), (account) => {
+        // Said whatever the proof: the token of a disabled account opens no session any more.
+        if (account?.disabled) return this.#refuseDisabled(client);
+        // A verified token proves the identity as well as a session token does, but only for the
+        // name it names: a token for a lookalike of an account's name (Cyrillic "аdmin" for
+        // "admin") is someone else's, who shares the key and must not sign in as it.
+        if (account !== null && !(proof.verified && nameFold(name) === nameFold(account.name))) {
+          return client.close(CloseCode.nameTaken, "name taken", "name_taken");
+        }
+        if (account === null && this.#registration === "closed") {
+          return client.close(CloseCode.unauthorized, REGISTRATION_CLOSED, "unauthorized");
+        }
+        return step(account ?? this.#create(name), (owner) => {
+          if (owner === null) return client.close(CloseCode.nameTaken, "name taken", "name_taken");
+          if (owner.disabled || client.closed) return this.#refuseDisabled(client);
+          return step(store.createSession(owner.id, HELLO_DEVICE, this.#now()), (made) => {
+            if (!made.ok) return this.#refuseDisabled(client);
+            if (made.evicted !== null) this.#endSession(made.evicted);
+            const signedIn = { account: owner, session: made.session.id, token: made.token };
+            return this.#signedIn(client, key, signedIn, proof, granted);
+          });
+        });
+      });
+    });
+  }
+
+  #refuseDisabled(client: Client): void {
+    if (!client.closed) client.close(CloseCode.unauthorized, ACCOUNT_DISABLED, "unauthorized");
+  }
+
+  /** The client proved its account: claims the name cluster-wide if needed, and attaches it. */
+  #signedIn(
+    client: Client,
+    key: string,
+    signedIn: { account: Account; session: string; token: string },
+    proof: NameProof,
+    granted: (g: Granted) => void,
+  ): MaybePromise<void> {
+    if (client.closed) return;
+    const attach = () => {
+      this.#attach(client, key, signedIn, proof.connection);
+      this.#touch(signedIn.session, true);
+      granted({
+        name: signedIn.account.name,
+        token: signedIn.token,
+        accountId: signedIn.account.id,
+      });
+    };
+    const cluster = this.#cluster;
+    if (this.#held.has(key) || cluster === null) return attach();
+    return (async () => {
+      if (!await cluster.claimName(key, signedIn.account.name)) {
+        // Said apart from a local refusal: the account's connections are on another instance,
+        // perhaps its own old one that has not noticed they are gone, so a client retries.
+        return client.close(CloseCode.nameTaken, NAME_HELD_ELSEWHERE, "name_taken");
+      }
+      // Nobody here holds the name now, so the claim just made goes back.
+      if (client.closed) return void (this.#held.has(key) || await cluster.releaseName(key));
+      attach();
+    })();
+  }
+
+  /** A new account for `name`, or null when someone else made it first. */
+  #create(name: string): MaybePromise<Account | null> {
+    return step(
+      this.#accounts.createAccount({ name, now: this.#now() }),
+      (made) => made.ok ? made.account : null,
+    );
   }
 
   #attach(
     client: Client,
     key: string,
-    session: Session,
-    granted: (session: Session) => void,
+    signedIn: { account: Account; session: string },
+    connection: string | undefined,
   ): void {
-    session.client = client;
-    client.name = session.name;
+    let holder = this.#held.get(key);
+    if (holder === undefined) {
+      this.#held.set(key, holder = { account: signedIn.account, clients: new Map() });
+    }
+    holder.account = signedIn.account;
+    if (connection !== undefined) {
+      // The same tab's earlier socket, maybe half-open: replaced. It is detached first, so its
+      // disconnect does not count as the account's connection leaving.
+      for (const [other, c] of holder.clients) {
+        if (c.connection === connection && c.session === signedIn.session) {
+          holder.clients.delete(other);
+          other.close(CloseCode.replaced, "replaced", "replaced");
+        }
+      }
+    }
+    holder.clients.set(client, { session: signedIn.session, connection });
+    client.name = signedIn.account.name;
     client.key = key;
-    granted(session);
   }
 
-  /** Names held or reserved now. */
+  /** Names with a connection here now. */
   get size(): number {
-    return this.#sessions.size;
+    return this.#held.size;
   }
 
-  /** The client holding the name with this key now, or null. */
-  clientOf(key: string): Client | null {
-    return this.#sessions.get(key)?.client ?? null;
+  /** The connections of the account with this name key here now (none: an empty list). */
+  clientsOf(key: string): Client[] {
+    const holder = this.#held.get(key);
+    return holder === undefined ? [] : [...holder.clients.keys()];
+  }
+
+  /** True while `client` is one of its name's connections (a replaced one no longer is). */
+  holds(client: Client): boolean {
+    return client.name !== null && this.#held.get(client.key)?.clients.has(client) === true;
+  }
+
+  /** The account id `client` signed in to, or undefined before its welcome. */
+  accountOf(client: Client): string | undefined {
+    return client.name === null ? undefined : this.#held.get(client.key)?.account.id;
   }
 
   /**
-   * The client is gone: its name stays reserved for the token holder for NAME_RESERVATION_MS.
-   * Returns the cluster-wide release when there is one to wait for; nothing when the client did
-   * not hold its name (a replaced client's session belongs to its successor). The cluster-wide
-   * release waits for `after` (what the client's last commands still tell the other instances),
-   * so no line about this user goes out once someone elsewhere may hold the name.
+   * The client is gone. When it was its account's last connection here, returns the cluster-wide
+   * release to wait for (with a cluster). The release waits for `after` (what the client's last
+   * commands still tell the other instances), so no line about this user goes out once its name
+   * may be held elsewhere. Nothing when the client held no name (a replaced one's is its
+   * successor's) or the account has other connections.
    */
   release(client: Client, after?: Promise<void>): Promise<void> | undefined {
     if (client.name === null) return;
-    const session = this.#sessions.get(client.key);
-    if (session === undefined || session.client !== client) return;
-    session.client = null;
-    session.releaseAt = this.#now() + NAME_RESERVATION_MS;
+    const key = client.key;
+    const holder = this.#held.get(key);
+    const mine = holder?.clients.get(client);
+    if (holder === undefined || mine === undefined) return;
+    holder.clients.delete(client);
+    this.#touch(mine.session, true);
+    if (holder.clients.size > 0) return;
+    this.#held.delete(key);
     const cluster = this.#cluster;
     if (cluster === null) return;
-    const free = () => cluster.releaseName(client.key);
-    return after === undefined ? free() : after.then(free, free);
+    // A hello that came meanwhile took the name here again: the claim is its.
+    const free = () => this.#held.has(key) ? undefined : cluster.releaseName(key);
+    const release = this.#turn(
+      key,
+      () => after === undefined ? free() : after.then(free, free),
+      this.#failed,
+    );
+    return release instanceof Promise ? release : Promise.resolve();
   }
 
   /**
    * Another instance took these names while this one was cut off long enough to be presumed
-   * dead: their clients here are closed with `name_taken` and the reservations dropped.
+   * dead: their connections here are closed with `name_taken`.
    */
   lost(keys: string[]): void {
     for (const key of keys) {
-      const client = this.#sessions.get(key)?.client;
-      if (client != null) client.close(CloseCode.nameTaken, "name taken", "name_taken");
-      this.#sessions.delete(key);
+      const holder = this.#held.get(key);
+      if (holder === undefined) continue;
+      this.#held.delete(key);
+      for (const client of holder.clients.keys()) {
+        client.close(CloseCode.nameTaken, "name taken", "name_taken");
+      }
     }
   }
 
-  /** Frees the names whose reservation has ended. */
-  sweep(): void {
-    const now = this.#now();
-    for (const [key, s] of this.#sessions) {
-      if (s.client === null && s.releaseAt <= now) this.#sessions.delete(key);
+  /** Closes the connections of a session the store revoked. */
+  #endSession(sessionId: string): void {
+    for (const holder of this.#held.values()) {
+      for (const [client, c] of holder.clients) {
+        if (c.session === sessionId) {
+          client.close(CloseCode.unauthorized, "signed out", "unauthorized");
+        }
+      }
     }
+  }
+
+  /** Writes a session's last-seen time when due (or now, when `force`); failures are logged. */
+  #touch(session: string, force = false): void {
+    const now = this.#now();
+    const last = this.#touched.get(session);
+    if (!force && last !== undefined && now - last < TOUCH_INTERVAL_MS) return;
+    this.#touched.set(session, now);
+    try {
+      const done = this.#accounts.touchSession(session, now);
+      if (done instanceof Promise) done.catch((e) => this.#failed(e));
+    } catch (e) {
+      this.#failed(e);
+    }
+  }
+
+  /**
+   * Keeps connected sessions' last-seen times fresh (so an account in use is never released), and
+   * at most every ACCOUNT_SWEEP_INTERVAL_MS releases accounts unused for the TTL.
+   */
+  sweep(): void {
+    const live = new Set<string>();
+    for (const holder of this.#held.values()) {
+      for (const c of holder.clients.values()) {
+        live.add(c.session);
+        this.#touch(c.session);
+      }
+    }
+    for (const session of this.#touched.keys()) {
+      if (!live.has(session)) this.#touched.delete(session);
+    }
+    const now = this.#now();
+    if (this.#sweeping || now - this.#lastSweepAt < ACCOUNT_SWEEP_INTERVAL_MS) return;
+    this.#lastSweepAt = now;
+    this.#sweeping = true;
+    void (async () => {
+      try {
+        // Repeats while a call releases a full batch; each call is short.
+        while (
+          (await this.#accounts.releaseInactive(now, this.#ttlMs)).length >= MAX_RELEASED_PER_CALL
+        ) {
+          if (this.#now() - now > ACCOUNT_SWEEP_INTERVAL_MS) break;
+        }
+      } catch (e) {
+        this.#failed(e);
+      } finally {
+        this.#sweeping = false;
+      }
+    })();
   }
 }
 
-/** 256 random bits, base64url. */
-export function randomToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(
-    /=+$/,
-    "",
-  );
+/** `f(v)`, at once when `v` is a value, after it when a promise: keeps a synchronous store sync. */
+function step<T, R>(v: MaybePromise<T>, f: (t: T) => MaybePromise<R>): MaybePromise<R> {
+  return v instanceof Promise ? v.then(f) : f(v);
 }

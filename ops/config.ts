@@ -22,6 +22,7 @@ import {
   STALL_TIMEOUT_MS,
 } from "./limits.ts";
 import type { RetentionPolicy } from "../store/store.ts";
+import { DEFAULT_ACCOUNT_TTL_MS } from "../store/accounts.ts";
 import { LOG_LEVELS } from "./log.ts";
 import { MAX_FAILURES_PER_ACCOUNT, SIGN_IN_WINDOW_MS } from "../auth/sign_in_limit.ts";
 import denoJson from "../deno.json" with { type: "json" };
@@ -59,6 +60,7 @@ export const DEFAULTS = {
   /** Longest message text, in characters. */
   maxTextChars: 4000,
   maxRoomsPerClient: 32,
+  registration: "open",
   maxConnections: 10_000,
   /** Seconds without a pong before a peer is dropped; proxies must wait longer than this. */
   idleTimeoutSeconds: 30,
@@ -347,6 +349,28 @@ export const FLAGS = {
     help: "longest message text, in characters",
     parse: wholeNumber(1),
   }),
+  registration: flag({
+    name: "registration",
+    value: "open|closed",
+    default: DEFAULTS.registration,
+    help: "who may make an account: open lets the first hello with a free name make it (no " +
+      "setup); closed keeps the accounts there are",
+    parse: oneOf(["open", "closed"]),
+  }),
+  accountTtlMs: flag({
+    name: "account-ttl",
+    value: "AGE",
+    default: DEFAULT_ACCOUNT_TTL_MS,
+    shown: "30d",
+    help: "how long an account without a password keeps its name after its last use (30d, 12h, " +
+      "90m)",
+    parse: (text, source) => {
+      const ms = ageMs(text);
+      return ms === null
+        ? refused(source, `expected an age like 30d, 12h or 90m, got "${text}"`)
+        : ok(ms);
+    },
+  }),
   maxRoomsPerClient: flag({
     name: "max-rooms",
     value: "N",
@@ -619,6 +643,12 @@ export function helpText(): string {
 }
 
 const AGE_UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** An age ("30d", "12h", "90m", "20s") in ms, or null. */
+function ageMs(text: string): number | null {
+  const age = /^(\d+)([smhd])$/.exec(text);
+  return age && Number(age[1]) >= 1 ? Number(age[1]) * AGE_UNITS_MS[age[2]] : null;
+}
 
 /** Parses `--retain`: "5000", "30d", "5000,30d" (either order). */
 export function parseRetention(text: string): RetentionPolicy | null {

@@ -75,6 +75,8 @@ export interface Hello {
   resume?: string;
   password?: string;
   token?: string;
+  /** The client's id for this connection's lineage (one tab), at most MAX_CONNECTION_ID_CHARS. */
+  connection?: string;
 }
 
 /** A room message as stored and as sent (`type` is added on the wire). */
@@ -238,6 +240,9 @@ function optionalSeq(obj: Json, key: string): number | undefined | null {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : null;
 }
 
+/** Most characters of a hello's `connection` id (a random id per tab is 22-36). */
+export const MAX_CONNECTION_ID_CHARS = 64;
+
 /** Parses the first frame of a connection; anything but a well-formed hello is an error. */
 export function parseHello(text: string): Parsed<Hello> {
   const obj = parseObject(text);
@@ -246,10 +251,16 @@ export function parseHello(text: string): Parsed<Hello> {
     return fail("bad_request", "Cannot start: the first frame must be hello");
   }
   const hello: Hello = { type: "hello" };
-  for (const key of ["name", "resume", "password", "token"] as const) {
+  for (const key of ["name", "resume", "password", "token", "connection"] as const) {
     const v = optionalString(obj, key);
     if (v === null) return fail("bad_request", `Cannot start: ${key} must be a string`);
     if (v !== undefined) hello[key] = v;
+  }
+  if (hello.connection !== undefined && hello.connection.length > MAX_CONNECTION_ID_CHARS) {
+    return fail(
+      "bad_request",
+      `Cannot start: connection must be at most ${MAX_CONNECTION_ID_CHARS} characters`,
+    );
   }
   if (hello.name === undefined && hello.token === undefined) {
     return fail("bad_request", "Cannot start: hello needs a name");
@@ -441,14 +452,18 @@ export function errorLine(
   return JSON.stringify(reply);
 }
 
-/** Serialises the reply to a hello: the name granted, its resume token, the limits. */
+/**
+ * Serialises the reply to a hello: the name granted, the session token to present next time, the
+ * limits, and the rooms the account joined (on any device), by name.
+ */
 export function welcomeLine(
   name: string,
   resume: string,
   limits: Record<string, unknown>,
   version: string,
+  rooms: string[] = [],
 ): string {
-  return JSON.stringify({ type: "welcome", name, resume, limits, version });
+  return JSON.stringify({ type: "welcome", name, resume, limits, version, rooms });
 }
 
 /**

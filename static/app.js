@@ -48,7 +48,9 @@ const secrets = new Secrets();
 /** @type {import("./signin.js").Mode} */
 let mode = { auth: "none", password: false };
 let everOnline = false;
-/** Another tab took this name over (4010); stay away until the user says otherwise. */
+/** This page's id in its hellos: a reconnect replaces only its own stale socket, never another tab. */
+const TAB = crypto.randomUUID();
+/** Another socket of this page took over (4010); stay away until the user says otherwise. */
 let replaced = false;
 /** Since when reconnects find the name held on another instance (0: they do not). */
 let heldSince = 0;
@@ -93,6 +95,7 @@ const conn = new Connection({
       resume: identity.token || undefined,
       password: secrets.password || undefined,
       token: secrets.token || undefined,
+      connection: TAB,
     };
   },
   onMessage(m) {
@@ -161,6 +164,9 @@ const handlers = {
     if (isNum(m.limits?.maxTextChars)) composer.limit = m.limits.maxTextChars;
     if (isNum(m.limits?.historyLimit)) state.historyLimit = Math.min(200, m.limits.historyLimit);
     everOnline = true;
+    // The account's rooms, joined on any device, come back here too.
+    for (const name of wire.asNames(m.rooms)) if (wire.roomName(name)) state.room(name);
+    save("rooms", [...state.rooms.keys()]);
     // Rejoin each room asking only for what was missed; its outbox goes once it is joined.
     for (const r of state.rooms.values()) {
       r.historyQueue = [];
@@ -174,6 +180,9 @@ const handlers = {
     }
     for (const e of outbox.where((e) => e.kind === "dm" && e.state !== "failed")) transmit(e);
   },
+
+  // Another tab or device of this account left it.
+  left: (m) => forget(m.room),
 
   joined(m) {
     const room = state.rooms.get(m.room);
@@ -376,10 +385,15 @@ function join() {
   show("room", name);
 }
 
-/** @param {string} name */
+/** Leaves a room here and, by telling the server, on the account's other devices. @param {string} name */
 function leave(name) {
+  if (state.rooms.has(name)) conn.send({ type: "leave", room: name });
+  forget(name);
+}
+
+/** Drops a room from this page. @param {string} name */
+function forget(name) {
   if (!state.rooms.delete(name)) return;
-  conn.send({ type: "leave", room: name });
   save("rooms", [...state.rooms.keys()]);
   for (const e of outbox.where((e) => e.target === name && e.kind === "say")) outbox.delete(e.cid);
   const next = [...state.rooms.keys()][0];
@@ -467,7 +481,7 @@ function drawBanner() {
   const s = replaced ? "replaced" : status.state,
     secs = Math.ceil((status.retryAt - Date.now()) / 1000);
   const [text, button = ""] = {
-    replaced: ["Chat was opened in another tab, so this one stopped.", "Reconnect here"],
+    replaced: ["This tab reconnected elsewhere, so it stopped here.", "Reconnect here"],
     offline: ["You are offline; messages will go out when you are back."],
     connecting: [everOnline ? "Reconnecting…" : "Connecting…"],
     waiting: [`Connection lost. Reconnecting in ${Math.max(1, secs)} s…`, "Retry now"],

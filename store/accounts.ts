@@ -17,28 +17,23 @@
  * one Lua script in Redis. Methods answer synchronously (SQLite) or with a promise (Redis), as the
  * message store's do.
  *
- * Wiring (next step). hub/sessions.ts owns names today (the resume token, the 60 s reservation);
- * with accounts it asks this store instead, and hub/greeting.ts carries the results in the welcome:
- * - first hello with a free name (Sessions.take): `createAccount` (a `name_taken` result is the
- *   `name_taken` close), then `createSession`; the welcome carries the token. The reservation and
- *   its timer go: a name stays its account's until `releaseInactive`.
- * - hello with a session token (the `resume` proof today): `findSession` (null: the token is dead,
- *   say so), then `rotateSession` at a takeover (the welcome carries the new token; the old one
- *   keeps working until the new one is first used, so a lost welcome does not sign the user out),
- *   then `touchSession` at the hello and at most every {@linkcode TOUCH_INTERVAL_MS} after.
+ * Wiring. hub/sessions.ts signs hellos in through this store: a free name gets `createAccount`
+ * and `createSession` (the welcome carries the token); a hello with a session token gets
+ * `findSession`, then `rotateSession` when the token was the current one, and `touchSession` at
+ * the hello, the disconnect and at most every {@linkcode TOUCH_INTERVAL_MS} while connected; its
+ * sweep calls `releaseInactive(now, --account-ttl)`. hub/join.ts records `joinRoom`, the hub's
+ * leave `leaveRoom`, and the welcome lists `listRooms`. Not wired yet (next steps):
  * - password sign-in on a new device: `accountByName`, then auth/sign_in_limit.ts and
  *   auth/password.ts (see their headers), then `createSession`; close the sockets of its
  *   `evicted` session.
- * - hub/join.ts: `joinRoom` (with `--max-rooms`) and `leaveRoom`; the welcome lists `listRooms`; a
- *   `read` command calls `markRead` and tells the account's other connections the value it
+ * - a `read` command calls `markRead` and tells the account's other connections the value it
  *   returns. Stored DMs (hub/dm.ts) can be rooms of their own here, one per pair of accounts.
  * - admin commands: `setDisabled` (then close the account's connections), `listAccounts`,
  *   `createInvite`, `revokeInvite`, `listInvites`; an invite hello calls `consumeInvite` before
  *   `createAccount`.
  * - start: `createBootstrapToken` prints the link when it returns a token (the one secret that is
  *   meant to be printed); a hello carrying it calls `useBootstrapToken` for the account it signed in.
- * - a timer: `releaseInactive(now, --account-ttl)` ({@linkcode DEFAULT_ACCOUNT_TTL_MS}) and
- *   `pruneInvites(now)` every few minutes, repeating while they return a full batch.
+ * - the sweep: `pruneInvites(now)` beside `releaseInactive`.
  * - with `--redis`, the append script's fence (redis/redis_store.ts) can check that a message's
  *   session still exists (`chat:session:{id}`, redis/redis_accounts.ts) in the same atomic step,
  *   so a revoked session or a disabled account cannot post from a frozen instance.

@@ -45,10 +45,13 @@ if (!HAVE_REDIS) {
   console.log("browser_test.ts: the multi-instance test is ignored: no redis-server on PATH.");
 }
 
-/** Page, scripts and styles as served must stay under this many bytes, uncompressed ("60 KB"). */
-const UI_BUDGET_BYTES = 60_000;
+/**
+ * Page, scripts and styles as served must stay under this many bytes, uncompressed ("61 KB"): 60 KB
+ * until accounts (issue 15) brought many tabs per account (a tab id, the account's rooms, `left`).
+ */
+const UI_BUDGET_BYTES = 61_000;
 
-Deno.test("UI assets: page, scripts and styles stay under 60 KB", () => {
+Deno.test("UI assets: page, scripts and styles stay under 61 KB", () => {
   const bodies = new Set<string>();
   for (const [path, asset] of assets) if (path !== "/favicon.svg") bodies.add(asset.body);
   let bytes = 0;
@@ -736,20 +739,50 @@ browserTest(
   },
 );
 
-browserTest("A tab replaced by another offers to reconnect instead of fighting", async (h) => {
-  const first = await h.open("alice");
-  // A second tab in the same browser profile resumes the same name with the stored token.
-  const second = await first.page.context().newPage();
-  await second.goto(h.server.url);
-  await waitJoined(second, "general");
-  const again = first.page.getByRole("button", { name: "Reconnect here" });
-  await again.waitFor();
-  await first.page.waitForTimeout(1500);
-  // Still replaced: the first tab did not reconnect on its own.
-  assert.deepEqual(await again.isVisible(), true);
-  await again.click();
-  await waitJoined(first.page, "general");
-  await second.getByRole("button", { name: "Reconnect here" }).waitFor();
+browserTest(
+  "Two tabs of one account are both live: each shows what the other sends, and the room sees one alice",
+  async (h) => {
+    const bob = await h.open("bob");
+    const first = await h.open("alice");
+    // A second tab in the same browser profile signs in with the stored session token.
+    const second = watch(await first.page.context().newPage());
+    await second.page.goto(h.server.url);
+    await waitJoined(second.page, "general");
+    await say(second.page, "from the second tab");
+    await waitMessage(first.page, "from the second tab");
+    await say(bob.page, "to both tabs");
+    await waitMessage(first.page, "to both tabs");
+    await waitMessage(second.page, "to both tabs");
+    await first.page.waitForTimeout(1500);
+    // Neither tab stopped the other, and bob's list has alice once.
+    for (const tab of [first, second]) {
+      assert.equal(await tab.page.getByRole("button", { name: "Reconnect here" }).count(), 0);
+    }
+    const names = await bob.page.locator("#members > li .name").allTextContents();
+    assert.deepEqual(names.filter((n) => n === "alice"), ["alice"]);
+    // A room joined in one tab and left in the other is gone from both.
+    await first.page.getByLabel("Room", { exact: true }).fill("random");
+    await first.page.getByRole("button", { name: "Join", exact: true }).click();
+    await waitJoined(first.page, "random");
+    await second.page.reload();
+    await waitJoined(second.page, "general");
+    await second.page.getByRole("button", { name: "Leave random" }).click();
+    await first.page.locator("#rooms .entry", { hasText: "random" }).waitFor({ state: "detached" });
+    for (const chat of [bob, first, second]) assert.deepEqual(chat.problems, []);
+  },
+);
+
+browserTest("A name is refused to a second person after its owner left", async (h) => {
+  const alice = await h.open("alice");
+  await alice.page.context().close();
+  const context = await h.browser.newContext();
+  const page = await context.newPage();
+  const chat = watch(page);
+  await page.goto(h.server.url);
+  await page.getByLabel("Name").fill("Alice");
+  await page.getByRole("button", { name: "Join chat" }).click();
+  await page.locator("#login-error", { hasText: "The name “Alice” is taken" }).waitFor();
+  assert.deepEqual(chat.problems, []);
 });
 
 const SIDEBAR_HIDDEN = () =>
@@ -828,14 +861,25 @@ browserTest("Server errors show inline in plain words", async (h) => {
 }, ["--port", "0", "--data", ":memory:", "--max-text-chars", "50"]);
 
 browserTest("A page that was away catches up on more than 1000 missed messages", async (h) => {
-  const first = await h.open("alice");
-  // A second tab takes the name over; the first stays away (4010) until asked to reconnect.
-  const second = await first.page.context().newPage();
-  await second.goto(h.server.url);
-  await waitJoined(second, "general");
-  const again = first.page.getByRole("button", { name: "Reconnect here" });
+  // The page's WebSockets go through the test, which can cut them and refuse new ones a while.
+  const context = await h.browser.newContext();
+  let away = false;
+  const sockets: { close(): Promise<void> }[] = [];
+  await context.routeWebSocket(/\/ws$/, (ws) => {
+    if (away) return void ws.close();
+    ws.connectToServer();
+    sockets.push(ws);
+  });
+  const page = await context.newPage();
+  const first = watch(page);
+  await page.goto(h.server.url);
+  await page.getByLabel("Name").fill("alice");
+  await page.getByRole("button", { name: "Join chat" }).click();
+  await waitJoined(page, "general");
+  away = true;
+  for (const ws of sockets) await ws.close();
+  const again = page.getByRole("button", { name: "Retry now" });
   await again.waitFor();
-  await second.close();
   const seeder = await TestClient.connect(h.server.wsUrl, "seeder");
   try {
     await seeder.request({ type: "join", room: "general" }, (m) => m.type === "joined");
@@ -846,6 +890,7 @@ browserTest("A page that was away catches up on more than 1000 missed messages",
   }
   // The rejoin asks for everything since the last seq seen: 1000 arrive with `more`, the rest
   // by paging forward with `after`.
+  away = false;
   await again.click();
   await waitMessage(first.page, "m1100");
   const texts = await messageTexts(first.page);
@@ -999,7 +1044,10 @@ Deno.test({
       // Instance A goes away; meanwhile "alice" is taken on B (think: the old connection, still
       // open there). A comes back on the same address and the page's reconnects land on it.
       await a.stop();
-      holder = await TestClient.connect(b.wsUrl, "alice");
+      const token = await alice.page.evaluate(() =>
+        JSON.parse(localStorage.getItem("chat.identity") ?? "{}").token
+      );
+      holder = await TestClient.connect(b.wsUrl, "alice", { resume: token });
       const again = await start(a.port);
       await eventually("a reconnect refused with 4009 on the new A", async () => {
         const text = await (await fetch(new URL("metrics", again.url))).text();

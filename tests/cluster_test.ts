@@ -75,6 +75,8 @@ function clusterTest(
       if (redis === null) throw new Error("Cannot start redis-server");
       const servers: SpawnedServer[] = [];
       const clients: TestClient[] = [];
+      /** Each user's newest session token, by name in lower case. */
+      const tokens = new Map<string, string>();
       try {
         await fn({
           redis,
@@ -94,8 +96,14 @@ function clusterTest(
             const c = new TestClient(server.wsUrl);
             clients.push(c);
             await within("the WebSocket upgrade", c.opened, CLOSE_WAIT_MS);
-            c.send({ type: "hello", name, ...extra });
-            if (welcomed) await c.waitFor((m) => m.type === "welcome");
+            // Like a real client, each user signs in again with the newest token it was given.
+            const key = name.toLowerCase();
+            const resume = tokens.get(key);
+            c.send({ type: "hello", name, ...(resume ? { resume } : {}), ...extra });
+            const welcome = c.waitFor((m) => m.type === "welcome", welcomed ? 5000 : 60_000)
+              .then((m) => void tokens.set(key, m.resume));
+            if (welcomed) await welcome;
+            else welcome.catch(() => {});
             return c;
           },
         });
@@ -308,16 +316,32 @@ clusterTest(
 );
 
 clusterTest(
-  "A resume that replaces a live connection keeps the name taken on every instance",
+  "An account's connections on one instance are one presence everywhere, and its name stays its own on every instance",
   async (rig) => {
     const a = await rig.server();
     const b = await rig.server();
+    const bob = await rig.client(b, "Bob");
+    await join(bob, "lobby");
     const first = await rig.client(a, "Alice");
-    // A second tab, or a reconnect over a half-open socket, takes the name over with the token.
+    await join(first, "lobby");
+    await bob.waitFor((m) => m.type === "join" && m.room === "lobby" && m.user === "Alice");
+    // A second tab signs in with the token beside the first; nobody hears a second join.
     const second = await rig.client(a, "Alice", { resume: first.messages[0].resume });
-    assert.equal((await closedWithin(first)).code, 4010);
-    assert.equal(await refusedWith(b, "alice"), 4009, "the other instance still sees it taken");
-    assert.equal(second.socket.readyState, WebSocket.OPEN);
+    await join(second, "lobby");
+    bob.send({ type: "say", room: "lobby", text: "to both", cid: "b1" });
+    await first.waitFor((m) => m.type === "message" && m.text === "to both");
+    await second.waitFor((m) => m.type === "message" && m.text === "to both");
+    assert.equal(first.socket.readyState, WebSocket.OPEN);
+    assert.equal(bob.messages.filter((m) => m.type === "join" && m.user === "Alice").length, 1);
+    assert.equal(await refusedWith(b, "alice"), 4009, "the other instance sees it taken");
+    await first.close();
+    await sleep(300);
+    assert.equal(bob.messages.filter((m) => m.type === "leave").length, 0, "alice is still here");
+    await second.close();
+    await bob.waitFor((m) => m.type === "leave" && m.room === "lobby" && m.user === "Alice");
+    // Gone from every instance, and still hers: the account lives in Redis.
+    assert.equal(await refusedWith(b, "alice"), 4009, "a stranger cannot take it on B");
+    assert.equal(await refusedWith(a, "alice"), 4009, "nor on A");
   },
 );
 

@@ -58,6 +58,8 @@ const TYPED: {
   roomWindowBytes: { text: "65536", value: 65536 },
   maxFrameBytes: { text: "64", value: 64 },
   maxTextChars: { text: "100", value: 100 },
+  registration: { text: "closed", value: "closed" },
+  accountTtlMs: { text: "90m", value: 90 * 60_000 },
   maxRoomsPerClient: { text: "3", value: 3 },
   allowOrigins: {
     text: "https://A.example,http://b.example:8080",
@@ -108,6 +110,8 @@ const REFUSED: { [K in keyof Config]: string[] } = {
   roomWindowBytes: ["0", "8MiB", ""],
   maxFrameBytes: ["63", "10"],
   maxTextChars: ["0", "many"],
+  registration: ["invite", "OPEN", ""],
+  accountTtlMs: ["0d", "30", "1w", ""],
   maxRoomsPerClient: ["0", "x"],
   allowOrigins: ["evil", "https://a.example/path", "ftp://a.example"],
   allowHosts: [

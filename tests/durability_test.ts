@@ -77,7 +77,8 @@ Deno.test("SIGKILL mid-storm loses no echoed message; resends after restart crea
     }
 
     // The writer comes back and resends everything it sent: the server must not store any twice.
-    const w = await TestClient.connect(second.wsUrl, "writer");
+    // With its session token: the name is its account's, kept in the file like the history.
+    const w = await TestClient.connect(second.wsUrl, "writer", { resume: c.messages[0].resume });
     await w.request({ type: "join", room: "storm" }, (m) => m.type === "joined");
     for (const cid of sent) w.send({ type: "say", room: "storm", text: `message ${cid}`, cid });
     const lastCid = sent.at(-1)!;
@@ -137,7 +138,7 @@ Deno.test("a text with half an emoji reads back after a restart as it was echoed
     assert.equal(await s.stop("SIGTERM"), 0);
 
     s = await spawnServer(args);
-    c = await TestClient.connect(s.wsUrl, "ann");
+    c = await TestClient.connect(s.wsUrl, "ann", { resume: c.messages[0].resume });
     const joined = await c.request({ type: "join", room: "general" }, (m) => m.type === "joined");
     assert.deepEqual(joined.history.map((m: Msg) => [m.seq, m.text]), [[echo.seq, echo.text]]);
     c.send(frame); // the resend of a message whose echo was lost

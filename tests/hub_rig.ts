@@ -13,7 +13,7 @@ export interface Rig {
   tick(ms: number): void;
   connect(
     name: string,
-    opts?: { sendQueueBytes?: number; resume?: string },
+    opts?: { sendQueueBytes?: number; resume?: string; connection?: string },
   ): { client: Client; socket: FakeSocket };
   done(): Promise<void>;
 }
@@ -71,7 +71,12 @@ export function rig(
       hub.add(client);
       clients.push(client);
       client.receive(
-        JSON.stringify({ type: "hello", name, ...(opts.resume ? { resume: opts.resume } : {}) }),
+        JSON.stringify({
+          type: "hello",
+          name,
+          ...(opts.resume ? { resume: opts.resume } : {}),
+          ...(opts.connection ? { connection: opts.connection } : {}),
+        }),
       );
       return { client, socket };
     },

@@ -15,7 +15,6 @@ import {
   MIN_RETRY_AFTER_MS,
   PENDING_LINE_BYTES,
 } from "../hub/fanout.ts";
-import { NAME_RESERVATION_MS } from "../hub/sessions.ts";
 import { type ChatMessage, messageLine, RESEND_WINDOW_MS } from "../protocol/protocol.ts";
 import { MemoryStore, type NewMessage, type Store } from "../store/store.ts";
 
@@ -242,36 +241,120 @@ Deno.test("typing reaches the other members in the room's frame, not the typist"
   await r.done();
 });
 
-Deno.test("a name is reserved for its token holder for 60 s after a disconnect, then free", async () => {
+Deno.test("a name is its account's: a day after a disconnect a stranger gets 4009, the token holder signs back in", async () => {
   const r = rig();
   const a = r.connect("alice");
   const token = a.socket.of("welcome")[0].resume as string;
   assert.match(token, /^[A-Za-z0-9_-]{43}$/, "256 bits, base64url");
   a.client.socketClosed("client");
+  r.clock.now += 24 * 60 * 60_000;
+  r.hub.sweep();
   const stranger = r.connect("ALICE");
   assert.equal(stranger.socket.closeCode, 4009);
   const back = r.connect("alice", { resume: token });
-  assert.notEqual(back.socket.of("welcome")[0].resume, token, "taking it back rotates the token");
-  back.client.socketClosed("client");
-  r.clock.now += NAME_RESERVATION_MS;
-  const later = r.connect("Alice");
-  assert.equal(later.socket.closeCode, undefined);
-  assert.notEqual(later.socket.of("welcome")[0].resume, token, "a new owner gets a new token");
+  assert.equal(back.socket.closeCode, undefined);
+  assert.notEqual(back.socket.of("welcome")[0].resume, token, "signing in rotates the token");
   await r.done();
 });
 
-Deno.test("a hello with the name's token replaces the live connection at once with 4010", async () => {
+Deno.test("an account's second connection is live beside the first: one join line, both hear the room, a leave line after the last", async () => {
   const r = rig();
-  const a = r.connect("alice");
+  const bob = r.connect("bob");
+  join(bob.client);
+  const laptop = r.connect("alice");
+  join(laptop.client);
+  await settle();
+  const token = laptop.socket.of("welcome")[0].resume as string;
+  const phone = r.connect("alice", { resume: token });
+  assert.equal(laptop.socket.closeCode, undefined, "the first connection stays");
+  join(phone.client);
+  await settle();
+  r.flush();
+  assert.deepEqual(bob.socket.of("join").map((m) => m.user), ["alice"], "one join line");
+  assert.deepEqual(phone.socket.of("joined")[0].members, ["alice", "bob"]);
+  say(bob.client, "hi both");
+  r.flush();
+  for (const device of [laptop, phone]) {
+    assert.deepEqual(device.socket.of("message").map((m) => m.text), ["hi both"]);
+  }
+  say(phone.client, "from the phone");
+  r.flush();
+  assert.deepEqual(laptop.socket.of("message").map((m) => m.text), ["hi both", "from the phone"]);
+  laptop.client.socketClosed("client");
+  r.flush();
+  assert.deepEqual(bob.socket.of("leave"), [], "alice is still here on her phone");
+  assert.deepEqual(r.hub.members("general").sort(), ["alice", "bob"]);
+  phone.client.socketClosed("client");
+  r.flush();
+  assert.deepEqual(bob.socket.of("leave").map((m) => m.user), ["alice"]);
+  await r.done();
+});
+
+Deno.test("a hello with a tab's own connection id replaces its stale socket with 4010; other tabs stay", async () => {
+  const r = rig();
+  const a = r.connect("alice", { connection: "tab-a" });
   join(a.client);
   await settle();
   const token = a.socket.of("welcome")[0].resume as string;
-  const wrong = r.connect("alice", { resume: "x".repeat(43) });
+  const wrong = r.connect("alice", { resume: "x".repeat(43), connection: "tab-a" });
   assert.equal(wrong.socket.closeCode, 4009);
-  const b = r.connect("alice", { resume: token });
+  const b = r.connect("alice", { resume: token, connection: "tab-b" });
+  const next = b.socket.of("welcome")[0].resume as string;
+  const again = r.connect("alice", { resume: next, connection: "tab-a" });
   assert.equal(a.socket.closeCode, 4010);
-  assert.equal(b.socket.of("welcome").length, 1);
+  assert.equal(b.socket.closeCode, undefined);
+  assert.equal(again.socket.of("welcome").length, 1);
   assert.deepEqual(r.hub.members("general"), []);
+  await r.done();
+});
+
+Deno.test("a DM reaches every connection of the recipient and the sender's other connections", async () => {
+  const r = rig();
+  const a1 = r.connect("alice");
+  const a2 = r.connect("alice", { resume: a1.socket.of("welcome")[0].resume as string });
+  const b1 = r.connect("bob");
+  const b2 = r.connect("bob", { resume: b1.socket.of("welcome")[0].resume as string });
+  a1.client.receive(JSON.stringify({ type: "dm", to: "bob", text: "psst", cid: "c1" }));
+  for (const s of [a1, a2, b1, b2]) {
+    assert.deepEqual(s.socket.of("dm").map((m) => [m.from, m.to, m.text]), [[
+      "alice",
+      "bob",
+      "psst",
+    ]]);
+  }
+  await r.done();
+});
+
+Deno.test("leaving a room from one connection leaves it on every connection of the account", async () => {
+  const r = rig();
+  const bob = r.connect("bob");
+  join(bob.client);
+  const a1 = r.connect("alice");
+  const a2 = r.connect("alice", { resume: a1.socket.of("welcome")[0].resume as string });
+  join(a1.client);
+  join(a2.client);
+  await settle();
+  a1.client.receive(JSON.stringify({ type: "leave", room: "general" }));
+  r.flush();
+  assert.equal(a1.socket.of("left").length, 1);
+  assert.equal(a2.socket.of("left").length, 1, "the other tab is told too");
+  assert.deepEqual(bob.socket.of("leave").map((m) => m.user), ["alice"]);
+  assert.deepEqual(r.hub.members("general"), ["bob"]);
+  await r.done();
+});
+
+Deno.test("the welcome lists the rooms the account joined, on any connection, and not those it left", async () => {
+  const r = rig();
+  const a = r.connect("alice");
+  join(a.client, "general");
+  join(a.client, "random");
+  join(a.client, "gone");
+  await settle();
+  a.client.receive(JSON.stringify({ type: "leave", room: "gone" }));
+  const token = a.socket.of("welcome")[0].resume as string;
+  assert.deepEqual(a.socket.of("welcome")[0].rooms, []);
+  const phone = r.connect("alice", { resume: token });
+  assert.deepEqual(phone.socket.of("welcome")[0].rooms, ["general", "random"]);
   await r.done();
 });
 

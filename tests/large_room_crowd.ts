@@ -18,6 +18,8 @@ const JOIN_WAIT_MS = 60_000;
 interface Member {
   name: string;
   socket: WebSocket | null;
+  /** The session token from the latest welcome: the name is this member's account's. */
+  token: string;
   /** Every seq received in ROOM, in order of arrival. */
   seqs: number[];
   joinedAt: number | null;
@@ -29,6 +31,7 @@ interface Member {
 const members: Member[] = Array.from({ length: count }, (_, i) => ({
   name: `${prefix}${String(i).padStart(5, "0")}`,
   socket: null,
+  token: "",
   seqs: [],
   joinedAt: null,
   joinedCount: null,
@@ -40,11 +43,15 @@ function connect(m: Member, port: number, since: number | undefined, start: numb
   return new Promise((resolve) => {
     const socket = m.socket = new WebSocket(`ws://127.0.0.1:${port}/ws`);
     m.joinedAt = null;
-    socket.onopen = () => socket.send(JSON.stringify({ type: "hello", name: m.name }));
+    socket.onopen = () =>
+      socket.send(
+        JSON.stringify({ type: "hello", name: m.name, ...(m.token ? { resume: m.token } : {}) }),
+      );
     socket.onmessage = (e) => {
       for (const line of String(e.data).split("\n")) {
         const msg = JSON.parse(line);
         if (msg.type === "welcome") {
+          m.token = msg.resume;
           socket.send(JSON.stringify({ type: "join", room, ...(since ? { since } : {}) }));
         } else if (msg.type === "joined") {
           m.joinedAt = performance.now() - start;

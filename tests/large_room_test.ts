@@ -104,8 +104,8 @@ async function allMembers(client: TestClient): Promise<string[]> {
   }
 }
 
-async function joined(url: string, name: string): Promise<TestClient> {
-  const c = await TestClient.connect(url, name);
+async function joined(url: string, name: string, resume?: string): Promise<TestClient> {
+  const c = await TestClient.connect(url, name, resume ? { resume } : {});
   await c.request({ type: "join", room: "general" }, (m) => m.type === "joined");
   return c;
 }
@@ -158,7 +158,7 @@ async function scenario(instances: Instance[]): Promise<void> {
     await first.server.stop();
     if (instances.length === 1) {
       first.server = await spawnServer(["--port", "0", ...OPEN_DOOR, ...first.args]);
-      const again = await joined(first.server.wsUrl, "sender");
+      const again = await joined(first.server.wsUrl, "sender", sender.messages[0].resume);
       await sayAll(again, ["b1", "b2", "b3", "b4", "b5"]);
       await crowds[0].send(`reconnect ${first.server.port}`);
       const back = await crowds[0].next("every member rejoined");

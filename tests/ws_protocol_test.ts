@@ -7,11 +7,13 @@ import assert from "node:assert/strict";
 import { Client } from "../client.ts";
 import { fakeClientOptions, FakeSocket } from "./fakes.ts";
 import { Hub } from "../hub.ts";
-import { NAME_RESERVATION_MS } from "../hub/sessions.ts";
+import { CloseCode, MAX_CONNECTION_ID_CHARS } from "../protocol/protocol.ts";
 import { MemoryStore, type NewMessage } from "../store/store.ts";
 import type { Msg, TestClient } from "./helpers.ts";
 import { closedWithin } from "./helpers.ts";
 import { barrier, join, received, SlowStore, startServer } from "./server_fixture.ts";
+
+const DAY_MS = 86_400_000;
 
 /** `count` stored messages for `room`, texts "m1".."m<count>", to seed a store. */
 function seed(room: string, count: number, from = "seeder"): NewMessage[] {
@@ -155,31 +157,53 @@ Deno.test("a hello with a wrong resume token for a connected name is closed with
   assert.deepEqual([closed.code, closed.reason], [4009, "name taken"]);
 });
 
-Deno.test("a hello with the resume token takes the name over at once; the old socket gets 4010 replaced", async () => {
+Deno.test("a hello with the session token opens a second connection beside the first, both live, with a new token", async () => {
   await using server = await startServer();
   const old = await server.connect("alice");
   const token = old.messages[0].resume;
   const fresh = await server.connect("alice", { resume: token });
   assert.equal(fresh.messages[0].name, "alice");
-  assert.notEqual(fresh.messages[0].resume, token, "a takeover rotates the token");
+  assert.notEqual(fresh.messages[0].resume, token, "signing in rotates the token");
   assert.equal(typeof fresh.messages[0].resume, "string");
-  const closed = await closedWithin(old);
-  assert.deepEqual([closed.code, closed.reason], [4010, "replaced"]);
-  // The new connection is fully usable.
+  await join(old, "general");
   await join(fresh, "general");
   const echo = await barrier(fresh, "general");
   assert.equal(echo.from, "alice");
+  // The first connection is still open and hears what the second says.
+  await old.waitFor((m) => m.type === "message" && m.id === echo.id);
 });
 
-Deno.test("the resume token also matches the name case-insensitively and the new spelling is used", async () => {
+Deno.test("a hello with a tab's connection id replaces that tab's stale socket with 4010 replaced", async () => {
+  await using server = await startServer();
+  const old = await server.connect("alice", { connection: "tab-1" });
+  const fresh = await server.connect("alice", {
+    resume: old.messages[0].resume,
+    connection: "tab-1",
+  });
+  assert.equal(fresh.messages[0].name, "alice");
+  const closed = await closedWithin(old);
+  assert.deepEqual([closed.code, closed.reason], [4010, "replaced"]);
+});
+
+Deno.test("a connection id longer than MAX_CONNECTION_ID_CHARS is refused with bad_request", async () => {
+  await using server = await startServer();
+  const closed = await helloClosed(await server.open(), {
+    type: "hello",
+    name: "alice",
+    connection: "x".repeat(MAX_CONNECTION_ID_CHARS + 1),
+  });
+  assert.equal(closed.code, CloseCode.badHandshake);
+  assert.match(closed.reason, /connection must be at most 64 characters/);
+});
+
+Deno.test("the session token also matches the name case-insensitively; the account keeps its spelling", async () => {
   await using server = await startServer();
   const old = await server.connect("alice");
   const fresh = await server.connect("ALICE", { resume: old.messages[0].resume });
-  assert.equal(fresh.messages[0].name, "ALICE");
-  assert.equal((await closedWithin(old)).code, 4010);
+  assert.equal(fresh.messages[0].name, "alice");
 });
 
-Deno.test("after a disconnect the name stays reserved: a stranger without the token gets 4009", async () => {
+Deno.test("after a disconnect the name stays its account's: a stranger without the token gets 4009", async () => {
   await using server = await startServer();
   const alice = await server.connect("alice");
   await alice.close();
@@ -194,10 +218,10 @@ Deno.test("after a disconnect the token holder gets the name back, with a new to
   await alice.close();
   const back = await server.connect("alice", { resume: token });
   assert.equal(back.messages[0].name, "alice");
-  assert.notEqual(back.messages[0].resume, token, "taking the name back rotates the token");
+  assert.notEqual(back.messages[0].resume, token, "signing in rotates the token");
 });
 
-/** A hub on a manual clock, with a way to say hello over a fake socket. */
+/** A hub on a manual clock and an account TTL of a day, with a way to say hello over a fake socket. */
 function clockedHub() {
   const clock = { now: 1_700_000_000_000 };
   const hub = new Hub({
@@ -206,6 +230,7 @@ function clockedHub() {
     welcomeLimits: {},
     version: "test",
     now: () => clock.now,
+    accountTtlMs: DAY_MS,
   });
   const hello = (name: string, resume?: string) => {
     const socket = new FakeSocket();
@@ -219,28 +244,31 @@ function clockedHub() {
   return { hub, clock, hello };
 }
 
-Deno.test("a disconnected name is still reserved just before 60 s", async () => {
+Deno.test("an account is kept just short of its TTL after its last use", async () => {
   const { hub, clock, hello } = clockedHub();
   const first = hello("alice");
   first.client.socketClosed("client");
-  clock.now += NAME_RESERVATION_MS - 1;
+  clock.now += DAY_MS - 1;
+  hub.sweep();
+  await new Promise((r) => setTimeout(r, 0));
   const stranger = hello("alice");
   assert.equal(stranger.socket.closeCode, 4009);
   await hub.shutdown();
 });
 
-Deno.test("60 s after a disconnect the name is free for anyone, with a new token", async () => {
+Deno.test("an account unused for its TTL is released: the name is free for anyone, the old token dead", async () => {
   const { hub, clock, hello } = clockedHub();
-  assert.equal(NAME_RESERVATION_MS, 60_000);
   const first = hello("alice");
   const oldToken = first.socket.messages[0].resume;
   first.client.socketClosed("client");
-  clock.now += NAME_RESERVATION_MS;
+  clock.now += DAY_MS + 1;
+  hub.sweep();
+  await new Promise((r) => setTimeout(r, 0));
   const stranger = hello("Alice");
   assert.equal(stranger.socket.closeCode, undefined);
   assert.equal(stranger.socket.messages[0].type, "welcome");
   assert.notEqual(stranger.socket.messages[0].resume, oldToken);
-  // The old token no longer takes the name.
+  // The old token no longer signs in: the name is the new account's.
   const late = hello("alice", oldToken);
   assert.equal(late.socket.closeCode, 4009);
   await hub.shutdown();
