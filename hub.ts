@@ -46,6 +46,9 @@ import { DirectMessages } from "./hub/dm.ts";
 import { Reads } from "./hub/reads.ts";
 import { Messages } from "./hub/messages.ts";
 import { Greeting } from "./hub/greeting.ts";
+import { AccountCommands } from "./hub/account_commands.ts";
+import { PasswordHasher } from "./auth/password.ts";
+import { SignInLimiter } from "./auth/sign_in_limit.ts";
 import { Retention } from "./hub/retention.ts";
 
 export type { HubObservers, HubOptions, HubStats } from "./hub/options.ts";
@@ -82,6 +85,9 @@ export class Hub implements ClientHandler {
   #presence: Presence;
   #dms: DirectMessages;
   #reads: Reads;
+  #account: AccountCommands;
+  /** Failed account-password sign-ins, per name key and per address (hub/sessions.ts). */
+  #signIns: SignInLimiter;
   #retention: Retention;
   /** Set when shutdown begins: new messages are refused so the last commit can finish. */
   #draining = false;
@@ -122,8 +128,13 @@ export class Hub implements ClientHandler {
     const sequencer = this.#sequencer = new Sequencer({ store, fanout, failed });
     const accounts = this.#accounts = options.accounts ??
       new SqliteAccountStore(new DatabaseSync(":memory:"));
+    const hasher = options.hasher ?? new PasswordHasher();
+    const signIns = new SignInLimiter({ now });
+    this.#signIns = signIns;
     const sessions = this.#sessions = new Sessions({
       accounts,
+      hasher,
+      signIns,
       cluster,
       now,
       registration: options.registration,
@@ -169,6 +180,7 @@ export class Hub implements ClientHandler {
     this.#greeting = new Greeting({ ...parts, auth, welcomeLimits, version });
     this.#dms = new DirectMessages(parts);
     this.#reads = new Reads(parts);
+    this.#account = new AccountCommands({ ...parts, hasher, signIns });
     this.#retention = new Retention(store, failed);
     // Last: what other instances sent meanwhile is told now, to a hub that is complete.
     if (remote !== null) cluster!.listen(remote);
@@ -266,6 +278,17 @@ export class Hub implements ClientHandler {
         return this.#dms.send(client, command.to, command.text, command.cid);
       case "typing":
         return this.#typing(client, command.room, command.cid);
+      case "set_password":
+        return void this.#account.setPassword(
+          client,
+          command.password,
+          command.current,
+          command.cid,
+        );
+      case "sessions":
+        return void this.#account.list(client, command.cid);
+      case "sign_out":
+        return void this.#account.signOut(client, command, command.cid);
     }
   }
 
@@ -400,6 +423,7 @@ export class Hub implements ClientHandler {
     const now = this.#now();
     this.#sessions.sweep();
     this.#greeting.sweep();
+    this.#signIns.sweep();
     this.#messages.expire(now);
     this.#retention.run(now);
   }

@@ -186,6 +186,11 @@ export class SignInLimiter {
   }
 }
 
+/** The close reason for a sign-in refused by the limiter: how long to wait, in whole seconds. */
+export function tooManyFailures(retryAfterMs: number): string {
+  return `too many failed sign-ins, try again in ${Math.ceil(retryAfterMs / 1000)} s`;
+}
+
 /**
  * The key an address is counted under: an IPv4 address as it is (an IPv4-mapped IPv6 address as
  * its IPv4), an IPv6 address as its /64 (`2001:db8:1:2::/64`); anything else unchanged.

@@ -18,6 +18,7 @@ import { type Authenticator, createAuthenticator } from "../auth/auth.ts";
 import { createJwtVerifier } from "../auth/jwt.ts";
 import type { Logger } from "../ops/log.ts";
 import { type ChatMetrics, createChatMetrics } from "../ops/metrics.ts";
+import type { PasswordHasher } from "../auth/password.ts";
 import { hubObservers, renderMetrics } from "../ops/observability.ts";
 
 /** What {@linkcode startChat} needs: the flags, the opened backends, and test overrides. */
@@ -38,6 +39,8 @@ export interface StartChatOptions {
   auth?: Authenticator;
   /** The hub's clock. @default Date.now */
   hubNow?: () => number;
+  /** Hashes account passwords; tests pass cheap parameters. @default OWASP's scrypt */
+  hasher?: PasswordHasher;
   /** The handler's clock, which clients' rate limits use. @default Date.now */
   clientNow?: () => number;
   /**
@@ -90,6 +93,7 @@ export async function startChat(options: StartChatOptions): Promise<ChatServer> 
     observers: hubObservers(metrics, logger),
     auth: options.auth ?? createAuthenticator({ password: config.password, jwt }),
     ...(options.hubNow ? { now: options.hubNow } : {}),
+    ...(options.hasher ? { hasher: options.hasher } : {}),
     ...(cluster ? { cluster } : {}),
   });
   try {

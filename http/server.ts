@@ -29,6 +29,7 @@ export type HandlerConfig = Pick<
   | "memoryLimitMiB"
   | "password"
   | "jwtSecret"
+  | "registration"
 >;
 
 /** Options for {@linkcode createHandler}. */
@@ -322,6 +323,7 @@ export function createHandler(
       const body = JSON.stringify({
         auth: config.jwtSecret !== null ? "token" : config.password !== null ? "password" : "none",
         password: config.password !== null,
+        registration: config.registration,
         maxTextChars: config.maxTextChars,
       });
       return new Response(req.method === "HEAD" ? null : body, {

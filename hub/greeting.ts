@@ -12,7 +12,7 @@
 import type { Client } from "../client.ts";
 import { CloseCode, type Hello, welcomeLine } from "../protocol/protocol.ts";
 import { type Authenticator, type AuthResult, PASSWORD_REFUSED } from "../auth/auth.ts";
-import { addressKey, SignInLimiter } from "../auth/sign_in_limit.ts";
+import { addressKey, SignInLimiter, tooManyFailures } from "../auth/sign_in_limit.ts";
 import type { HubObservers } from "./options.ts";
 import type { Replies } from "./replies.ts";
 import type { Granted, Sessions } from "./sessions.ts";
@@ -57,8 +57,7 @@ export class Greeting {
     const address = addressKey(client.address);
     const verdict = this.#signIns.check(address, address);
     if (!verdict.ok) {
-      const seconds = Math.ceil(verdict.retryAfterMs / 1000);
-      const reason = `too many failed sign-ins, try again in ${seconds} s`;
+      const reason = tooManyFailures(verdict.retryAfterMs);
       this.#p.observers.event?.("warn", "unauthorized", { address: client.address, reason });
       return client.close(CloseCode.unauthorized, reason, "unauthorized");
     }
@@ -93,7 +92,13 @@ export class Greeting {
     this.#p.sessions.take(
       client,
       auth.name,
-      { resume: hello.resume, verified: auth.verified, connection: hello.connection },
+      {
+        resume: hello.resume,
+        verified: auth.verified,
+        connection: hello.connection,
+        password: hello.accountPassword,
+        device: hello.device,
+      },
       (granted) => this.#rooms(client, granted, auth.expiresAt),
     );
   }
@@ -119,7 +124,11 @@ export class Greeting {
   /** Sends the welcome to a client that has its name, and lets its commands in. */
   #welcome(client: Client, session: Granted, rooms: string[], expiresAt?: number): void {
     const { welcomeLimits, version, replies, observers } = this.#p;
-    replies.send(client, welcomeLine(session.name, session.token, welcomeLimits, version, rooms));
+    const { name, token: resume, hasPassword } = session;
+    replies.send(
+      client,
+      welcomeLine({ name, resume, limits: welcomeLimits, version, rooms, hasPassword }),
+    );
     if (expiresAt !== undefined) client.expireAt(expiresAt);
     observers.event?.("info", "hello", { name: session.name, address: client.address });
     client.ready();

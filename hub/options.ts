@@ -7,6 +7,7 @@ import type { Authenticator } from "../auth/auth.ts";
 import type { Cluster } from "./cluster.ts";
 import type { AccountStore } from "../store/accounts.ts";
 import type { Registration } from "./sessions.ts";
+import type { PasswordHasher } from "../auth/password.ts";
 
 /** Counters the hub keeps; metrics read them at scrape time. Plain numbers: the hot path only adds. */
 export interface HubStats {
@@ -84,6 +85,11 @@ export interface HubOptions {
    * @default an in-memory SQLite account store (tests; the server passes its own)
    */
   accounts?: AccountStore;
+  /**
+   * Hashes account passwords; tests pass one with cheap parameters.
+   * @default scrypt at OWASP's parameters (auth/password.ts)
+   */
+  hasher?: PasswordHasher;
   /** Who may make an account (`--registration`). @default "open" */
   registration?: Registration;
   /** How long an account without a password outlives its last use, in ms. @default 30 days */

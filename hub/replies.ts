@@ -49,10 +49,19 @@ export class Replies {
     this.#stats.rejected.set(code, (this.#stats.rejected.get(code) ?? 0) + 1);
   }
 
-  /** Refuses a command: an error reply, counted, and counted toward the client's flood window. */
-  refuse(client: Client, code: ErrorCode, message: string, cid?: string): void {
+  /**
+   * Refuses a command: an error reply (with a retry hint when given, in ms), counted, and counted
+   * toward the client's flood window.
+   */
+  refuse(
+    client: Client,
+    code: ErrorCode,
+    message: string,
+    cid?: string,
+    retryAfterMs?: number,
+  ): void {
     this.rejected(code);
-    this.send(client, errorLine(code, message, cid));
+    this.send(client, errorLine(code, message, cid, retryAfterMs));
     client.countRefusal(code);
   }
 

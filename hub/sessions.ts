@@ -10,6 +10,13 @@
  * - An account may have many connections at once: tabs and devices. Presence, delivery and the
  *   join and leave lines are per account (the hub asks `clientsOf`); a hello with the `connection`
  *   id of one of the account's open sockets is that tab coming back, and replaces it (4010).
+ * - Passwords. An account may have one (set with `set_password`, hub/account_commands.ts, or at
+ *   creation when the hello carries `accountPassword`); `--registration password` requires one at
+ *   creation. A hello with the account's name and its password signs in on a new device: the
+ *   limiter (auth/sign_in_limit.ts, per name key and per address) is asked before any hash is
+ *   spent, the hash (auth/password.ts, on the thread pool) is compared in constant time, and a
+ *   match makes a session of its own for that device. A wrong password is 4001 WRONG_PASSWORD and
+ *   counts a failure; a hello without proof for a taken name is 4009 `name taken`, as before.
  * - A token is rotated at each sign-in that presents the current one; the presented token keeps
  *   working until the new one is first used, so a lost welcome does not sign anyone out. A
  *   presented previous token (another tab raced, or a welcome was lost) is accepted as it is.
@@ -32,6 +39,8 @@ import {
   TOUCH_INTERVAL_MS,
 } from "../store/accounts.ts";
 import type { MaybePromise } from "../store/store.ts";
+import { HasherBusyError, type PasswordHasher, passwordProblem } from "../auth/password.ts";
+import { addressKey, type SignInLimiter, tooManyFailures } from "../auth/sign_in_limit.ts";
 
 /** The close reason (with 4009) when another instance holds the name. */
 export const NAME_HELD_ELSEWHERE = "name taken on another instance";
@@ -39,13 +48,24 @@ export const NAME_HELD_ELSEWHERE = "name taken on another instance";
 export const REGISTRATION_CLOSED = "registration is closed: ask an admin for an account";
 /** The close reason (with 4001) for an account an admin disabled. */
 export const ACCOUNT_DISABLED = "this account is disabled";
+/** The close reason (with 4001) of a connection whose session was ended. */
+export const SIGNED_OUT = "signed out";
+/** The close reason (with 4001) for a wrong account password. */
+export const WRONG_PASSWORD = "wrong password";
+/** The close reason (with 4001) for a new name without a password under `--registration password`. */
+export const PASSWORD_REQUIRED = "choose a password: this server requires one for new accounts";
+/** The close reason (with 1013) while too many password hashes wait. */
+export const SIGN_IN_BUSY = "too many sign-ins at once, try again";
 /** How often the sweep releases accounts unused for the TTL, at most, in ms. */
 export const ACCOUNT_SWEEP_INTERVAL_MS = 60_000;
 /** The device label of sessions made by a hello (the store requires one). */
 export const HELLO_DEVICE = "web";
 
-/** Who may make an account: anyone with a free name, or nobody (existing accounts only). */
-export type Registration = "open" | "closed";
+/**
+ * Who may make an account: anyone with a free name (`open`), anyone who also chooses a password
+ * (`password`), or nobody (`closed`: existing accounts only).
+ */
+export type Registration = "open" | "password" | "closed";
 
 /** What the welcome tells a client that got its name. */
 export interface Granted {
@@ -54,6 +74,8 @@ export interface Granted {
   /** The session token to present next time. */
   token: string;
   accountId: string;
+  /** Whether the account has a password (the client offers to set or to change it). */
+  hasPassword: boolean;
 }
 
 /** What a client offers to prove it may sign in as a name. */
@@ -67,11 +89,19 @@ export interface NameProof {
   verified: boolean;
   /** The client's id for this connection's lineage (one tab); its stale socket is replaced. */
   connection?: string;
+  /** The account's password, to sign in without a token (a new device) or to make the account. */
+  password?: string;
+  /** The label of a session made now. @default HELLO_DEVICE */
+  device?: string;
 }
 
 /** Options for {@linkcode Sessions}. */
 export interface SessionsOptions {
   accounts: AccountStore;
+  /** Hashes and verifies account passwords. */
+  hasher: PasswordHasher;
+  /** Failed password sign-ins per account and per address (shared with the account commands). */
+  signIns: SignInLimiter;
   /** Other instances whose names must not collide with ours. @default none */
   cluster?: Cluster | null;
   /** @default "open" */
@@ -99,6 +129,8 @@ export class Sessions {
   /** When each session's last-seen time was last written, in ms. */
   #touched = new Map<string, number>();
   #accounts: AccountStore;
+  #hasher: PasswordHasher;
+  #signIns: SignInLimiter;
   #cluster: Cluster | null;
   #registration: Registration;
   #ttlMs: number;
@@ -109,6 +141,8 @@ export class Sessions {
 
   constructor(options: SessionsOptions) {
     this.#accounts = options.accounts;
+    this.#hasher = options.hasher;
+    this.#signIns = options.signIns;
     this.#cluster = options.cluster ?? null;
     this.#registration = options.registration ?? "open";
     this.#ttlMs = options.accountTtlMs ?? DEFAULT_ACCOUNT_TTL_MS;
@@ -192,26 +226,132 @@ export class Sessions {
       return step(store.accountByName(name), (account) => {
         // Said whatever the proof: the token of a disabled account opens no session any more.
         if (account?.disabled) return this.#refuseDisabled(client);
+        if (account === null) return this.#register(client, name, key, proof, granted);
         // A verified token proves the identity as well as a session token does, but only for the
         // name it names: a token for a lookalike of an account's name (Cyrillic "аdmin" for
         // "admin") is someone else's, who shares the key and must not sign in as it.
-        if (account !== null && !(proof.verified && nameFold(name) === nameFold(account.name))) {
-          return client.close(CloseCode.nameTaken, "name taken", "name_taken");
+        if (proof.verified && nameFold(name) === nameFold(account.name)) {
+          return this.#newSession(client, key, account, proof, granted);
         }
-        if (account === null && this.#registration === "closed") {
-          return client.close(CloseCode.unauthorized, REGISTRATION_CLOSED, "unauthorized");
+        if (proof.password !== undefined && account.passwordHash !== null) {
+          return this.#checkPassword(client, key, account, proof, granted);
         }
-        return step(account ?? this.#create(name), (owner) => {
-          if (owner === null) return client.close(CloseCode.nameTaken, "name taken", "name_taken");
-          if (owner.disabled || client.closed) return this.#refuseDisabled(client);
-          return step(store.createSession(owner.id, HELLO_DEVICE, this.#now()), (made) => {
-            if (!made.ok) return this.#refuseDisabled(client);
-            if (made.evicted !== null) this.#endSession(made.evicted);
-            const signedIn = { account: owner, session: made.session.id, token: made.token };
-            return this.#signedIn(client, key, signedIn, proof, granted);
-          });
-        });
+        return client.close(CloseCode.nameTaken, "name taken", "name_taken");
       });
+    });
+  }
+
+  /** A hello for a free name: makes its account, with the password the hello chose if any. */
+  #register(
+    client: Client,
+    name: string,
+    key: string,
+    proof: NameProof,
+    granted: (g: Granted) => void,
+  ): MaybePromise<void> {
+    if (this.#registration === "closed") {
+      // Probing for names costs a password guess, as a wrong password for a real one would.
+      if (proof.password !== undefined) this.#signIns.failed(key, addressKey(client.address));
+      return client.close(CloseCode.unauthorized, REGISTRATION_CLOSED, "unauthorized");
+    }
+    const password = proof.password;
+    if (password === undefined) {
+      if (this.#registration === "password") {
+        return client.close(CloseCode.unauthorized, PASSWORD_REQUIRED, "unauthorized");
+      }
+      return step(
+        this.#create(name, null),
+        (owner) => this.#created(client, key, owner, proof, granted),
+      );
+    }
+    const problem = passwordProblem(password);
+    if (problem !== null) {
+      return client.close(
+        CloseCode.badHandshake,
+        `Cannot make the account: ${problem}`,
+        "bad_handshake",
+      );
+    }
+    return this.#hashing(client, this.#hasher.hash(password), (hash) => {
+      if (client.closed) return;
+      return step(
+        this.#create(name, hash),
+        (owner) => this.#created(client, key, owner, proof, granted),
+      );
+    });
+  }
+
+  #created(
+    client: Client,
+    key: string,
+    owner: Account | null,
+    proof: NameProof,
+    granted: (g: Granted) => void,
+  ): MaybePromise<void> {
+    if (owner === null) return client.close(CloseCode.nameTaken, "name taken", "name_taken");
+    return this.#newSession(client, key, owner, proof, granted);
+  }
+
+  /** The hello offers the account's password: limited, then compared, then a session of its own. */
+  #checkPassword(
+    client: Client,
+    key: string,
+    account: Account,
+    proof: NameProof,
+    granted: (g: Granted) => void,
+  ): MaybePromise<void> {
+    const address = addressKey(client.address);
+    const verdict = this.#signIns.check(key, address);
+    if (!verdict.ok) {
+      const reason = tooManyFailures(verdict.retryAfterMs);
+      return client.close(CloseCode.unauthorized, reason, "unauthorized");
+    }
+    const password = proof.password!;
+    return this.#hashing(client, this.#hasher.verify(password, account.passwordHash!), (result) => {
+      if (!result.ok) {
+        this.#signIns.failed(key, address);
+        return client.close(CloseCode.unauthorized, WRONG_PASSWORD, "unauthorized");
+      }
+      if (result.needsRehash) this.#rehash(account.id, password);
+      if (client.closed) return;
+      return this.#newSession(client, key, account, proof, granted);
+    });
+  }
+
+  /** Runs `then` on a hash's result; a busy hasher asks the client to try again (never "wrong"). */
+  #hashing<T>(
+    client: Client,
+    work: Promise<T>,
+    then: (t: T) => MaybePromise<void>,
+  ): Promise<void> {
+    return work.then(then, (e) => {
+      if (!(e instanceof HasherBusyError)) throw e;
+      if (!client.closed) client.close(CloseCode.tryAgain, SIGN_IN_BUSY, "unavailable");
+    });
+  }
+
+  /** Stores a hash at today's parameters for a password that just matched an older one. */
+  #rehash(accountId: string, password: string): void {
+    this.#hasher.hash(password)
+      .then((hash) => this.#accounts.setPassword(accountId, hash))
+      .catch((e) => this.#failed(e));
+  }
+
+  /** A session of its own for this device, then the sign-in. */
+  #newSession(
+    client: Client,
+    key: string,
+    owner: Account,
+    proof: NameProof,
+    granted: (g: Granted) => void,
+  ): MaybePromise<void> {
+    if (owner.disabled || client.closed) return this.#refuseDisabled(client);
+    const device = proof.device ?? HELLO_DEVICE;
+    return step(this.#accounts.createSession(owner.id, device, this.#now()), (made) => {
+      if (!made.ok) return this.#refuseDisabled(client);
+      if (made.evicted !== null) this.endSessions([made.evicted]);
+      const signedIn = { account: owner, session: made.session.id, token: made.token };
+      return this.#signedIn(client, key, signedIn, proof, granted);
     });
   }
 
@@ -235,6 +375,7 @@ export class Sessions {
         name: signedIn.account.name,
         token: signedIn.token,
         accountId: signedIn.account.id,
+        hasPassword: signedIn.account.passwordHash !== null,
       });
     };
     const cluster = this.#cluster;
@@ -252,9 +393,9 @@ export class Sessions {
   }
 
   /** A new account for `name`, or null when someone else made it first. */
-  #create(name: string): MaybePromise<Account | null> {
+  #create(name: string, passwordHash: string | null): MaybePromise<Account | null> {
     return step(
-      this.#accounts.createAccount({ name, now: this.#now() }),
+      this.#accounts.createAccount({ name, passwordHash, now: this.#now() }),
       (made) => made.ok ? made.account : null,
     );
   }
@@ -350,15 +491,25 @@ export class Sessions {
     }
   }
 
-  /** Closes the connections of a session the store revoked. */
-  #endSession(sessionId: string): void {
+  /** Closes the connections here of sessions the store revoked, with 4001 SIGNED_OUT. */
+  endSessions(sessionIds: Iterable<string>): void {
+    const ended = new Set(sessionIds);
+    if (ended.size === 0) return;
     for (const holder of this.#held.values()) {
       for (const [client, c] of holder.clients) {
-        if (c.session === sessionId) {
-          client.close(CloseCode.unauthorized, "signed out", "unauthorized");
-        }
+        if (ended.has(c.session)) client.close(CloseCode.unauthorized, SIGNED_OUT, "unauthorized");
       }
     }
+  }
+
+  /** The account and session `client` signed in with, or undefined before its welcome. */
+  sessionOf(client: Client): { accountId: string; session: string } | undefined {
+    if (client.name === null) return;
+    const holder = this.#held.get(client.key);
+    const mine = holder?.clients.get(client);
+    return mine === undefined
+      ? undefined
+      : { accountId: holder!.account.id, session: mine.session };
   }
 
   /** Writes a session's last-seen time when due (or now, when `force`); failures are logged. */

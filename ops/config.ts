@@ -351,11 +351,11 @@ export const FLAGS = {
   }),
   registration: flag({
     name: "registration",
-    value: "open|closed",
+    value: "open|password|closed",
     default: DEFAULTS.registration,
     help: "who may make an account: open lets the first hello with a free name make it (no " +
-      "setup); closed keeps the accounts there are",
-    parse: oneOf(["open", "closed"]),
+      "setup); password also requires a password for it; closed keeps the accounts there are",
+    parse: oneOf(["open", "password", "closed"]),
   }),
   accountTtlMs: flag({
     name: "account-ttl",

@@ -35,6 +35,7 @@ export type ErrorCode =
   | "unknown_user"
   | "room_invalid"
   | "too_many_rooms"
+  | "wrong_password"
   | "unavailable";
 
 /** WebSocket close codes the server uses, by meaning. */
@@ -62,6 +63,9 @@ export type Command =
     | { type: "members"; room: string; after?: string; limit: number }
     | { type: "dm"; to: string; text: string }
     | { type: "typing"; room: string }
+    | { type: "set_password"; password: string; current?: string }
+    | { type: "sessions" }
+    | { type: "sign_out"; session?: string; others?: true }
   )
   & {
     /** The client's id for this frame, echoed on the reply or error; on say, the resend key. */
@@ -77,6 +81,10 @@ export interface Hello {
   token?: string;
   /** The client's id for this connection's lineage (one tab), at most MAX_CONNECTION_ID_CHARS. */
   connection?: string;
+  /** The account's own password (not the server's shared `password`): signs in on a new device. */
+  accountPassword?: string;
+  /** A label for this device's session, e.g. "Firefox on Linux", at most MAX_DEVICE_LABEL_CHARS. */
+  device?: string;
 }
 
 /** A room message as stored and as sent (`type` is added on the wire). */
@@ -242,6 +250,24 @@ function optionalSeq(obj: Json, key: string): number | undefined | null {
 
 /** Most characters of a hello's `connection` id (a random id per tab is 22-36). */
 export const MAX_CONNECTION_ID_CHARS = 64;
+/** Most characters of a hello's `device` label (store/accounts.ts keeps the same bound). */
+export const MAX_DEVICE_LABEL_CHARS = 64;
+/**
+ * Most UTF-16 units of a password field (`accountPassword`, `set_password`'s fields); a password
+ * is at most 1024 bytes (auth/password.ts), and the exact rule is checked there, before hashing.
+ */
+export const MAX_SECRET_CHARS = 1024;
+/** Most characters of a session id in `sign_out` (the store's ids are 36-character UUIDs). */
+const MAX_SESSION_ID_CHARS = 64;
+
+/** Why a device label cannot be used, or null: 1-64 characters, no control characters. */
+export function deviceProblem(device: string): string | null {
+  const chars = [...device].length;
+  return chars < 1 || chars > MAX_DEVICE_LABEL_CHARS || /\p{Cc}/u.test(device) ||
+      !device.isWellFormed()
+    ? `device must be 1-${MAX_DEVICE_LABEL_CHARS} characters, none of them control characters`
+    : null;
+}
 
 /** Parses the first frame of a connection; anything but a well-formed hello is an error. */
 export function parseHello(text: string): Parsed<Hello> {
@@ -251,7 +277,8 @@ export function parseHello(text: string): Parsed<Hello> {
     return fail("bad_request", "Cannot start: the first frame must be hello");
   }
   const hello: Hello = { type: "hello" };
-  for (const key of ["name", "resume", "password", "token", "connection"] as const) {
+  const fields = ["name", "resume", "password", "token", "connection", "accountPassword", "device"];
+  for (const key of fields as (keyof Omit<Hello, "type">)[]) {
     const v = optionalString(obj, key);
     if (v === null) return fail("bad_request", `Cannot start: ${key} must be a string`);
     if (v !== undefined) hello[key] = v;
@@ -260,6 +287,15 @@ export function parseHello(text: string): Parsed<Hello> {
     return fail(
       "bad_request",
       `Cannot start: connection must be at most ${MAX_CONNECTION_ID_CHARS} characters`,
+    );
+  }
+  if (hello.device !== undefined && deviceProblem(hello.device) !== null) {
+    return fail("bad_request", `Cannot start: ${deviceProblem(hello.device)}`);
+  }
+  if (hello.accountPassword !== undefined && hello.accountPassword.length > MAX_SECRET_CHARS) {
+    return fail(
+      "bad_request",
+      `Cannot start: accountPassword is over ${MAX_SECRET_CHARS} characters`,
     );
   }
   if (hello.name === undefined && hello.token === undefined) {
@@ -400,6 +436,43 @@ export function parseCommand(text: string, limits: ParseLimits): Parsed<Command>
         if (typeof t !== "string") return t;
         return { ok: true, value: { type, to: obj.to, text: t } };
       }
+      case "set_password": {
+        const password = obj.password;
+        const current = obj.current;
+        if (typeof password !== "string") {
+          return fail("bad_request", "Cannot set password: password is missing", cid);
+        }
+        if (current !== undefined && typeof current !== "string") {
+          return fail("bad_request", "Cannot set password: current must be a string", cid);
+        }
+        if (password.length > MAX_SECRET_CHARS || (current?.length ?? 0) > MAX_SECRET_CHARS) {
+          return fail("too_long", `Cannot set password: over ${MAX_SECRET_CHARS} characters`, cid);
+        }
+        return {
+          ok: true,
+          value: current === undefined ? { type, password } : { type, password, current },
+        };
+      }
+      case "sessions":
+        return { ok: true, value: { type } };
+      case "sign_out": {
+        const { session, others } = obj;
+        if (session !== undefined && others !== undefined) {
+          return fail("bad_request", "Cannot sign out: give session or others, not both", cid);
+        }
+        if (others !== undefined && others !== true) {
+          return fail("bad_request", "Cannot sign out: others must be true", cid);
+        }
+        if (
+          session !== undefined &&
+          (typeof session !== "string" || session.length === 0 ||
+            session.length > MAX_SESSION_ID_CHARS)
+        ) {
+          return fail("bad_request", "Cannot sign out: session must be a session id", cid);
+        }
+        if (session !== undefined) return { ok: true, value: { type, session: session as string } };
+        return { ok: true, value: others === true ? { type, others } : { type } };
+      }
       case "hello":
         return fail("bad_request", "Cannot hello: this connection already said hello", cid);
       default:
@@ -452,18 +525,63 @@ export function errorLine(
   return JSON.stringify(reply);
 }
 
-/**
- * Serialises the reply to a hello: the name granted, the session token to present next time, the
- * limits, and the rooms the account joined (on any device), by name.
- */
-export function welcomeLine(
-  name: string,
-  resume: string,
-  limits: Record<string, unknown>,
-  version: string,
-  rooms: string[] = [],
-): string {
-  return JSON.stringify({ type: "welcome", name, resume, limits, version, rooms });
+/** What a welcome says. */
+export interface Welcome {
+  /** The name granted, in its account's spelling. */
+  name: string;
+  /** The session token to present next time. */
+  resume: string;
+  limits: Record<string, unknown>;
+  version: string;
+  /** The rooms the account joined (on any device), by name. */
+  rooms: string[];
+  /** Whether the account has a password: without one, only its token signs in as it. */
+  hasPassword: boolean;
+}
+
+/** One session in a `sessions` reply: never its token. */
+export interface SessionEntry {
+  id: string;
+  device: string;
+  /** ms since the epoch. */
+  createdAt: number;
+  /** ms since the epoch. */
+  lastSeenAt: number;
+  /** True for the session of the connection that asked. */
+  current: boolean;
+}
+
+/** Serialises the reply to `sessions`: the account's sessions, most recently seen first. */
+export function sessionsLine(sessions: SessionEntry[], cid?: string): string {
+  return JSON.stringify(
+    cid === undefined ? { type: "sessions", sessions } : {
+      type: "sessions",
+      sessions,
+      cid,
+    },
+  );
+}
+
+/** Serialises the reply to `set_password`: how many other sessions it signed out. */
+export function passwordSetLine(signedOut: number, cid?: string): string {
+  return JSON.stringify(
+    cid === undefined
+      ? { type: "password_set", signedOut }
+      : { type: "password_set", signedOut, cid },
+  );
+}
+
+/** Serialises the reply to `sign_out`: the ids of the sessions ended. */
+export function signedOutLine(sessions: string[], cid?: string): string {
+  return JSON.stringify(
+    cid === undefined ? { type: "signed_out", sessions } : { type: "signed_out", sessions, cid },
+  );
+}
+
+/** Serialises the reply to a hello. */
+export function welcomeLine(w: Welcome): string {
+  const { name, resume, limits, version, rooms, hasPassword } = w;
+  return JSON.stringify({ type: "welcome", name, resume, limits, version, rooms, hasPassword });
 }
 
 /**

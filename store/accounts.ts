@@ -40,6 +40,7 @@
  */
 import { createHash } from "node:crypto";
 import type { MaybePromise } from "./store.ts";
+import { MAX_DEVICE_LABEL_CHARS } from "../protocol/protocol.ts";
 
 /** What an account may do. */
 export type Role = "member" | "admin";
@@ -168,8 +169,8 @@ export type ConsumeInviteResult =
  * script that signs in again and again from growing the table, and from locking its owner out.
  */
 export const MAX_SESSIONS_PER_ACCOUNT = 20;
-/** Most characters of a session's device label. */
-export const MAX_DEVICE_CHARS = 64;
+/** Most characters of a session's device label: the hello's own bound. */
+export const MAX_DEVICE_CHARS = MAX_DEVICE_LABEL_CHARS;
 /**
  * Most live (unexpired, unrevoked, not used up) invites one admin may hold: far more open links
  * than a team onboards at once (each may allow up to MAX_INVITE_USES people), few enough that a

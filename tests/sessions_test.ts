@@ -19,6 +19,10 @@ import {
 } from "../hub/sessions.ts";
 import { SqliteAccountStore } from "../store/sqlite_accounts.ts";
 import { DatabaseSync } from "node:sqlite";
+import { createHash } from "node:crypto";
+import { type Derive, PasswordHasher } from "../auth/password.ts";
+import { MAX_FAILURES_PER_ACCOUNT, SignInLimiter } from "../auth/sign_in_limit.ts";
+import { PASSWORD_REQUIRED, SIGN_IN_BUSY, SIGNED_OUT, WRONG_PASSWORD } from "../hub/sessions.ts";
 
 /** The parts of a cluster that names use; the rest is never called here. */
 class NameCluster implements Cluster {
@@ -73,16 +77,38 @@ function settle(): Promise<void> {
 
 const DAY_MS = 86_400_000;
 
+/**
+ * A stand-in for scrypt (the real one is auth/password_test.ts's): SHA-256 of password and salt,
+ * counting calls, so a test can see whether a hash was spent. `hold` makes derives wait.
+ */
+function fakeDerive() {
+  const state = { calls: 0, hold: null as Promise<void> | null };
+  const derive: Derive = async (password, salt, keyLength) => {
+    state.calls++;
+    if (state.hold !== null) await state.hold;
+    const digest = createHash("sha256").update(password).update(salt).digest();
+    return new Uint8Array(digest.subarray(0, keyLength));
+  };
+  return { state, derive };
+}
+
 function rig(
   cluster: Cluster | null = null,
-  options: { registration?: Registration; accountTtlMs?: number; accounts?: SqliteAccountStore } =
-    {},
+  options: {
+    registration?: Registration;
+    accountTtlMs?: number;
+    accounts?: SqliteAccountStore;
+    hasher?: PasswordHasher;
+  } = {},
 ) {
   const clock = { now: 1_000_000 };
   const failures: unknown[] = [];
   const accounts = options.accounts ?? new SqliteAccountStore(new DatabaseSync(":memory:"));
+  const hashing = fakeDerive();
   const sessions = new Sessions({
     accounts,
+    hasher: options.hasher ?? new PasswordHasher({ derive: hashing.derive }),
+    signIns: new SignInLimiter({ now: () => clock.now }),
     cluster,
     now: () => clock.now,
     registration: options.registration,
@@ -103,6 +129,7 @@ function rig(
     accounts,
     clock,
     failures,
+    hashing: hashing.state,
     connect(): { client: Client; socket: FakeSocket } {
       const socket = new FakeSocket();
       const client = new Client(socket, handler, fakeClientOptions());
@@ -113,7 +140,13 @@ function rig(
     take(
       client: Client,
       name: string,
-      proof: { resume?: string; verified?: boolean; connection?: string } = {},
+      proof: {
+        resume?: string;
+        verified?: boolean;
+        connection?: string;
+        password?: string;
+        device?: string;
+      } = {},
     ): () => Granted | null {
       let granted: Granted | null = null;
       sessions.take(client, name, { verified: false, ...proof }, (g) => granted = g);
@@ -362,5 +395,129 @@ Deno.test("Sessions closes every connection of names another instance took while
   assert.equal(two.socket.closeCode, CloseCode.nameTaken);
   assert.equal(other.socket.closeCode, undefined);
   assert.deepEqual(r.sessions.clientsOf("ada"), []);
+  r.done();
+});
+
+Deno.test("Sessions signs a new device in with the account's password, as a session of its own beside the first", async () => {
+  const r = rig();
+  const laptop = r.connect();
+  const made = r.take(laptop.client, "Ada", {
+    password: "correct horse",
+    device: "Firefox on Linux",
+  });
+  await settle();
+  assert.equal(made()?.hasPassword, true, "a password chosen at the first hello is the account's");
+  const phone = r.connect();
+  const signedIn = r.take(phone.client, "ADA", { password: "correct horse", device: "Phone" });
+  await settle();
+  assert.equal(signedIn()?.name, "Ada");
+  assert.notEqual(signedIn()!.token, made()!.token, "the new device gets a token of its own");
+  assert.equal(laptop.socket.closeCode, undefined, "the laptop stays signed in");
+  assert.deepEqual(r.sessions.clientsOf("ada"), [laptop.client, phone.client]);
+  const devices = r.accounts.listSessions(made()!.accountId).map((s) => s.device).sort();
+  assert.deepEqual(devices, ["Firefox on Linux", "Phone"]);
+  r.done();
+});
+
+Deno.test("Sessions refuses a wrong password with 4001 and, past the limit, refuses without spending a hash", async () => {
+  const r = rig();
+  const owner = r.connect();
+  r.take(owner.client, "Ada", { password: "correct horse" });
+  await settle();
+  for (let i = 0; i < MAX_FAILURES_PER_ACCOUNT; i++) {
+    const guess = r.connect();
+    assert.equal(r.take(guess.client, "Ada", { password: `guess number ${i}` })(), null);
+    await settle();
+    assert.equal(guess.socket.closeCode, CloseCode.unauthorized);
+    assert.equal(guess.socket.closeReason, WRONG_PASSWORD);
+  }
+  const hashes = r.hashing.calls;
+  // The right password too is refused now: the limit is on the account, not on wrong guesses.
+  const late = r.connect();
+  r.take(late.client, "Ada", { password: "correct horse" });
+  await settle();
+  assert.equal(late.socket.closeCode, CloseCode.unauthorized);
+  assert.match(late.socket.closeReason ?? "", /^too many failed sign-ins, try again in \d+ s$/);
+  assert.equal(r.hashing.calls, hashes, "no hash was spent on a refused sign-in");
+  // The owner's token still works: the limit is on guessing passwords.
+  assert.equal(owner.socket.closeCode, undefined);
+  r.clock.now += 15 * 60_000;
+  const later = r.connect();
+  const got = r.take(later.client, "Ada", { password: "correct horse" });
+  await settle();
+  assert.equal(got()?.name, "Ada", "the window ages out");
+  r.done();
+});
+
+Deno.test("Sessions treats a password for an account that has none as no proof: name taken", async () => {
+  const r = rig();
+  const ada = r.connect();
+  r.take(ada.client, "Ada");
+  const other = r.connect();
+  r.take(other.client, "Ada", { password: "correct horse" });
+  await settle();
+  assert.equal(other.socket.closeCode, CloseCode.nameTaken);
+  assert.equal(r.hashing.calls, 0);
+  r.done();
+});
+
+Deno.test("Sessions with registration password needs a password for a new name, and refuses a short one with 4000", async () => {
+  const r = rig(null, { registration: "password" });
+  const bare = r.connect();
+  assert.equal(r.take(bare.client, "Bob")(), null);
+  assert.equal(bare.socket.closeCode, CloseCode.unauthorized);
+  assert.equal(bare.socket.closeReason, PASSWORD_REQUIRED);
+  const short = r.connect();
+  r.take(short.client, "Bob", { password: "short" });
+  assert.equal(short.socket.closeCode, CloseCode.badHandshake);
+  assert.equal(
+    short.socket.closeReason,
+    "Cannot make the account: password must be at least 8 characters",
+  );
+  assert.equal(r.accounts.accountByName("Bob"), null, "nothing was made");
+  const good = r.connect();
+  const got = r.take(good.client, "Bob", { password: "long enough" });
+  await settle();
+  assert.equal(got()?.hasPassword, true);
+  r.done();
+});
+
+Deno.test("Sessions asks a client to try again (1013) when too many password hashes wait, never saying wrong", async () => {
+  const hashing = fakeDerive();
+  let release!: () => void;
+  const hasher = new PasswordHasher({ derive: hashing.derive, maxConcurrent: 1, maxQueued: 0 });
+  const r = rig(null, { hasher });
+  const owner = r.connect();
+  r.take(owner.client, "Ada", { password: "correct horse" });
+  await settle();
+  hashing.state.hold = new Promise((resolve) => release = resolve);
+  const first = r.connect();
+  const firstGot = r.take(first.client, "Ada", { password: "correct horse" });
+  await settle();
+  // Another name's sign-in, so it is not queued behind Ada's turn but meets the full hasher.
+  const second = r.connect();
+  r.take(second.client, "Bob", { password: "another one" });
+  await settle();
+  assert.equal(second.socket.closeCode, CloseCode.tryAgain);
+  assert.equal(second.socket.closeReason, SIGN_IN_BUSY);
+  release();
+  await settle();
+  assert.equal(firstGot()?.name, "Ada");
+  r.done();
+});
+
+Deno.test("Sessions closes a session's connections with 4001 signed out when it is ended", () => {
+  const r = rig();
+  const tab = r.connect();
+  const got = r.take(tab.client, "Ada")()!;
+  const same = r.connect();
+  r.take(same.client, "Ada", { resume: got.token });
+  const mine = r.sessions.sessionOf(tab.client)!;
+  assert.equal(mine.accountId, got.accountId);
+  r.sessions.endSessions([mine.session]);
+  for (const { socket } of [tab, same]) {
+    assert.equal(socket.closeCode, CloseCode.unauthorized);
+    assert.equal(socket.closeReason, SIGNED_OUT);
+  }
   r.done();
 });
