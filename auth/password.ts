@@ -26,13 +26,12 @@
  *
  * Nothing here logs: not the password, not the salt, not the hash.
  *
- * Wiring (next step): one `PasswordHasher` per server, made in the start function beside the
- * account store. hub/sessions.ts's sign-in step calls, in this order: the sign-in limiter's
- * `check` (auth/sign_in_limit.ts, before any hash is spent), then `verify(password,
- * account.passwordHash)`, then the limiter's `failed`/`succeeded`; on `{ ok: true, needsRehash:
- * true }` it stores `await hash(password)`. Setting or changing a password: `passwordProblem`
- * first (its text is the error the client sees), then `hash`. A {@linkcode HasherBusyError} is
- * answered as `unavailable` with a retry-after, never as a wrong password.
+ * Wiring: one `PasswordHasher` per hub (hub.ts; tests pass cheap parameters). hub/sessions.ts's
+ * password sign-in asks the sign-in limiter (auth/sign_in_limit.ts) before any hash is spent, then
+ * `verify`s, and on `{ ok: true, needsRehash: true }` stores a fresh `hash`; a new account's
+ * password and hub/account_commands.ts's `set_password` check `passwordProblem` first (its text is
+ * the error the client sees). A {@linkcode HasherBusyError} is answered as "try again" (1013, or
+ * `unavailable` with a retry-after), never as a wrong password.
  *
  * @example
  * ```ts

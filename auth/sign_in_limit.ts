@@ -19,15 +19,15 @@
  *
  * Pure logic with an injected clock; nothing is logged (the caller logs the name and the event).
  *
- * Wiring (next step): one `SignInLimiter` per instance, beside the `PasswordHasher`. In
- * hub/sessions.ts's password sign-in: `check(nameKey(name), address)` first, and when refused,
- * answer `rate_limited` with its `retryAfterMs` without hashing; otherwise verify, then call
- * `failed` on a mismatch (or on an unknown name, so probing names costs the same) and `succeeded`
- * on a match. The address is the one http/server.ts resolves (honouring `--trust-proxy`), passed
- * through {@linkcode addressKey}, which counts an IPv6 caller by its /64: one host commonly holds a
- * whole /64 and could otherwise take a fresh address per guess. A sweep timer calls `sweep()`
- * every few minutes. With `--redis` the windows are per instance, so N instances allow N times
- * the failures; a shared window in Redis is a later step.
+ * Wiring: the hub makes one `SignInLimiter` for account passwords, used by hub/sessions.ts's
+ * password sign-in (`check(nameKey(name), addressKey(address))` before any hash; `failed` on a
+ * wrong password, and on an unknown name while registration is closed, so probing names costs a
+ * guess) and by `set_password`'s current-password check (hub/account_commands.ts); hub/greeting.ts
+ * keeps another for the shared `--password`, by address only. The hub's sweep calls `sweep()`. The
+ * address is the one http/server.ts resolves (honouring `--trust-proxy`), passed through
+ * {@linkcode addressKey}, which counts an IPv6 caller by its /64: one host commonly holds a whole
+ * /64 and could otherwise take a fresh address per guess. With `--redis` the windows are per
+ * instance, so N instances allow N times the failures; a shared window in Redis is a later step.
  */
 
 /** How long a failed sign-in counts, in ms. */

@@ -22,10 +22,9 @@
  * `findSession`, then `rotateSession` when the token was the current one, and `touchSession` at
  * the hello, the disconnect and at most every {@linkcode TOUCH_INTERVAL_MS} while connected; its
  * sweep calls `releaseInactive(now, --account-ttl)`. hub/join.ts records `joinRoom`, the hub's
- * leave `leaveRoom`, and the welcome lists `listRooms`. Not wired yet (next steps):
- * - password sign-in on a new device: `accountByName`, then auth/sign_in_limit.ts and
- *   auth/password.ts (see their headers), then `createSession`; close the sockets of its
- *   `evicted` session.
+ * leave `leaveRoom`, and the welcome lists `listRooms`. A hello with the account's password signs
+ * in through `accountByName` and `createSession` (hub/sessions.ts); hub/account_commands.ts calls
+ * `setPassword`, `revokeAllSessions`, `revokeSession` and `listSessions`. Not wired yet (next steps):
  * - a `read` command calls `markRead` and tells the account's other connections the value it
  *   returns. Stored DMs (hub/dm.ts) can be rooms of their own here, one per pair of accounts.
  * - admin commands: `setDisabled` (then close the account's connections), `listAccounts`,

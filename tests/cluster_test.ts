@@ -1101,3 +1101,72 @@ clusterTest(
     assert.deepEqual(history.messages.map((m: Msg) => m.text), ["the real c04"], "nor the store");
   },
 );
+
+/**
+ * Opens a socket on `server` and says `hello` with exactly these fields (no remembered token);
+ * retries while another instance still holds the name, as the browser does. Resolves with the
+ * welcomed client, or with the close that refused it.
+ */
+async function helloOn(
+  server: SpawnedServer,
+  fields: Msg,
+): Promise<{ c: TestClient; welcome?: Msg; closed?: CloseEvent }> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const c = new TestClient(server.wsUrl);
+    await within("the WebSocket upgrade", c.opened, CLOSE_WAIT_MS);
+    c.send({ type: "hello", ...fields });
+    const got: { welcome?: Msg; closed?: CloseEvent } = await Promise.race([
+      c.waitFor((m) => m.type === "welcome", 10_000).then((welcome) => ({ welcome })),
+      closedWithin(c, 10_000).then((closed) => ({ closed })),
+    ]);
+    const elsewhere = got.closed?.reason === "name taken on another instance";
+    if (!elsewhere || Date.now() > deadline) return { c, ...got };
+    await sleep(100);
+  }
+}
+
+clusterTest(
+  "A password set on one instance signs in on another as a session of its own; one ended there opens nothing anywhere",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const password = "correct horse battery";
+    const laptop = await helloOn(a, { name: "Carol", accountPassword: password, device: "Laptop" });
+    assert.equal(laptop.welcome?.hasPassword, true);
+    await laptop.c.close();
+    const phone = await helloOn(b, { name: "carol", accountPassword: password, device: "Phone" });
+    assert.equal(phone.welcome?.name, "Carol", `signed in on B: ${phone.closed?.reason}`);
+    const list = await phone.c.request(
+      { type: "sessions", cid: "s" },
+      (m) => m.type === "sessions",
+    );
+    const laptopSession = list.sessions.find((s: Msg) => s.device === "Laptop");
+    assert.ok(laptopSession !== undefined, "B sees the session A made: they share Redis");
+    const out = await phone.c.request(
+      { type: "sign_out", session: laptopSession.id, cid: "o" },
+      (m) => m.cid === "o",
+    );
+    assert.deepEqual(out.sessions, [laptopSession.id]);
+    // A new password, set on B, is the one A checks.
+    const changed = await phone.c.request(
+      { type: "set_password", password: "a whole new one", current: password, cid: "p" },
+      (m) => m.cid === "p",
+    );
+    assert.equal(changed.type, "password_set");
+    await phone.c.close();
+    const revoked = await helloOn(a, { name: "Carol", resume: laptop.welcome!.resume });
+    assert.equal(revoked.closed?.code, 4009);
+    assert.equal(
+      revoked.closed?.reason,
+      "name taken",
+      "the ended session's token is no proof on A",
+    );
+    const old = await helloOn(a, { name: "Carol", accountPassword: password });
+    assert.equal(old.closed?.code, 4001);
+    assert.equal(old.closed?.reason, "wrong password");
+    const fresh = await helloOn(a, { name: "Carol", accountPassword: "a whole new one" });
+    assert.equal(fresh.welcome?.name, "Carol");
+    for (const c of [laptop.c, phone.c, revoked.c, old.c, fresh.c]) await c.close();
+  },
+);

@@ -34,7 +34,8 @@ Deno.test("every command type in docs/protocol.md parses, and every parsed type 
       doc.includes(`"type": "${type}"`) || doc.includes(`"type":"${type}"`),
       `${type} undocumented`,
     );
-    const r = parseCommand(JSON.stringify({ type, room: "general", text: "x", to: "bob" }), {
+    const fields = { room: "general", text: "x", to: "bob", password: "long enough" };
+    const r = parseCommand(JSON.stringify({ type, ...fields }), {
       maxTextChars: 10,
     });
     assert.ok(r.ok, `${type} does not parse`);

@@ -20,6 +20,8 @@ import {
   type Store,
 } from "../store/store.ts";
 import { type Msg, TestClient } from "./helpers.ts";
+import { PasswordHasher } from "../auth/password.ts";
+import type { AccountStore } from "../store/accounts.ts";
 
 /** Options for {@linkcode startServer}: any config field, plus what the wiring takes. */
 export interface FixtureOptions extends Partial<Config> {
@@ -31,7 +33,17 @@ export interface FixtureOptions extends Partial<Config> {
   clientNow?: () => number;
   /** Checks each hello's credentials, as main.ts's `createAuthenticator`. @default none: open */
   auth?: Authenticator;
+  /** Hashes account passwords. @default real scrypt at FIXTURE_SCRYPT_PARAMS */
+  hasher?: PasswordHasher;
+  /** Accounts. @default in memory */
+  accounts?: AccountStore;
 }
+
+/**
+ * The fixture's scrypt cost: the real function, at 1 MiB instead of OWASP's 128 MiB, so a test
+ * signs in in a millisecond; auth/password_test.ts and the process tests run the real parameters.
+ */
+export const FIXTURE_SCRYPT_PARAMS = { logN: 10, r: 8, p: 1 };
 
 /** The flags' defaults, as `main.ts` would see them with no arguments. */
 export function defaultConfig(args: string[] = []): Config {
@@ -66,7 +78,7 @@ export interface InProcessServer extends AsyncDisposable {
  * comes from 127.0.0.1) unless the options set them.
  */
 export async function startServer(options: FixtureOptions = {}): Promise<InProcessServer> {
-  const { store: givenStore, hubNow, clientNow, auth, ...overrides } = options;
+  const { store: givenStore, hubNow, clientNow, auth, hasher, accounts, ...overrides } = options;
   const config: Config = { ...defaultConfig(), host: "127.0.0.1", port: 0, ...overrides };
   const store = givenStore ?? new MemoryStore({ retention: config.retention });
   const perAddress = ["maxConnectionsPerIp", "maxPendingPerIp", "handshakeRate"] as const;
@@ -78,6 +90,8 @@ export async function startServer(options: FixtureOptions = {}): Promise<InProce
     ...(auth ? { auth } : {}),
     ...(hubNow ? { hubNow } : {}),
     ...(clientNow ? { clientNow } : {}),
+    ...(accounts ? { accounts } : {}),
+    hasher: hasher ?? new PasswordHasher({ params: FIXTURE_SCRYPT_PARAMS }),
   });
   const { hub, port } = chat;
   const origin = `http://127.0.0.1:${port}`;
