@@ -17,6 +17,7 @@ import outboxJs from "../static/outbox.js" with { type: "text" };
 import renderJs from "../static/render.js" with { type: "text" };
 import sidebarJs from "../static/sidebar.js" with { type: "text" };
 import signinJs from "../static/signin.js" with { type: "text" };
+import accountJs from "../static/account.js" with { type: "text" };
 import stateJs from "../static/state.js" with { type: "text" };
 import storageJs from "../static/storage.js" with { type: "text" };
 import styleCss from "../static/style.css" with { type: "text" };
@@ -73,6 +74,7 @@ export const assets: ReadonlyMap<string, Asset> = new Map<string, Asset>([
   ["/render.js", { body: blankCommentLines(renderJs), type: JS }],
   ["/sidebar.js", { body: blankCommentLines(sidebarJs), type: JS }],
   ["/signin.js", { body: blankCommentLines(signinJs), type: JS }],
+  ["/account.js", { body: blankCommentLines(accountJs), type: JS }],
   ["/state.js", { body: blankCommentLines(stateJs), type: JS }],
   ["/storage.js", { body: blankCommentLines(storageJs), type: JS }],
   ["/wire.js", { body: blankCommentLines(wireJs), type: JS }],

@@ -2,6 +2,7 @@
 /// <reference lib="dom" />
 /** Entry point: wires connection, state, outbox and views; every event ends in one redraw. */
 
+import { AccountPanel } from "./account.js";
 import { Composer } from "./composer.js";
 import { Connection } from "./connection.js";
 import { byId, setText } from "./dom.js";
@@ -43,6 +44,7 @@ const bannerBtn = byId("banner-btn", HTMLButtonElement),
   notifyBtn = byId("notify-btn", HTMLButtonElement);
 
 const state = new ChatState(), outbox = new Outbox(), notifier = new Notifier();
+const account = new AccountPanel((m) => conn.send(m));
 let identity = load("identity", { name: "", token: "" });
 const secrets = new Secrets();
 /** @type {import("./signin.js").Mode} */
@@ -52,14 +54,31 @@ let everOnline = false;
 const TAB = crypto.randomUUID();
 /** Another socket of this page took over (4010); stay away until the user says otherwise. */
 let replaced = false;
+/** The account password typed on the sign-in card: sent in hellos until a welcome, never stored. */
+let accountPassword = "";
+/** This browser as the sessions list shows it, e.g. "Firefox on Linux". */
+const DEVICE = (() => {
+  const ua = navigator.userAgent,
+    first = (/** @type {[RegExp, string][]} */ list) => list.find(([re]) => re.test(ua))?.[1] ?? "";
+  const browser = first([[/Edg\//, "Edge"], [/Firefox\//, "Firefox"], [/Chrome\//, "Chrome"], [
+    /Safari\//,
+    "Safari",
+  ]]) || "Browser";
+  const os = first([[/Android/, "Android"], [/iPhone|iPad/, "iOS"], [/Mac OS/, "macOS"], [
+    /Windows/,
+    "Windows",
+  ], [/Linux/, "Linux"]]);
+  return os ? `${browser} on ${os}` : browser;
+})();
 /** Since when reconnects find the name held on another instance (0: they do not). */
 let heldSince = 0;
 let status = { state: "stopped", retryAt: 0 };
 
-/** The sign-in card with the fields the server's mode asks for. @param {{ error?: string, refused?: "password" | "token" | "" }} how */
+/** The sign-in card with the fields the server's mode asks for. @param {{ error?: string, refused?: "password" | "token" | "account" | "" }} how */
 function signIn(how = {}) {
-  showLogin(mode, secrets, { name: identity.name, ...how }, (name) => {
+  showLogin(mode, secrets, { name: identity.name, ...how }, (name, password) => {
     if (nameKey(name) !== nameKey(identity.name)) identity = { name, token: "" };
+    accountPassword = password;
     start();
   });
 }
@@ -96,6 +115,8 @@ const conn = new Connection({
       password: secrets.password || undefined,
       token: secrets.token || undefined,
       connection: TAB,
+      accountPassword: accountPassword || undefined,
+      device: DEVICE,
     };
   },
   onMessage(m) {
@@ -134,9 +155,21 @@ function closed(code, reason) {
     if (Date.now() - heldSince < HELD_RETRY_MS) return true;
   }
   heldSince = 0;
+  if (code === 4001 && reason === "signed out") {
+    // Nothing of this account stays on screen or on disk for whoever uses the browser next.
+    save("identity", { name: identity.name, token: "" });
+    save("rooms", []);
+    sessionStorage.setItem(
+      "chat.notice",
+      account.signingOut ? "You signed out." : "You were signed out.",
+    );
+    location.reload();
+    return false;
+  }
   if (code === 4001) {
     const words = refusal(reason, secrets);
-    if (words.refused) secrets.set({ [words.refused]: "" });
+    if (words.refused === "account") accountPassword = "";
+    else if (words.refused) secrets.set({ [words.refused]: "" });
     // The server may have been restarted with other sign-in flags: ask it again first.
     void fetchMode().then((m) => {
       mode = m;
@@ -146,11 +179,12 @@ function closed(code, reason) {
   }
   const error = {
     4000: `The server refused: ${reason || "bad hello"}.`,
-    4009: `The name “${identity.name}” is taken, or looks like one that is. Pick another name.`,
+    4009: `The name “${identity.name}” is taken, or looks like one that is. If it is yours, ` +
+      "enter its password; otherwise pick another name.",
   }[code];
   if (!error) return !replaced;
-  identity.token = "";
-  signIn({ error });
+  identity.token = accountPassword = "";
+  signIn({ error, refused: code === 4009 ? "account" : "" });
   return false;
 }
 
@@ -158,6 +192,8 @@ function closed(code, reason) {
 const handlers = {
   welcome(m) {
     heldSince = 0;
+    accountPassword = "";
+    account.hasPassword = m.hasPassword === true;
     secrets.accepted = true;
     save("identity", identity = { name: m.name, token: m.resume ?? "" });
     state.setMe(m.name);
@@ -183,6 +219,10 @@ const handlers = {
 
   // Another tab or device of this account left it.
   left: (m) => forget(m.room),
+
+  sessions: (m) => account.sessions(m),
+  password_set: (m) => account.passwordSet(m),
+  signed_out: () => account.signedOut(),
 
   joined(m) {
     const room = state.rooms.get(m.room);
@@ -274,7 +314,8 @@ const handlers = {
     const cid = isStr(m.cid) ? m.cid : "", [kind, name] = cid.split(":");
     const words = ERRORS[m.code] ?? `the server refused it (${m.message}).`;
     const entry = outbox.get(cid), room = state.rooms.get(name);
-    if (entry && m.code === "rate_limited" && isNum(m.retryAfterMs)) {
+    if (kind === "account") account.error(m);
+    else if (entry && m.code === "rate_limited" && isNum(m.retryAfterMs)) {
       // The server is busy, not refusing this message: it goes again, with its cid, after the hint.
       entry.state = "queued";
       setTimeout(() => {
@@ -533,6 +574,7 @@ pending.onclick = (/** @type {Event} */ e) => {
 };
 
 notifyBtn.onclick = () => notifier.toggle().then(render);
+el("account-btn").onclick = () => account.open();
 bannerBtn.onclick = () => replaced ? start() : conn.retryNow();
 
 for (const r of load("rooms", ["general"]).map(wire.roomName)) if (r) state.room(r);
@@ -541,5 +583,7 @@ if (first) state.view = { kind: "room", id: first };
 // Which fields to show depends on the server, so ask it before the first screen.
 mode = await fetchMode();
 await secrets.fromOtherTabs(mode);
-if (ready(mode, secrets, identity.name)) start();
-else signIn();
+const notice = sessionStorage.getItem("chat.notice");
+sessionStorage.removeItem("chat.notice");
+if (notice === null && ready(mode, secrets, identity.name)) start();
+else signIn({ error: notice ?? "" });

@@ -15,7 +15,8 @@ const MODE_WAIT_MS = 3000;
 const HANDOFF_WAIT_MS = 400;
 
 /** What the server wants at the hello: `auth` "token" means a sign-in token that names the user. */
-/** @typedef {{ auth: "none" | "password" | "token", password: boolean }} Mode */
+/** `registration` "password": a new name needs an account password at its first hello. */
+/** @typedef {{ auth: "none" | "password" | "token", password: boolean, registration?: string }} Mode */
 /** @typedef {{ password: string, token: string }} Secret */
 
 /** Asks the server for its sign-in mode; the last one seen (or none) when it cannot answer. */
@@ -27,6 +28,7 @@ export async function fetchMode() {
     const mode = {
       auth: c?.auth === "token" ? "token" : c?.auth === "password" ? "password" : "none",
       password: c?.password === true,
+      registration: c?.registration === "password" ? "password" : "open",
     };
     save("mode", mode);
     return mode;
@@ -101,14 +103,27 @@ function expiresAt(token) {
   }
 }
 
+/** Words for the 4001 closes about an account's own password, by the reason's start. */
+const ACCOUNT_REFUSALS = /** @type {[RegExp, string][]} */ ([
+  [/^wrong password/, "That password is not right for this name."],
+  [/^too many failed/, "Too many wrong passwords for this name. Try again in a few minutes."],
+  [
+    /^choose a password/,
+    "This chat needs a password for a new name: choose one (8 or more characters).",
+  ],
+]);
+
 /**
- * The words for a 4001 close, and which secret was refused. The server says only "token invalid
+ * The words for a 4001 close, and which secret was refused (`account`: the name's own password). The server says only "token invalid
  * or expired" (at the hello, and when a token runs out on an open connection), so whether it
  * expired is read from the token's own `exp` claim.
  * @param {string} reason @param {Secrets} secrets
- * @returns {{ error: string, refused: keyof Secret | "" }}
+ * @returns {{ error: string, refused: keyof Secret | "account" | "" }}
  */
 export function refusal(reason, secrets, now = Date.now()) {
+  const account = ACCOUNT_REFUSALS.find(([re]) => re.test(reason));
+  if (account) return { error: account[1], refused: "account" };
+  if (reason === "signed out") return { error: "You were signed out.", refused: "" };
   if (/^password/.test(reason)) {
     const error = secrets.password ? "That password is not right." : "This chat needs a password.";
     return { error, refused: "password" };
@@ -133,17 +148,18 @@ const INTRO = {
 };
 
 /**
- * Shows the sign-in card with the fields `mode` asks for; `done` runs once they are filled in.
+ * Shows the sign-in card with the fields `mode` asks for; `done` runs once they are filled in,
+ * with the name and the account password typed (kept only until the welcome, never stored).
  * @param {Mode} mode @param {Secrets} secrets
- * @param {{ name: string, error?: string, refused?: keyof Secret | "" }} how
- * @param {(name: string) => void} done
+ * @param {{ name: string, error?: string, refused?: keyof Secret | "account" | "" }} how
+ * @param {(name: string, accountPassword: string) => void} done
  */
 export function showLogin(mode, secrets, how, done) {
   /** @param {string} id */
   const input = (id) => byId(id, HTMLInputElement),
     el = (/** @type {string} */ id) => byId(id, HTMLElement);
   const name = input("login-name"), pw = input("login-password"), token = input("login-token");
-  const error = el("login-error");
+  const error = el("login-error"), mine = input("login-account-password");
   const asks = {
     name: mode.auth !== "token",
     password: mode.password,
@@ -157,6 +173,12 @@ export function showLogin(mode, secrets, how, done) {
   el("login-name-row").hidden = !asks.name;
   el("login-password-row").hidden = !asks.password;
   el("login-token-row").hidden = !asks.token;
+  // A token names its user, so only names sign in with the account's own password.
+  el("login-account-row").hidden = !asks.name;
+  el("login-account-hint").textContent = mode.registration === "password"
+    ? "A new name needs one: 8 or more characters."
+    : "Only if your name has one, or to sign in on another device.";
+  mine.value = "";
   name.value = how.name;
   pw.value = how.refused === "password" ? "" : secrets.password;
   token.value = how.refused === "token" ? "" : secrets.token;
@@ -168,7 +190,7 @@ export function showLogin(mode, secrets, how, done) {
       [pw, asks.password && !pw.value ? "Enter the chat's password." : ""],
       [token, asks.token && !token.value.trim() ? "Paste your sign-in token." : ""],
     ]).find(([, why]) => why);
-  const field = how.refused === "password" ? pw : how.refused === "token" ? token : null;
+  const field = how.refused ? { password: pw, token, account: mine }[how.refused] : null;
   (field ?? problem()?.[0] ?? name).focus();
   byId("login-form", HTMLFormElement).onsubmit = (e) => {
     e.preventDefault();
@@ -181,6 +203,6 @@ export function showLogin(mode, secrets, how, done) {
       password: asks.password ? pw.value : "",
       token: asks.token ? token.value.trim() : "",
     });
-    done(asks.name ? name.value.trim() : how.name);
+    done(asks.name ? name.value.trim() : how.name, asks.name ? mine.value : "");
   };
 }

@@ -24,7 +24,7 @@ browserTest(
     const page = await context.newPage();
     const chat = watch(page);
     await page.goto(h.server.url);
-    const password = page.getByLabel("Password", { exact: true });
+    const password = page.getByLabel("Chat password", { exact: true });
     await password.waitFor({ timeout: SCREEN_WAIT_MS });
     assert.deepEqual(await page.locator("#login-error").textContent(), "", "no failure first");
     assert.deepEqual(await page.getByLabel("Name").isVisible(), true);
@@ -52,8 +52,8 @@ browserTest(
     // Another browser session asks again, with the field there at once.
     const other = await (await h.browser.newContext()).newPage();
     await other.goto(h.server.url);
-    await other.getByLabel("Password", { exact: true }).waitFor({ timeout: SCREEN_WAIT_MS });
-    assert.deepEqual(await other.getByLabel("Password", { exact: true }).inputValue(), "");
+    await other.getByLabel("Chat password", { exact: true }).waitFor({ timeout: SCREEN_WAIT_MS });
+    assert.deepEqual(await other.getByLabel("Chat password", { exact: true }).inputValue(), "");
     assert.deepEqual([...chat.problems, ...tabChat.problems], []);
   },
   ["--port", "0", "--data", ":memory:", "--password", "s3cret"],
@@ -69,7 +69,7 @@ browserTest(
     const field = page.getByLabel("Sign-in token");
     await field.waitFor({ timeout: SCREEN_WAIT_MS });
     assert.deepEqual(await page.getByLabel("Name").isVisible(), false);
-    assert.deepEqual(await page.getByLabel("Password", { exact: true }).isVisible(), false);
+    assert.deepEqual(await page.getByLabel("Chat password", { exact: true }).isVisible(), false);
     assert.match(await page.locator("#login-intro").textContent() ?? "", /sign-in token/);
     await page.getByRole("button", { name: "Join chat" }).click();
     await page.locator("#login-error", { hasText: "Paste your sign-in token." }).waitFor();
@@ -96,10 +96,10 @@ browserTest(
     const page = await (await h.browser.newContext()).newPage();
     await page.goto(h.server.url);
     await page.getByLabel("Sign-in token").waitFor({ timeout: SCREEN_WAIT_MS });
-    assert.deepEqual(await page.getByLabel("Password", { exact: true }).isVisible(), true);
+    assert.deepEqual(await page.getByLabel("Chat password", { exact: true }).isVisible(), true);
     assert.deepEqual(await page.getByLabel("Name").isVisible(), false);
     await page.getByLabel("Sign-in token").fill(token);
-    await page.getByLabel("Password", { exact: true }).fill("s3cret");
+    await page.getByLabel("Chat password", { exact: true }).fill("s3cret");
     await page.getByRole("button", { name: "Join chat" }).click();
     await waitJoined(page, "general");
     assert.deepEqual(await page.locator("#me-name").textContent(), "dave");

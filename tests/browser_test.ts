@@ -46,12 +46,13 @@ if (!HAVE_REDIS) {
 }
 
 /**
- * Page, scripts and styles as served must stay under this many bytes, uncompressed ("61 KB"): 60 KB
- * until accounts (issue 15) brought many tabs per account (a tab id, the account's rooms, `left`).
+ * Page, scripts and styles as served must stay under this many bytes, uncompressed ("70 KB"): 60 KB
+ * until accounts (issue 15) brought many tabs per account (a tab id, the account's rooms, `left`),
+ * 61 KB until the account's own password, sessions and sign-out (the account dialog, account.js).
  */
-const UI_BUDGET_BYTES = 61_000;
+const UI_BUDGET_BYTES = 70_000;
 
-Deno.test("UI assets: page, scripts and styles stay under 61 KB", () => {
+Deno.test("UI assets: page, scripts and styles stay under 70 KB", () => {
   const bodies = new Set<string>();
   for (const [path, asset] of assets) if (path !== "/favicon.svg") bodies.add(asset.body);
   let bytes = 0;

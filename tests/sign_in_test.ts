@@ -9,11 +9,14 @@ import { spawnServer, TestClient } from "./helpers.ts";
 import { startServer } from "./server_fixture.ts";
 
 /** Reads /config.json from a server started with `options`. */
-async function signInConfig(options: { password?: string; jwtSecret?: string }) {
+async function signInConfig(
+  options: { password?: string; jwtSecret?: string; registration?: "password" },
+) {
   await using server = await startServer({
     password: options.password ?? null,
     jwtSecret: options.jwtSecret ?? null,
     maxTextChars: 123,
+    ...(options.registration ? { registration: options.registration } : {}),
   });
   const response = await fetch(`${server.origin}/config.json`);
   assert.equal(response.status, 200);
@@ -27,13 +30,28 @@ async function signInConfig(options: { password?: string; jwtSecret?: string }) 
 }
 
 Deno.test("/config.json says an open server wants only a name", async () => {
-  assert.deepEqual(await signInConfig({}), { auth: "none", password: false, maxTextChars: 123 });
+  assert.deepEqual(await signInConfig({}), {
+    auth: "none",
+    password: false,
+    registration: "open",
+    maxTextChars: 123,
+  });
+});
+
+Deno.test("/config.json says a --registration password server wants a password for a new name", async () => {
+  assert.deepEqual(await signInConfig({ registration: "password" }), {
+    auth: "none",
+    password: false,
+    registration: "password",
+    maxTextChars: 123,
+  });
 });
 
 Deno.test("/config.json says a --password server wants a password, without serving it", async () => {
   assert.deepEqual(await signInConfig({ password: "s3cret-pw" }), {
     auth: "password",
     password: true,
+    registration: "open",
     maxTextChars: 123,
   });
 });
@@ -42,11 +60,13 @@ Deno.test("/config.json says a --jwt-secret server wants a token, and a password
   assert.deepEqual(await signInConfig({ jwtSecret: "k3y-secret" }), {
     auth: "token",
     password: false,
+    registration: "open",
     maxTextChars: 123,
   });
   assert.deepEqual(await signInConfig({ jwtSecret: "k3y-secret", password: "s3cret-pw" }), {
     auth: "token",
     password: true,
+    registration: "open",
     maxTextChars: 123,
   });
 });
