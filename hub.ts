@@ -278,6 +278,8 @@ export class Hub implements ClientHandler {
         return this.#dms.send(client, command.to, command.text, command.cid);
       case "typing":
         return this.#typing(client, command.room, command.cid);
+      case "read":
+        return void this.#account.markRead(client, command.room, command.seq, command.cid);
       case "set_password":
         return void this.#account.setPassword(
           client,

@@ -1,6 +1,12 @@
 /**
- * The commands about one's own account: `set_password`, `sessions` (the account's sessions, for a
- * sessions page) and `sign_out` (this session, one other, or all others).
+ * The commands about one's own account: `read` (a read marker per room), `set_password`,
+ * `sessions` (the account's sessions, for a sessions page) and `sign_out` (this session, one other,
+ * or all others).
+ *
+ * - `read` moves the account's marker for a room it is in forward (never back) to a seq no higher
+ *   than the room's latest here, so a client cannot mark messages read before they exist; every
+ *   connection of the account, the sender's included, is told the marker now (`read`), so another
+ *   tab or device drops its unread count at once. The welcome carries each room's marker.
  *
  * - `set_password` sets the account's first password, or changes it when given the current one.
  *   A wrong current password is `wrong_password` and counts toward the same sign-in limiter as a
@@ -18,6 +24,7 @@
 import type { Client } from "../client.ts";
 import {
   passwordSetLine,
+  readLine,
   type SessionEntry,
   sessionsLine,
   signedOutLine,
@@ -28,6 +35,8 @@ import type { AccountStore } from "../store/accounts.ts";
 import type { HubObservers } from "./options.ts";
 import type { Replies } from "./replies.ts";
 import type { Sessions } from "./sessions.ts";
+import type { Memberships } from "./member.ts";
+import type { Rooms } from "./rooms.ts";
 
 /** How long a client is asked to wait when every password hash slot is taken, in ms. */
 export const HASHER_BUSY_RETRY_MS = 2000;
@@ -40,6 +49,8 @@ export interface AccountCommandParts {
   signIns: SignInLimiter;
   replies: Replies;
   observers: HubObservers;
+  memberships: Memberships;
+  rooms: Rooms;
 }
 
 /** Answers the account commands. */
@@ -48,6 +59,24 @@ export class AccountCommands {
 
   constructor(parts: AccountCommandParts) {
     this.#p = parts;
+  }
+
+  async markRead(client: Client, roomName: string, seq: number, cid?: string): Promise<void> {
+    const { accounts, sessions, replies, memberships, rooms } = this.#p;
+    const mine = sessions.sessionOf(client);
+    const room = rooms.get(roomName);
+    if (mine === undefined) return;
+    if (room === undefined || memberships.peek(client)?.rooms.has(roomName) !== true) {
+      return replies.refuse(client, "not_in_room", `Cannot mark read: not in ${roomName}`, cid);
+    }
+    try {
+      const marker = await accounts.markRead(mine.accountId, roomName, Math.min(seq, room.latest));
+      if (marker === null) return;
+      const line = readLine(roomName, marker);
+      for (const c of sessions.clientsOf(client.key)) replies.send(c, line);
+    } catch (e) {
+      replies.unavailable(client, e, "Cannot mark read: the store is unavailable", cid);
+    }
   }
 
   async setPassword(

@@ -106,7 +106,7 @@ export class Greeting {
   /** Reads the account's rooms for the welcome; without them (the store failed) it goes anyway. */
   #rooms(client: Client, granted: Granted, expiresAt?: number): void {
     const welcome = (rooms: JoinedRoom[]) => {
-      if (!client.closed) this.#welcome(client, granted, rooms.map((r) => r.room), expiresAt);
+      if (!client.closed) this.#welcome(client, granted, rooms, expiresAt);
     };
     const failed = (e: unknown) => {
       this.#p.replies.failed(e);
@@ -122,12 +122,15 @@ export class Greeting {
   }
 
   /** Sends the welcome to a client that has its name, and lets its commands in. */
-  #welcome(client: Client, session: Granted, rooms: string[], expiresAt?: number): void {
+  #welcome(client: Client, session: Granted, joined: JoinedRoom[], expiresAt?: number): void {
     const { welcomeLimits, version, replies, observers } = this.#p;
     const { name, token: resume, hasPassword } = session;
+    const rooms = joined.map((r) => r.room);
+    const read: Record<string, number> = {};
+    for (const r of joined) if (r.lastRead > 0) read[r.room] = r.lastRead;
     replies.send(
       client,
-      welcomeLine({ name, resume, limits: welcomeLimits, version, rooms, hasPassword }),
+      welcomeLine({ name, resume, limits: welcomeLimits, version, rooms, hasPassword, read }),
     );
     if (expiresAt !== undefined) client.expireAt(expiresAt);
     observers.event?.("info", "hello", { name: session.name, address: client.address });

@@ -63,6 +63,7 @@ export type Command =
     | { type: "members"; room: string; after?: string; limit: number }
     | { type: "dm"; to: string; text: string }
     | { type: "typing"; room: string }
+    | { type: "read"; room: string; seq: number }
     | { type: "set_password"; password: string; current?: string }
     | { type: "sessions" }
     | { type: "sign_out"; session?: string; others?: true }
@@ -436,6 +437,15 @@ export function parseCommand(text: string, limits: ParseLimits): Parsed<Command>
         if (typeof t !== "string") return t;
         return { ok: true, value: { type, to: obj.to, text: t } };
       }
+      case "read": {
+        const r = room();
+        if (typeof r !== "string") return r;
+        const seq = optionalSeq(obj, "seq");
+        if (seq === null || seq === undefined) {
+          return fail("bad_request", "Cannot mark read: seq must be a seq (integer ≥ 0)", cid);
+        }
+        return { ok: true, value: { type, room: r, seq } };
+      }
       case "set_password": {
         const password = obj.password;
         const current = obj.current;
@@ -537,6 +547,8 @@ export interface Welcome {
   rooms: string[];
   /** Whether the account has a password: without one, only its token signs in as it. */
   hasPassword: boolean;
+  /** How far the account has read each of its rooms (rooms read to no seq are left out). */
+  read: Record<string, number>;
 }
 
 /** One session in a `sessions` reply: never its token. */
@@ -578,10 +590,24 @@ export function signedOutLine(sessions: string[], cid?: string): string {
   );
 }
 
+/** Serialises a read marker: the account has read `room` up to `seq` (on some connection). */
+export function readLine(room: string, seq: number): string {
+  return JSON.stringify({ type: "read", room, seq });
+}
+
 /** Serialises the reply to a hello. */
 export function welcomeLine(w: Welcome): string {
-  const { name, resume, limits, version, rooms, hasPassword } = w;
-  return JSON.stringify({ type: "welcome", name, resume, limits, version, rooms, hasPassword });
+  const { name, resume, limits, version, rooms, hasPassword, read } = w;
+  return JSON.stringify({
+    type: "welcome",
+    name,
+    resume,
+    limits,
+    version,
+    rooms,
+    hasPassword,
+    read,
+  });
 }
 
 /**

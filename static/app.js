@@ -20,6 +20,8 @@ import * as wire from "./wire.js";
 const { isNum, isStr, nameKey } = wire;
 /** Messages per scroll-back page. */
 const OLDER_PAGE = 50;
+/** How long the page waits after showing a room's newest message before it tells the server, in ms. */
+const READ_DELAY_MS = 1000;
 /** How long reconnects retry a name held on another instance (idle timeout + slack), in ms. */
 const HELD_RETRY_MS = 45_000;
 /** Below this width the sidebar is a drawer (as in style.css). */
@@ -203,6 +205,10 @@ const handlers = {
     // The account's rooms, joined on any device, come back here too.
     for (const name of wire.asNames(m.rooms)) if (wire.roomName(name)) state.room(name);
     save("rooms", [...state.rooms.keys()]);
+    for (const r of state.rooms.values()) {
+      const seq = m.read?.[r.name];
+      if (isNum(seq)) r.lastRead = Math.max(r.lastRead, seq);
+    }
     // Rejoin each room asking only for what was missed; its outbox goes once it is joined.
     for (const r of state.rooms.values()) {
       r.historyQueue = [];
@@ -219,6 +225,15 @@ const handlers = {
 
   // Another tab or device of this account left it.
   left: (m) => forget(m.room),
+
+  /** This account read a room up to a seq, here or on another device. */
+  read(m) {
+    const room = state.rooms.get(m.room);
+    if (!room || !isNum(m.seq) || m.seq < room.lastRead) return;
+    room.lastRead = m.seq;
+    room.unread = room.unreadSince(state.meKey);
+    if (!room.unread) room.mentions = 0;
+  },
 
   sessions: (m) => account.sessions(m),
   password_set: (m) => account.passwordSet(m),
@@ -239,6 +254,11 @@ const handlers = {
     room.members.reset(wire.asNames(m.members), isNum(m.count) ? m.count : undefined, state.me);
     // What a rejoin fetches was missed while away, so it counts as unread.
     for (const msg of wire.asMessages(m.history)) if (room.add(msg)) arrived(room, msg, rejoin);
+    if (!rejoin) {
+      // What came since the account last read it, on any device: counted, and marked off.
+      room.unread = room.unreadSince(state.meKey);
+      if (room.unread) room.divide();
+    }
     if (m.more === true) history(room, "after");
     if (!state.view) show("room", room.name);
     // Only now: the server may refuse a say that arrives while the join is still in flight.
@@ -450,6 +470,26 @@ function openSidebar(open) {
   if (open) el("sidebar").querySelector("button")?.focus();
 }
 
+/** @type {Map<string, ReturnType<typeof setTimeout>>} */
+const readTimers = new Map();
+
+/** Tells the server, once the page has shown it a moment, how far `room` is read. @param {import("./state.js").Room} room */
+function markRead(room) {
+  if (readTimers.has(room.name)) return;
+  readTimers.set(
+    room.name,
+    setTimeout(() => {
+      readTimers.delete(room.name);
+      if (
+        !state.viewing("room", room.name) || document.hidden || room.maxSeq <= room.lastRead
+      ) return;
+      if (conn.send({ type: "read", room: room.name, seq: room.maxSeq })) {
+        room.lastRead = room.maxSeq;
+      }
+    }, READ_DELAY_MS),
+  );
+}
+
 let queued = false;
 
 /** Redraws once per task, however many messages arrived. */
@@ -462,7 +502,10 @@ function draw() {
   queued = false;
   const room = state.currentRoom, conv = state.currentDm, n = room?.members.count ?? 0;
   if (!room && !conv) state.view = null;
-  if (!document.hidden && room) room.unread = room.mentions = 0;
+  if (!document.hidden && room) {
+    room.unread = room.mentions = 0;
+    if (room.joined && room.maxSeq > room.lastRead) markRead(room);
+  }
   if (!document.hidden && conv) conv.unread = 0;
   const items = room?.timeline() ?? conv?.timeline() ?? [];
   const mine = outbox.where((e) =>

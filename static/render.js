@@ -77,6 +77,8 @@ export const layoutRows = (items, meKey) =>
       build: () =>
         from
           ? messageRow({ ...it, from }, start, meKey)
+          : it.divider
+          ? h("li", { class: "divider", role: "separator" }, it.text)
           : h("li", { class: "sys" }, `${it.text} `, time(it.ts)),
     };
   });

@@ -13,7 +13,7 @@ export const MEMBERS_PAGE_MAX = 500;
 export const TYPING_SHOWN_MS = 3000;
 
 /** A timeline entry: a message, or a system line (no `from`). */
-/** @typedef {{ key: string, from?: string, text: string, ts: number }} Item */
+/** @typedef {{ key: string, from?: string, text: string, ts: number, divider?: boolean }} Item */
 
 let lines = 0;
 
@@ -200,6 +200,8 @@ export class Room {
   everJoined = false;
   unread = 0;
   mentions = 0;
+  /** The account's read marker (the server's, or ahead of it by what this page just read). */
+  lastRead = 0;
   /** A `before` page came back short: nothing older exists. */
   reachedStart = false;
   loadingOlder = false;
@@ -235,6 +237,29 @@ export class Room {
     if (list[i - 1]?.seq === msg.seq) return false;
     list.splice(i, 0, msg);
     return true;
+  }
+
+  /** Others' messages after the read marker, the ones not loaded counted too. @param {string} meKey */
+  unreadSince(meKey) {
+    const after = this.lastRead;
+    let n = after && this.minSeq > after + 1 ? this.minSeq - after - 1 : 0;
+    for (const m of this.messages) if (m.seq > after && nameKey(m.from) !== meKey) n++;
+    return n;
+  }
+
+  /** Puts the "new since you left" line after the read marker (once; none when nothing is new). */
+  divide() {
+    this.system = this.system.filter((s) => !s.divider);
+    if (!this.messages.some((m) => m.seq > this.lastRead)) return;
+    const at = this.system.findIndex((s) => s.after > this.lastRead);
+    const line = {
+      key: "divider",
+      after: this.lastRead,
+      text: "New since you left",
+      ts: 0,
+      divider: true,
+    };
+    this.system.splice(at < 0 ? this.system.length : at, 0, line);
   }
 
   /** @param {string} text @param {number} ts */

@@ -1,7 +1,8 @@
 /**
  * Passwords and sessions over real sockets, on one instance (the cluster's are in cluster_test.ts):
  * a password signs a new device in beside the first, a wrong one is refused and limited, a change
- * needs the current password and ends other sessions, and `sessions` and `sign_out` manage them.
+ * needs the current password and ends other sessions, `sessions` and `sign_out` manage them, and
+ * read markers move forward only and reach every connection of the account.
  */
 import assert from "node:assert/strict";
 import { CloseCode } from "../protocol/protocol.ts";
@@ -198,4 +199,54 @@ Deno.test("a hello's device label and account password are bounded: over the bou
   const secret = await hello(server, { name: "Ada", accountPassword: "p".repeat(1025) });
   assert.equal(secret.closed?.code, CloseCode.badHandshake);
   assert.equal(secret.closed?.reason, "Cannot start: accountPassword is over 1024 characters");
+});
+
+Deno.test("read moves the account's marker forward only, tells every connection of it, and the welcome carries it", async () => {
+  await using server = await startServer();
+  const laptop = await server.connect("Ada");
+  const phone = await server.connect("Ada", { resume: laptop.messages[0].resume });
+  const bob = await server.connect("Bob");
+  for (const c of [laptop, phone, bob]) await join(c, "general");
+  for (let i = 1; i <= 3; i++) {
+    await bob.request(
+      { type: "say", room: "general", text: `m${i}`, cid: `m${i}` },
+      (m) => m.cid === `m${i}`,
+    );
+  }
+  const from = phone.messages.length;
+  laptop.send({ type: "read", room: "general", seq: 2 });
+  assert.deepEqual(await phone.waitFor((m) => m.type === "read", 5000, from), {
+    type: "read",
+    room: "general",
+    seq: 2,
+  });
+  await laptop.waitFor((m) => m.type === "read" && m.seq === 2);
+  assert.equal(bob.messages.some((m) => m.type === "read"), false, "nobody else is told");
+  // Never back: an older seq answers with the marker as it stands.
+  const back = phone.messages.length;
+  laptop.send({ type: "read", room: "general", seq: 1 });
+  assert.equal((await phone.waitFor((m) => m.type === "read", 5000, back)).seq, 2);
+  // Past the room's latest is clamped to it: messages not yet sent are not read.
+  const past = phone.messages.length;
+  laptop.send({ type: "read", room: "general", seq: 1000 });
+  assert.equal((await phone.waitFor((m) => m.type === "read", 5000, past)).seq, 3);
+  const token = phone.messages[0].resume;
+  await laptop.close();
+  await phone.close();
+  const again = await server.connect("Ada", { resume: token });
+  assert.deepEqual(again.messages[0].read, { general: 3 });
+  assert.deepEqual(again.messages[0].rooms, ["general"]);
+});
+
+Deno.test("read in a room not joined is not_in_room; a seq that is not one is bad_request", async () => {
+  await using server = await startServer();
+  const c = await server.connect("Ada");
+  const outside = await ask(c, { type: "read", room: "elsewhere", seq: 1 }, "r1");
+  assert.equal(outside.code, "not_in_room");
+  await join(c, "general");
+  for (const seq of [-1, 1.5, "2", undefined]) {
+    const bad = await ask(c, { type: "read", room: "general", seq }, `r-${seq}`);
+    assert.equal(bad.code, "bad_request", JSON.stringify(seq));
+    assert.equal(bad.message, "Cannot mark read: seq must be a seq (integer ≥ 0)");
+  }
 });

@@ -1,12 +1,14 @@
 /**
  * An account's own password and sessions in real Chromium against the real server: two browser
  * contexts of one account (a laptop and a phone) both live, a wrong password refused and then
- * limited, and a session signed out from the sessions list, and this one from its own button.
+ * limited, a session signed out from the sessions list and this one from its own button, and
+ * unread counts kept by the server: across a reload, on the other device, cleared by reading there.
  */
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
 import { browserTest, say, waitJoined, waitMessage, watch } from "./browser_harness.ts";
 import { MAX_FAILURES_PER_ACCOUNT } from "../auth/sign_in_limit.ts";
+import { TestClient } from "./helpers.ts";
 
 const PASSWORD = "correct horse battery";
 /** A scrypt hash at OWASP's parameters takes about half a second here; a sign-in waits for one. */
@@ -15,7 +17,9 @@ const SIGN_IN_WAIT_MS = 15_000;
 declare const document: {
   getElementById(id: string): { textContent: string | null };
   activeElement: { id: string } | null;
+  querySelector(selector: string): { textContent: string | null } | null;
 };
+declare const localStorage: { getItem(key: string): string | null };
 
 /** A fresh browser context (another device) on the sign-in card, with `name` typed. */
 async function device(browser: Browser, url: string, name: string): Promise<Page> {
@@ -133,5 +137,68 @@ browserTest(
     await laptop.page.reload();
     await laptop.page.getByRole("button", { name: "Join chat" }).waitFor();
     assert.equal(await laptop.page.locator("#app").isHidden(), true);
+  },
+);
+
+/** The unread badge of `room` in the sidebar ("" when none). */
+const badge = (page: Page, room: string) =>
+  page.locator(`#rooms li:has(button[data-room="${room}"]) .count`).textContent();
+
+/** Waits until the sidebar's unread badge of `room` reads `text`. */
+async function waitBadge(page: Page, room: string, text: string): Promise<void> {
+  const selector = `#rooms li:has(button[data-room="${room}"]) .count`;
+  await page.waitForFunction(
+    ([s, t]) => document.querySelector(s)?.textContent === t,
+    [selector, text] as const,
+  );
+}
+
+browserTest(
+  "unread counts survive a reload and show on the account's other device; reading on one clears the other",
+  async (h) => {
+    const laptop = await h.open("Di");
+    await setPassword(laptop.page, PASSWORD);
+    await laptop.page.getByLabel("Room", { exact: true }).fill("random");
+    await laptop.page.getByLabel("Room", { exact: true }).press("Enter");
+    await waitJoined(laptop.page, "random");
+    const bob = await h.open("Bob");
+    await bob.page.getByLabel("Room", { exact: true }).fill("random");
+    await bob.page.getByLabel("Room", { exact: true }).press("Enter");
+    await waitJoined(bob.page, "random");
+    // Another connection of Di's account hears the marker the laptop sends once it shows "one".
+    const identity = await laptop.page.evaluate(() => localStorage.getItem("chat.identity"));
+    const watcher = await TestClient.connect(h.server.wsUrl, "Di", {
+      resume: JSON.parse(identity!).token,
+    });
+    try {
+      await say(bob.page, "one");
+      await waitMessage(laptop.page, "one");
+      await watcher.waitFor((m) => m.type === "read" && m.room === "random" && m.seq === 1);
+      await laptop.page.locator("#rooms .entry", { hasText: "general" }).click();
+      await waitJoined(laptop.page, "general");
+      await say(bob.page, "two");
+      await say(bob.page, "three");
+      await waitBadge(laptop.page, "random", "2");
+      await laptop.page.reload();
+      await waitJoined(laptop.page, "general");
+      await waitBadge(laptop.page, "random", "2");
+      // The phone, a browser of its own, gets the account's rooms and how far they were read.
+      const phone = await device(h.browser, h.server.url, "Di");
+      await phone.getByLabel("Your password").fill(PASSWORD);
+      await submit(phone);
+      await waitBadge(phone, "random", "2");
+      await phone.locator("#rooms .entry", { hasText: "random" }).click();
+      await waitJoined(phone, "random");
+      const rows = await phone.locator("#messages > li").allTextContents();
+      const divider = rows.indexOf("New since you left");
+      assert.ok(divider > 0, `a divider among ${JSON.stringify(rows)}`);
+      assert.match(rows[divider - 1], /one/);
+      assert.match(rows[divider + 1], /two/);
+      // Read on the phone: the laptop's badge goes.
+      await waitBadge(laptop.page, "random", "");
+      assert.equal(await badge(phone, "random"), "");
+    } finally {
+      await watcher.close();
+    }
   },
 );

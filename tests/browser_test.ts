@@ -46,13 +46,14 @@ if (!HAVE_REDIS) {
 }
 
 /**
- * Page, scripts and styles as served must stay under this many bytes, uncompressed ("70 KB"): 60 KB
+ * Page, scripts and styles as served must stay under this many bytes, uncompressed ("72 KB"): 60 KB
  * until accounts (issue 15) brought many tabs per account (a tab id, the account's rooms, `left`),
- * 61 KB until the account's own password, sessions and sign-out (the account dialog, account.js).
+ * 61 KB until the account's own password, sessions and sign-out (the account dialog, account.js)
+ * and read markers kept by the server (unread across devices, the "new since you left" line).
  */
-const UI_BUDGET_BYTES = 70_000;
+const UI_BUDGET_BYTES = 72_000;
 
-Deno.test("UI assets: page, scripts and styles stay under 70 KB", () => {
+Deno.test("UI assets: page, scripts and styles stay under 72 KB", () => {
   const bodies = new Set<string>();
   for (const [path, asset] of assets) if (path !== "/favicon.svg") bodies.add(asset.body);
   let bytes = 0;
@@ -723,7 +724,8 @@ browserTest(
       await page.getByLabel("Name").fill("b\u03bfb"); // Greek ο
       await page.getByRole("button", { name: "Join chat" }).click();
       await page.locator("#login-error", {
-        hasText: "The name “bοb” is taken, or looks like one that is. Pick another name.",
+        hasText: "The name “bοb” is taken, or looks like one that is. If it is yours, enter its " +
+          "password; otherwise pick another name.",
       }).waitFor();
       assert.equal(sockets, 1);
       await page.getByLabel("Name").fill("bobby\u3164");

@@ -1175,3 +1175,35 @@ clusterTest(
     for (const c of [laptop.c, phone.c, revoked.c, old.c, fresh.c]) await c.close();
   },
 );
+
+clusterTest(
+  "A read marker set on one instance is the account's on every instance",
+  async (rig) => {
+    const a = await rig.server();
+    const b = await rig.server();
+    const dee = await rig.client(a, "Dee");
+    await join(dee, "lobby");
+    const bob = await rig.client(b, "Bob");
+    await join(bob, "lobby");
+    for (const text of ["one", "two"]) {
+      bob.send({ type: "say", room: "lobby", text, cid: text });
+      await dee.waitFor((m) => m.type === "message" && m.text === text);
+    }
+    dee.send({ type: "read", room: "lobby", seq: 1 });
+    await dee.waitFor((m) => m.type === "read" && m.room === "lobby" && m.seq === 1);
+    await dee.close();
+    // Signed in again on B (once A has let the name go), the welcome carries the marker.
+    let back: TestClient | null = null;
+    await eventually("Dee signs in on B", async () => {
+      const c = await rig.client(b, "Dee", {}, false);
+      const got = await Promise.race([
+        c.waitFor((m) => m.type === "welcome", 5000).then(() => true),
+        c.closed.then(() => false),
+      ]);
+      if (got) back = c;
+      return got;
+    }, 20_000);
+    assert.deepEqual(back!.messages[0].read, { lobby: 1 });
+    assert.deepEqual(back!.messages[0].rooms, ["lobby"]);
+  },
+);

@@ -34,7 +34,7 @@ Deno.test("every command type in docs/protocol.md parses, and every parsed type 
       doc.includes(`"type": "${type}"`) || doc.includes(`"type":"${type}"`),
       `${type} undocumented`,
     );
-    const fields = { room: "general", text: "x", to: "bob", password: "long enough" };
+    const fields = { room: "general", text: "x", to: "bob", password: "long enough", seq: 1 };
     const r = parseCommand(JSON.stringify({ type, ...fields }), {
       maxTextChars: 10,
     });
